@@ -1,0 +1,213 @@
+//! [`CacheEngine`]: what the edge calls from its pingora hooks. Each method is the body of
+//! one hook, so the edge never has to build or inspect a pingora_cache type itself; it only
+//! passes through the ones the hook signatures carry.
+
+use crate::freshness::{self, Decision, RequestFacts};
+use crate::rules::SiteRules;
+use crate::storage::{StorageSettings, TieredStorage};
+use pingora_cache::key::HashBinary;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, HttpCache, NoCacheReason, RespCacheable,
+    VarianceBuilder,
+};
+use pingora_http::{RequestHeader, ResponseHeader};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+/// Why a request was not served from cache, or how it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Not a cacheable request (bypass rule, method): `Cache-Status: ...; fwd=bypass`.
+    Bypass,
+    Hit,
+    /// Served stale because the origin failed.
+    StaleError,
+    /// Served stale while one background request refreshes it.
+    StaleRevalidating,
+    Miss,
+    /// A stored copy had expired and a new one was fetched.
+    Expired,
+    /// A stored copy was confirmed by a 304.
+    Revalidated,
+    /// Went to the origin and the response was not storable.
+    Uncacheable,
+}
+
+impl CacheOutcome {
+    /// Short label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheOutcome::Bypass => "bypass",
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::StaleError => "stale",
+            CacheOutcome::StaleRevalidating => "stale-revalidating",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Expired => "expired",
+            CacheOutcome::Revalidated => "revalidated",
+            CacheOutcome::Uncacheable => "uncacheable",
+        }
+    }
+
+    /// Served without an origin response for this request.
+    pub fn from_cache(self) -> bool {
+        matches!(self, CacheOutcome::Hit | CacheOutcome::StaleError | CacheOutcome::StaleRevalidating)
+    }
+}
+
+/// The shared cache: storage, coalescing lock and the hook bodies.
+pub struct CacheEngine {
+    pub storage: &'static TieredStorage,
+    lock: &'static CacheKeyLockImpl,
+    coalesce_wait: Duration,
+}
+
+impl CacheEngine {
+    /// Opens the storage (indexing a disk tier left by a previous run). Lives for the
+    /// process: pingora wants `'static` storage.
+    pub fn open(settings: StorageSettings, coalesce_wait: Duration) -> std::io::Result<&'static Self> {
+        let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
+        Ok(Box::leak(Box::new(CacheEngine { storage, lock, coalesce_wait })))
+    }
+
+    /// `request_cache_filter`: turn the cache on for this request, with coalescing.
+    pub fn enable(&'static self, cache: &mut HttpCache) {
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.coalesce_wait);
+        cache.enable(self.storage, None, None, Some(self.lock), Some(overrides));
+    }
+
+    /// `cache_key_callback`: the key is the key URL.
+    pub fn key(&self, key_url: String) -> CacheKey {
+        CacheKey::new(key_url, "")
+    }
+
+    /// `response_cache_filter`: RFC 9111 + site rules decide; stripped headers never stored.
+    pub fn response_cacheable(&self, req: &RequestHeader, resp: &ResponseHeader, rules: &SiteRules) -> RespCacheable {
+        let now = SystemTime::now();
+        let facts = RequestFacts { method: &req.method, headers: &req.headers };
+        match freshness::decide(facts, resp.status, &resp.headers, rules, now) {
+            Decision::DoNotStore(reason) => RespCacheable::Uncacheable(NoCacheReason::Custom(reason)),
+            Decision::Store(s) => {
+                let mut header = resp.clone();
+                for name in &s.strip {
+                    header.remove_header(name.as_str());
+                }
+                // The stored copy is what clients get; hop-by-hop fields are not part of it.
+                for name in crate::hop::HOP_BY_HOP {
+                    header.remove_header(*name);
+                }
+                let fresh_until = if s.fresh_for.is_zero() {
+                    now.checked_sub(Duration::from_secs(1)).unwrap_or(now)
+                } else {
+                    now + s.fresh_for
+                };
+                RespCacheable::Cacheable(CacheMeta::new(
+                    fresh_until,
+                    now,
+                    secs(s.stale_while_revalidate),
+                    secs(s.stale_if_error),
+                    header,
+                ))
+            }
+        }
+    }
+
+    /// `cache_vary_filter`: a variant per value of the fields the response varies on, except
+    /// `Accept-Encoding` (the edge asks the origin for identity and compresses per client, so
+    /// one stored copy serves every encoding).
+    pub fn variance(&self, meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+        let mut names: Vec<String> = Vec::new();
+        for v in meta.headers().get_all(http::header::VARY) {
+            if let Ok(v) = v.to_str() {
+                names.extend(
+                    v.split(',')
+                        .map(|f| f.trim().to_ascii_lowercase())
+                        .filter(|f| !f.is_empty() && f != "accept-encoding"),
+                );
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        names.sort();
+        names.dedup();
+        let mut builder = VarianceBuilder::new();
+        for name in names {
+            let value: Vec<u8> = req
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .flat_map(|v| v.as_bytes().iter().copied().chain(std::iter::once(b',')))
+                .collect();
+            builder.add_owned_name_value(name, value);
+        }
+        builder.finalize()
+    }
+
+    /// Should a stale copy be served for this error? (`should_serve_stale`.) Always for
+    /// origin failures (connect, timeout, 5xx); the stored windows still apply.
+    pub fn serve_stale_on_error(&self) -> bool {
+        true
+    }
+
+    /// How this request used the cache, from the cache's final phase.
+    pub fn outcome(&self, cache: &HttpCache, stale_error: bool) -> CacheOutcome {
+        match cache.phase() {
+            CachePhase::Hit => CacheOutcome::Hit,
+            CachePhase::Stale if stale_error => CacheOutcome::StaleError,
+            CachePhase::Stale | CachePhase::StaleUpdating => CacheOutcome::StaleRevalidating,
+            CachePhase::Miss => {
+                if cache.upstream_used() {
+                    CacheOutcome::Miss
+                } else {
+                    // A coalesced waiter served from the one fetch.
+                    CacheOutcome::Hit
+                }
+            }
+            CachePhase::Expired => CacheOutcome::Expired,
+            CachePhase::Revalidated => CacheOutcome::Revalidated,
+            CachePhase::RevalidatedNoCache(_) => CacheOutcome::Uncacheable,
+            CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => CacheOutcome::Bypass,
+            CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => CacheOutcome::Uncacheable,
+        }
+    }
+
+    /// Age of the stored copy being served, when there is one.
+    pub fn served_age(&self, cache: &HttpCache) -> Option<Duration> {
+        if !matches!(cache.phase(), CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated) {
+            return None;
+        }
+        cache.maybe_cache_meta().map(|m| m.age())
+    }
+
+    /// Metric gauges and counters of the storage.
+    pub fn snapshot(&self) -> CacheSnapshot {
+        let s = self.storage;
+        CacheSnapshot {
+            memory_bytes: s.memory_bytes() as u64,
+            memory_objects: s.memory_objects() as u64,
+            disk_bytes: s.disk_bytes(),
+            disk_objects: s.disk_objects() as u64,
+            memory_evictions: s.stats.evictions.load(Ordering::Relaxed),
+            disk_evictions: s.disk_evictions(),
+            disk_hits: s.stats.disk_hits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheSnapshot {
+    pub memory_bytes: u64,
+    pub memory_objects: u64,
+    pub disk_bytes: u64,
+    pub disk_objects: u64,
+    pub memory_evictions: u64,
+    pub disk_evictions: u64,
+    pub disk_hits: u64,
+}

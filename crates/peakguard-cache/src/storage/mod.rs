@@ -1,0 +1,360 @@
+//! [`TieredStorage`]: pingora's `Storage` over a memory tier and a disk tier, with streaming
+//! partial writes (a waiter reads the body while the one origin fetch is still writing it)
+//! and the purge index.
+
+mod disk;
+mod hit;
+mod memory;
+pub mod object;
+
+use crate::index::PurgeIndex;
+use crate::stats::CacheStats;
+use async_trait::async_trait;
+use bytes::Bytes;
+use disk::DiskTier;
+use hit::{CompleteHit, PartialHit, PartialObject};
+use memory::MemoryTier;
+use object::{MetaParts, StoredObject};
+use parking_lot::{Mutex, RwLock};
+use pingora_cache::storage::{
+    HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+    Storage, streaming_write::U64WriteId,
+};
+use pingora_cache::trace::SpanHandle;
+use pingora_cache::{CacheKey, CacheMeta, key::CacheHashKey};
+use pingora_error::{Error, ErrorType, Result};
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Settings of the storage.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub memory_bytes: usize,
+    /// `None`: memory only.
+    pub disk: Option<(std::path::PathBuf, u64)>,
+    pub max_object_bytes: usize,
+    /// Response headers whose comma/space separated values are purge tags.
+    pub tag_headers: Vec<String>,
+}
+
+pub struct TieredStorage {
+    memory: RwLock<MemoryTier>,
+    disk: Option<DiskTier>,
+    partial: RwLock<HashMap<String, Arc<PartialObject>>>,
+    index: Mutex<PurgeIndex>,
+    settings: StorageSettings,
+    next_write_id: AtomicU64,
+    pub stats: CacheStats,
+}
+
+impl TieredStorage {
+    /// Opens the storage; with a disk tier, what a previous run stored is indexed again.
+    pub fn open(settings: StorageSettings) -> std::io::Result<Self> {
+        let mut index = PurgeIndex::default();
+        let disk = match &settings.disk {
+            Some((dir, bytes)) => {
+                let (tier, recovered) = DiskTier::open(Path::new(dir), *bytes)?;
+                for r in recovered {
+                    index.add(&r.hex, &r.url, &r.tags);
+                }
+                Some(tier)
+            }
+            None => None,
+        };
+        Ok(TieredStorage {
+            memory: RwLock::new(MemoryTier::new(settings.memory_bytes)),
+            disk,
+            partial: RwLock::new(HashMap::new()),
+            index: Mutex::new(index),
+            settings,
+            next_write_id: AtomicU64::new(1),
+            stats: CacheStats::default(),
+        })
+    }
+
+    fn tags_of(&self, meta: &CacheMeta) -> Vec<String> {
+        let mut tags = Vec::new();
+        for name in &self.settings.tag_headers {
+            for v in meta.headers().get_all(name.as_str()) {
+                if let Ok(v) = v.to_str() {
+                    tags.extend(
+                        v.split([',', ' '])
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
+        tags.truncate(64);
+        tags
+    }
+
+    /// Stores a finished object in memory (and disk), indexing it.
+    fn commit(&self, hex: &str, object: Arc<StoredObject>) {
+        self.index.lock().add(hex, &object.url, &object.tags);
+        let evicted_mem = self.memory.write().insert(hex.to_string(), object.clone());
+        self.stats.evictions.fetch_add(evicted_mem.len() as u64, Ordering::Relaxed);
+        let mut gone: Vec<String> = Vec::new();
+        match &self.disk {
+            Some(disk) => {
+                let evicted_disk = disk.store(hex, &object);
+                let memory = self.memory.read();
+                gone.extend(evicted_disk.into_iter().filter(|k| !memory.contains(k)));
+                gone.extend(evicted_mem.into_iter().filter(|k| !disk.contains(k)));
+            }
+            None => gone = evicted_mem,
+        }
+        let mut index = self.index.lock();
+        for k in gone {
+            index.remove(&k);
+        }
+    }
+
+    /// Removes every tier's copy of the given keys; returns how many objects were removed.
+    fn remove_keys(&self, keys: &[String]) -> usize {
+        let mut removed = 0;
+        for k in keys {
+            let mut hit = self.memory.write().remove(k);
+            if let Some(disk) = &self.disk {
+                hit |= disk.remove(k);
+            }
+            hit |= self.partial.write().remove(k).is_some();
+            self.index.lock().remove(k);
+            removed += usize::from(hit);
+        }
+        removed
+    }
+
+    /// Purges every variant of one key URL (`http://host/path?q`).
+    pub fn purge_url(&self, url: &str) -> usize {
+        let keys = self.index.lock().keys_for_url(url);
+        self.remove_keys(&keys)
+    }
+
+    /// Purges every object whose key URL starts with `prefix`.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        let keys = self.index.lock().keys_for_prefix(prefix);
+        self.remove_keys(&keys)
+    }
+
+    /// Purges every object carrying `tag`.
+    pub fn purge_tag(&self, tag: &str) -> usize {
+        let keys = self.index.lock().keys_for_tag(tag);
+        self.remove_keys(&keys)
+    }
+
+    /// Purges everything.
+    pub fn purge_all(&self) -> usize {
+        let mut keys = self.index.lock().all_keys();
+        keys.extend(self.memory.read().keys());
+        keys.sort();
+        keys.dedup();
+        self.remove_keys(&keys)
+    }
+
+    /// Waits for queued disk writes (tests and shutdown).
+    pub fn flush(&self) {
+        if let Some(d) = &self.disk {
+            d.flush();
+        }
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.read().used_bytes()
+    }
+    pub fn memory_objects(&self) -> usize {
+        self.memory.read().len()
+    }
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.used_bytes())
+    }
+    pub fn disk_objects(&self) -> usize {
+        self.disk.as_ref().map_or(0, |d| d.len())
+    }
+    pub fn disk_evictions(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.evictions.load(Ordering::Relaxed))
+    }
+
+    fn hit_from_object(object: Arc<StoredObject>) -> (CacheMeta, HitHandler) {
+        let meta = object.meta.to_meta();
+        (meta, Box::new(CompleteHit::new(object)))
+    }
+
+    async fn load_from_disk(&'static self, hex: &str) -> Option<Arc<StoredObject>> {
+        let disk = self.disk.as_ref()?;
+        if !disk.contains(hex) {
+            return None;
+        }
+        let owned = hex.to_string();
+        let loaded = tokio::task::spawn_blocking(move || disk.load(&owned)).await;
+        match loaded {
+            Ok(Ok(Some(object))) => {
+                let object = Arc::new(object);
+                let evicted = self.memory.write().insert(hex.to_string(), object.clone());
+                self.stats.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+                self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
+                Some(object)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                log::warn!("disk cache: unreadable object {hex}: {e}; dropping it");
+                self.remove_keys(&[hex.to_string()]);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for TieredStorage {
+    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hex = key.combined();
+        let partial = self.partial.read().get(&hex).cloned();
+        if let Some(p) = partial {
+            return Ok(Some((p.meta.to_meta(), Box::new(PartialHit::new(p)))));
+        }
+        let found = self.memory.read().get(&hex);
+        if let Some(object) = found {
+            return Ok(Some(Self::hit_from_object(object)));
+        }
+        Ok(self.load_from_disk(&hex).await.map(Self::hit_from_object))
+    }
+
+    async fn lookup_streaming_write(
+        &'static self,
+        key: &CacheKey,
+        tag: Option<&[u8]>,
+        trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let Some(id) = tag.and_then(|t| U64WriteId::try_from(t).ok()).map(u64::from) else {
+            return self.lookup(key, trace).await;
+        };
+        let hex = key.combined();
+        let partial = self.partial.read().get(&hex).filter(|p| p.id == id).cloned();
+        Ok(partial.map(|p| (p.meta.to_meta(), Box::new(PartialHit::new(p)) as HitHandler)))
+    }
+
+    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+        let hex = key.combined();
+        let id = self.next_write_id.fetch_add(1, Ordering::Relaxed);
+        let url = key.primary_key_str().unwrap_or_default().to_string();
+        let partial = Arc::new(PartialObject::new(id, MetaParts::from_meta(meta), url, self.tags_of(meta)));
+        self.partial.write().insert(hex.clone(), partial.clone());
+        Ok(Box::new(TieredMissHandler {
+            storage: self,
+            hex,
+            partial,
+            write_id: U64WriteId::from(id),
+            written: 0,
+            finished: false,
+        }))
+    }
+
+    async fn purge(&'static self, target: PurgeTarget<'_>, _kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+        let hex = target.key().combined();
+        Ok(if self.remove_keys(&[hex]) > 0 { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+    }
+
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+        let hex = key.combined();
+        let current = self.memory.read().get(&hex);
+        let current = match current {
+            Some(o) => Some(o),
+            None => self.load_from_disk(&hex).await,
+        };
+        let Some(current) = current else { return Ok(false) };
+        let updated = Arc::new(StoredObject {
+            meta: MetaParts::from_meta(meta),
+            body: current.body.clone(),
+            url: current.url.clone(),
+            tags: current.tags.clone(),
+        });
+        self.memory.write().replace(&hex, updated.clone());
+        if let Some(disk) = &self.disk {
+            disk.store(&hex, &updated);
+        }
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+struct TieredMissHandler {
+    storage: &'static TieredStorage,
+    hex: String,
+    partial: Arc<PartialObject>,
+    write_id: U64WriteId,
+    written: usize,
+    finished: bool,
+}
+
+#[async_trait]
+impl HandleMiss for TieredMissHandler {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        self.written += data.len();
+        if self.written > self.storage.settings.max_object_bytes {
+            self.partial.fail();
+            return Error::e_explain(ErrorType::InternalError, "object larger than cache.max_object_size");
+        }
+        self.partial.push(data, eof);
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        self.finished = true;
+        self.partial.complete();
+        let body = self.partial.concat();
+        let size = body.len();
+        let object = Arc::new(StoredObject {
+            meta: self.partial.meta.clone(),
+            body,
+            url: self.partial.url.clone(),
+            tags: self.partial.tags.clone(),
+        });
+        // Only the writer that still owns the slot commits (a purge may have removed it).
+        let owns = {
+            let mut partial = self.storage.partial.write();
+            match partial.get(&self.hex) {
+                Some(p) if p.id == self.partial.id => {
+                    partial.remove(&self.hex);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if owns {
+            self.storage.commit(&self.hex, object);
+        }
+        Ok(MissFinishType::Created(size))
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(self.write_id.as_bytes())
+    }
+}
+
+impl Drop for TieredMissHandler {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.partial.fail();
+            let mut partial = self.storage.partial.write();
+            if partial.get(&self.hex).is_some_and(|p| p.id == self.partial.id) {
+                partial.remove(&self.hex);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

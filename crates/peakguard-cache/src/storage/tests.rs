@@ -1,0 +1,125 @@
+use super::*;
+use pingora_cache::trace::Span;
+use pingora_http::ResponseHeader;
+use std::time::{Duration, SystemTime};
+
+fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
+    let settings = StorageSettings {
+        memory_bytes: 1 << 20,
+        disk: disk.map(|d| (d.to_path_buf(), 1 << 24)),
+        max_object_bytes: 1 << 20,
+        tag_headers: vec!["cache-tag".into()],
+    };
+    Box::leak(Box::new(TieredStorage::open(settings).expect("open storage")))
+}
+
+fn meta(tags: &str) -> CacheMeta {
+    let mut h = ResponseHeader::build(200, None).unwrap();
+    if !tags.is_empty() {
+        h.insert_header("cache-tag", tags).unwrap();
+    }
+    let now = SystemTime::now();
+    CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, h)
+}
+
+async fn put(s: &'static TieredStorage, url: &str, tags: &str, body: &'static [u8]) {
+    let span = Span::inactive().handle();
+    let key = CacheKey::new(url, "");
+    let mut miss = s.get_miss_handler(&key, &meta(tags), &span).await.unwrap();
+    miss.write_body(Bytes::from_static(body), true).await.unwrap();
+    miss.finish().await.unwrap();
+}
+
+async fn get(s: &'static TieredStorage, url: &str) -> Option<Vec<u8>> {
+    let span = Span::inactive().handle();
+    let (_, mut hit) = s.lookup(&CacheKey::new(url, ""), &span).await.unwrap()?;
+    let mut out = Vec::new();
+    while let Some(b) = hit.read_body().await.unwrap() {
+        out.extend_from_slice(&b);
+    }
+    Some(out)
+}
+
+#[tokio::test]
+async fn write_then_read_and_purges() {
+    let s = storage(None);
+    put(s, "http://a/p1", "post-1 home", b"one").await;
+    put(s, "http://a/p2", "post-2", b"two").await;
+    put(s, "http://a/blog/x", "home", b"three").await;
+    assert_eq!(get(s, "http://a/p1").await.as_deref(), Some(&b"one"[..]));
+    assert_eq!(s.purge_tag("home"), 2);
+    assert!(get(s, "http://a/p1").await.is_none());
+    assert!(get(s, "http://a/p2").await.is_some());
+    assert_eq!(s.purge_url("http://a/p2"), 1);
+    assert!(get(s, "http://a/p2").await.is_none());
+    put(s, "http://a/shop/1", "", b"s1").await;
+    put(s, "http://a/shop/2", "", b"s2").await;
+    assert_eq!(s.purge_prefix("http://a/shop/"), 2);
+    put(s, "http://a/z", "", b"z").await;
+    assert_eq!(s.purge_all(), 1);
+    assert_eq!(s.memory_objects(), 0);
+}
+
+#[tokio::test]
+async fn a_reader_follows_a_write_in_progress() {
+    let s = storage(None);
+    let span = Span::inactive().handle();
+    let key = CacheKey::new("http://a/slow", "");
+    let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
+    miss.write_body(Bytes::from_static(b"first "), false).await.unwrap();
+    let (_, mut hit) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
+    assert_eq!(&hit.read_body().await.unwrap().unwrap()[..], b"first ");
+    let reader = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Some(b) = hit.read_body().await.unwrap() {
+            rest.extend_from_slice(&b);
+        }
+        rest
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    miss.write_body(Bytes::from_static(b"second"), true).await.unwrap();
+    miss.finish().await.unwrap();
+    assert_eq!(reader.await.unwrap(), b"second");
+    assert_eq!(get(s, "http://a/slow").await.as_deref(), Some(&b"first second"[..]));
+}
+
+#[tokio::test]
+async fn an_abandoned_write_fails_its_readers_and_stores_nothing() {
+    let s = storage(None);
+    let span = Span::inactive().handle();
+    let key = CacheKey::new("http://a/abandoned", "");
+    let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
+    miss.write_body(Bytes::from_static(b"part"), false).await.unwrap();
+    let (_, mut hit) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
+    drop(miss);
+    assert!(hit.read_body().await.unwrap().is_some());
+    assert!(hit.read_body().await.is_err());
+    assert!(get(s, "http://a/abandoned").await.is_none());
+}
+
+#[tokio::test]
+async fn disk_tier_survives_a_restart_with_its_purge_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = storage(Some(dir.path()));
+    put(s, "http://a/kept", "t1", b"kept body").await;
+    put(s, "http://a/other", "t2", b"other").await;
+    s.flush();
+    let again = storage(Some(dir.path()));
+    assert_eq!(again.disk_objects(), 2);
+    assert_eq!(get(again, "http://a/kept").await.as_deref(), Some(&b"kept body"[..]));
+    assert_eq!(again.stats.disk_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(again.purge_tag("t2"), 1);
+    again.flush();
+    let third = storage(Some(dir.path()));
+    assert_eq!(third.disk_objects(), 1);
+}
+
+#[tokio::test]
+async fn oversize_objects_are_refused() {
+    let s = storage(None);
+    let span = Span::inactive().handle();
+    let key = CacheKey::new("http://a/big", "");
+    let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
+    let big = Bytes::from(vec![0u8; (1 << 20) + 1]);
+    assert!(miss.write_body(big, true).await.is_err());
+}

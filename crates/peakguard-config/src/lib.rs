@@ -1,0 +1,103 @@
+//! peakguard's configuration: the TOML schema, its defaults and its validation.
+//!
+//! Owns: turning one TOML text into a checked [`Config`], and errors that name the key,
+//! the line and what is allowed. Must not touch: sockets, the cache, the runtime. The only
+//! I/O here is reading the file the caller names.
+#![forbid(unsafe_code)]
+
+mod error;
+mod locate;
+mod schema;
+mod units;
+mod validate;
+
+pub use error::{ConfigError, Problem};
+pub use schema::*;
+pub use units::{ByteSize, Seconds};
+
+use std::path::Path;
+
+/// Parses and validates a configuration text. `origin` names the text in errors (a path).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| locate::line_of_offset(text, s.start));
+        ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems: vec![Problem {
+                key: String::new(),
+                line,
+                message: e.message().to_string(),
+            }],
+        }
+    })?;
+    let mut config = config;
+    apply_profiles(&mut config, text);
+    let problems = validate::validate(&config);
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    let problems = problems
+        .into_iter()
+        .map(|(key, message)| Problem {
+            line: locate::line_of_key(text, &key),
+            key,
+            message,
+        })
+        .collect();
+    Err(ConfigError::Invalid {
+        origin: origin.to_string(),
+        problems,
+    })
+}
+
+/// `profile = "http"` sites get no WordPress rules unless a key sets them explicitly.
+fn apply_profiles(config: &mut Config, text: &str) {
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    let entries = table.get("site").and_then(|s| s.as_array());
+    for (i, site) in config.sites.iter_mut().enumerate() {
+        if site.profile != Profile::Http {
+            continue;
+        }
+        let given = |k: &str| {
+            entries
+                .and_then(|a| a.get(i))
+                .and_then(|t| t.get(k))
+                .is_some()
+        };
+        let explicit = site.clone();
+        site.apply_profile(Profile::Http);
+        if given("default_ttl") {
+            site.default_ttl = explicit.default_ttl;
+        }
+        if given("tracking_params") {
+            site.tracking_params = explicit.tracking_params;
+        }
+        if given("bypass_cookies") {
+            site.bypass_cookies = explicit.bypass_cookies;
+        }
+        if given("bypass_paths") {
+            site.bypass_paths = explicit.bypass_paths;
+        }
+        if given("bypass_query") {
+            site.bypass_query = explicit.bypass_query;
+        }
+        if given("stale_if_error") {
+            site.stale_if_error = explicit.stale_if_error;
+        }
+        if given("stale_while_revalidate") {
+            site.stale_while_revalidate = explicit.stale_while_revalidate;
+        }
+    }
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests;

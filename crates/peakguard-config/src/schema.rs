@@ -1,0 +1,281 @@
+//! The configuration schema and its embedded defaults.
+//!
+//! Every field has a default so that an empty file (or no file at all, with `--origin`) is a
+//! working configuration.
+
+use crate::units::{ByteSize, Seconds};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+    /// One entry per site (`[[site]]`), chosen by the request's host.
+    #[serde(default, rename = "site")]
+    pub sites: Vec<SiteConfig>,
+}
+
+/// The listeners and process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Plain HTTP listeners (`"0.0.0.0:8080"`).
+    pub listen: Vec<String>,
+    /// TLS listeners; certificates come from the sites' `tls_cert`/`tls_key`.
+    pub tls_listen: Vec<String>,
+    /// Worker threads for the proxy (0 = one per core).
+    pub threads: usize,
+    /// Proxies whose `X-Forwarded-For`/`-Proto` we trust (CIDRs).
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long in-flight requests may finish after a shutdown or upgrade signal.
+    pub graceful_shutdown_timeout: Seconds,
+    /// Delay between the shutdown signal and closing listeners (lets a load balancer notice).
+    pub grace_period: Seconds,
+    /// Unix socket on which a new binary takes over the listening sockets (`serve --upgrade`).
+    pub upgrade_sock: PathBuf,
+    /// PID file (written when serving).
+    pub pid_file: PathBuf,
+    /// JSON-lines access log: a path, `"-"` for standard output, or `""` for none.
+    pub access_log: String,
+    /// Where the built-in error pages come from: none = embedded branded page.
+    pub error_page: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec!["0.0.0.0:8080".into()],
+            tls_listen: Vec::new(),
+            threads: 0,
+            trusted_proxies: Vec::new(),
+            graceful_shutdown_timeout: Seconds::secs(10),
+            grace_period: Seconds::secs(0),
+            upgrade_sock: PathBuf::from("/tmp/peakguard-upgrade.sock"),
+            pid_file: PathBuf::from("/tmp/peakguard.pid"),
+            access_log: String::new(),
+            error_page: None,
+        }
+    }
+}
+
+/// The admin API (purge, maintenance, metrics, status).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Loopback by default; never expose it without TLS in front.
+    pub listen: String,
+    /// Bearer token. When empty, `token_file` is read; when both are empty a random token is
+    /// generated at start and written to `token_file`'s default location.
+    pub token: String,
+    pub token_file: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9080".into(),
+            token: String::new(),
+            token_file: PathBuf::from("/tmp/peakguard-admin.token"),
+        }
+    }
+}
+
+/// Cache storage, shared by all sites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory tier size.
+    pub memory_size: ByteSize,
+    /// Disk tier directory; empty disables the disk tier.
+    pub disk_path: PathBuf,
+    /// Disk tier size.
+    pub disk_size: ByteSize,
+    /// Largest single object that is cached.
+    pub max_object_size: ByteSize,
+    /// How long concurrent misses wait for the one origin fetch before going themselves.
+    pub coalesce_wait: Seconds,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_size: ByteSize(256 << 20),
+            disk_path: PathBuf::from("/tmp/peakguard-cache"),
+            disk_size: ByteSize(2 << 30),
+            max_object_size: ByteSize(64 << 20),
+            coalesce_wait: Seconds::secs(10),
+        }
+    }
+}
+
+/// Maintenance mode: who still gets through, and where the flag is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceConfig {
+    /// The flag survives restarts in this file.
+    pub state_file: PathBuf,
+    /// Clients (CIDRs) that still see the site.
+    pub allow: Vec<IpNet>,
+    /// A cookie `name=value` that lets admins through (empty = none).
+    pub bypass_cookie: String,
+    /// Default `Retry-After` when `maintenance on` gives none.
+    pub retry_after: Seconds,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            state_file: PathBuf::from("/tmp/peakguard-maintenance.json"),
+            allow: vec!["127.0.0.1/32".parse().expect("static CIDR")],
+            bypass_cookie: String::new(),
+            retry_after: Seconds::secs(600),
+        }
+    }
+}
+
+/// How a site's responses are cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// WordPress/WooCommerce rules on top of the RFC 9111 core (the default).
+    #[default]
+    Wordpress,
+    /// A plain, strictly conformant RFC 9111 shared cache.
+    Http,
+}
+
+/// One site behind the edge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    pub name: String,
+    /// Host names this site answers (no port). `"*"` matches any host.
+    pub hosts: Vec<String>,
+    /// The origin: `http://127.0.0.1:80`.
+    pub origin: String,
+    pub profile: Profile,
+    /// Freshness for WordPress pages that send no caching headers (wordpress profile only).
+    pub default_ttl: Seconds,
+    /// How long a stale copy is served when the origin fails.
+    pub stale_if_error: Seconds,
+    /// How long a stale copy is served while one background refresh runs.
+    pub stale_while_revalidate: Seconds,
+    /// Query parameters dropped from the cache key (a trailing `*` matches a prefix).
+    pub tracking_params: Vec<String>,
+    /// Also drop them from the request sent to the origin (default: keep them).
+    pub strip_tracking_params_upstream: bool,
+    /// Cookies whose presence bypasses the cache (a trailing `*` matches a prefix).
+    pub bypass_cookies: Vec<String>,
+    /// Path prefixes that are never cached.
+    pub bypass_paths: Vec<String>,
+    /// Query `name=value` pairs that bypass the cache (`preview=true`).
+    pub bypass_query: Vec<String>,
+    /// Store responses that carry `Set-Cookie` (the cookie is never stored).
+    pub cache_set_cookie: bool,
+    /// Response headers carrying purge tags.
+    pub tag_headers: Vec<String>,
+    pub connect_timeout: Seconds,
+    pub read_timeout: Seconds,
+    /// TLS certificate chain and key (PEM) for this site's hosts (SNI).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Redirect plain HTTP to HTTPS.
+    pub https_redirect: bool,
+}
+
+pub const DEFAULT_TRACKING_PARAMS: &[&str] = &[
+    "utm_*", "gclid", "fbclid", "msclkid", "mc_cid", "mc_eid", "_ga", "ref",
+];
+pub const DEFAULT_BYPASS_COOKIES: &[&str] = &[
+    "wordpress_logged_in_*",
+    "wp-postpass_*",
+    "comment_author_*",
+    "woocommerce_items_in_cart",
+    "woocommerce_cart_hash",
+    "wp_woocommerce_session_*",
+];
+pub const DEFAULT_BYPASS_PATHS: &[&str] = &[
+    "/wp-admin/",
+    "/wp-login.php",
+    "/xmlrpc.php",
+    "/wp-cron.php",
+    "/cart/",
+    "/checkout/",
+    "/my-account/",
+];
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        SiteConfig {
+            name: "default".into(),
+            hosts: vec!["*".into()],
+            origin: "http://127.0.0.1:80".into(),
+            profile: Profile::Wordpress,
+            default_ttl: Seconds::secs(300),
+            stale_if_error: Seconds::secs(24 * 3600),
+            stale_while_revalidate: Seconds::secs(60),
+            tracking_params: strings(DEFAULT_TRACKING_PARAMS),
+            strip_tracking_params_upstream: false,
+            bypass_cookies: strings(DEFAULT_BYPASS_COOKIES),
+            bypass_paths: strings(DEFAULT_BYPASS_PATHS),
+            bypass_query: vec!["preview=true".into()],
+            cache_set_cookie: false,
+            tag_headers: vec!["Cache-Tag".into(), "X-Cache-Tags".into()],
+            connect_timeout: Seconds::secs(2),
+            read_timeout: Seconds::secs(30),
+            tls_cert: None,
+            tls_key: None,
+            https_redirect: false,
+        }
+    }
+}
+
+impl SiteConfig {
+    /// A site with the given origin and the profile's defaults (the quick start).
+    pub fn quick(origin: &str, profile: Profile) -> Self {
+        let mut site = SiteConfig {
+            origin: origin.to_string(),
+            ..SiteConfig::default()
+        };
+        site.apply_profile(profile);
+        site
+    }
+
+    /// The `http` profile has no default TTL and no WordPress rules.
+    pub fn apply_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+        if profile == Profile::Http {
+            self.default_ttl = Seconds::secs(0);
+            self.tracking_params.clear();
+            self.bypass_cookies.clear();
+            self.bypass_paths.clear();
+            self.bypass_query.clear();
+            self.stale_if_error = Seconds::secs(0);
+            self.stale_while_revalidate = Seconds::secs(0);
+        }
+    }
+}
+
+impl Config {
+    /// The configuration used by `serve --origin URL` without a file.
+    pub fn quick_start(listen: &str, origin: &str, profile: Profile) -> Self {
+        let mut config: Config = toml::from_str("").expect("empty config is valid");
+        config.server.listen = vec![listen.to_string()];
+        config.sites = vec![SiteConfig::quick(origin, profile)];
+        config
+    }
+}

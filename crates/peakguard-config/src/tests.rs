@@ -1,0 +1,113 @@
+use super::*;
+
+#[test]
+fn empty_file_is_a_working_configuration() {
+    let c = parse("", "t").expect("empty config");
+    assert_eq!(c.server.listen, vec!["0.0.0.0:8080"]);
+    assert!(c.sites.is_empty());
+    assert_eq!(c.cache.memory_size.0, 256 << 20);
+}
+
+#[test]
+fn full_site_parses_with_units() {
+    let text = r#"
+[server]
+listen = ["127.0.0.1:20080"]
+graceful_shutdown_timeout = "3s"
+
+[cache]
+memory_size = "64MiB"
+disk_size = "1GB"
+
+[[site]]
+name = "shop"
+hosts = ["shop.test", "www.shop.test"]
+origin = "http://127.0.0.1:20081"
+default_ttl = "10m"
+stale_if_error = "24h"
+"#;
+    let c = parse(text, "t").expect("valid");
+    assert_eq!(c.cache.memory_size.0, 64 << 20);
+    assert_eq!(c.cache.disk_size.0, 1_000_000_000);
+    assert_eq!(c.sites[0].default_ttl.0.as_secs(), 600);
+    assert_eq!(c.sites[0].stale_if_error.0.as_secs(), 86_400);
+    assert_eq!(c.server.graceful_shutdown_timeout.0.as_secs(), 3);
+    assert!(c.sites[0].bypass_cookies.iter().any(|b| b == "wordpress_logged_in_*"));
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    let text = "[server]\nlisten = [\"127.0.0.1:1\"]\nlisen = 3\n";
+    let err = parse(text, "t").expect_err("unknown key");
+    let p = &err.problems()[0];
+    assert_eq!(p.line, Some(3), "{err}");
+    assert!(p.message.contains("lisen"), "{err}");
+}
+
+#[test]
+fn bad_duration_says_what_is_allowed() {
+    let text = "[[site]]\norigin = \"http://127.0.0.1:1\"\ndefault_ttl = \"ten minutes\"\n";
+    let err = parse(text, "t").expect_err("bad duration");
+    let p = &err.problems()[0];
+    assert_eq!(p.line, Some(3), "{err}");
+    assert!(p.message.contains("15m"), "{err}");
+}
+
+#[test]
+fn semantic_errors_name_key_and_line() {
+    let text = r#"
+[[site]]
+name = "a"
+hosts = ["a.test"]
+origin = "http://127.0.0.1:1"
+
+[[site]]
+name = "b"
+hosts = ["a.test"]
+origin = "ftp://x"
+"#;
+    let err = parse(text, "t").expect_err("two problems");
+    let problems = err.problems();
+    let origin = problems.iter().find(|p| p.key == "site[1].origin").expect("origin problem");
+    assert_eq!(origin.line, Some(10), "{err}");
+    assert!(origin.message.contains("http://"), "{err}");
+    let dup = problems.iter().find(|p| p.key == "site[1].hosts[0]").expect("duplicate host");
+    assert_eq!(dup.line, Some(9), "{err}");
+}
+
+#[test]
+fn bad_listen_address_is_reported() {
+    let err = parse("[server]\nlisten = [\"localhost\"]\n", "t").expect_err("bad addr");
+    assert_eq!(err.problems()[0].key, "server.listen[0]");
+    assert_eq!(err.problems()[0].line, Some(2));
+}
+
+#[test]
+fn http_profile_has_no_wordpress_rules_unless_asked() {
+    let text = r#"
+[[site]]
+origin = "http://127.0.0.1:1"
+profile = "http"
+bypass_paths = ["/private/"]
+"#;
+    let c = parse(text, "t").expect("valid");
+    let s = &c.sites[0];
+    assert_eq!(s.default_ttl.0.as_secs(), 0);
+    assert!(s.tracking_params.is_empty());
+    assert!(s.bypass_cookies.is_empty());
+    assert_eq!(s.bypass_paths, vec!["/private/"]);
+}
+
+#[test]
+fn http_profile_refuses_a_default_ttl() {
+    let text = "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\ndefault_ttl = \"5m\"\n";
+    let err = parse(text, "t").expect_err("ttl on http");
+    assert_eq!(err.problems()[0].line, Some(4));
+}
+
+#[test]
+fn sizes_parse() {
+    assert_eq!(ByteSize::parse("512k").unwrap().0, 512_000);
+    assert_eq!(ByteSize::parse("2GiB").unwrap().0, 2 << 30);
+    assert!(ByteSize::parse("2 parsecs").is_err());
+}

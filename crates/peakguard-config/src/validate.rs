@@ -1,0 +1,144 @@
+//! Checks that go beyond types: addresses, URLs, host uniqueness, TLS pairs.
+//! Returns `(key path, message)`; the caller adds line numbers.
+
+use crate::schema::{Config, Profile, SiteConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+pub fn validate(config: &Config) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut p = |key: String, msg: String| problems.push((key, msg));
+
+    if config.server.listen.is_empty() && config.server.tls_listen.is_empty() {
+        p(
+            "server.listen".into(),
+            "no listener: give at least one address such as \"0.0.0.0:8080\"".into(),
+        );
+    }
+    for (i, addr) in config.server.listen.iter().enumerate() {
+        if let Err(m) = socket_addr(addr) {
+            p(format!("server.listen[{i}]"), m);
+        }
+    }
+    for (i, addr) in config.server.tls_listen.iter().enumerate() {
+        if let Err(m) = socket_addr(addr) {
+            p(format!("server.tls_listen[{i}]"), m);
+        }
+    }
+    if !config.server.tls_listen.is_empty()
+        && !config.sites.iter().any(|s| s.tls_cert.is_some())
+    {
+        p(
+            "server.tls_listen".into(),
+            "TLS listeners need at least one site with `tls_cert` and `tls_key`".into(),
+        );
+    }
+    if let Err(m) = socket_addr(&config.admin.listen) {
+        p("admin.listen".into(), m);
+    }
+    if let Some(cookie) = Some(&config.maintenance.bypass_cookie).filter(|c| !c.is_empty()) {
+        if !cookie.contains('=') || cookie.starts_with('=') || cookie.ends_with('=') {
+            p(
+                "maintenance.bypass_cookie".into(),
+                format!("{cookie:?} must be `name=value` (both non-empty)"),
+            );
+        }
+    }
+    if config.cache.memory_size.0 < 1 << 20 {
+        p(
+            "cache.memory_size".into(),
+            "the memory tier needs at least 1MiB".into(),
+        );
+    }
+
+    let mut hosts: HashMap<String, usize> = HashMap::new();
+    for (i, site) in config.sites.iter().enumerate() {
+        site_problems(i, site, &mut p);
+        for (h, host) in site.hosts.iter().enumerate() {
+            let host = host.to_ascii_lowercase();
+            if let Some(other) = hosts.insert(host.clone(), i) {
+                p(
+                    format!("site[{i}].hosts[{h}]"),
+                    format!("host {host:?} is already served by site[{other}]; each host belongs to one site"),
+                );
+            }
+        }
+    }
+    problems
+}
+
+fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)) {
+    let key = |k: &str| format!("site[{i}].{k}");
+    if site.name.trim().is_empty() {
+        p(key("name"), "a site needs a non-empty name".into());
+    }
+    if site.hosts.is_empty() {
+        p(
+            key("hosts"),
+            "a site needs at least one host (use \"*\" for any)".into(),
+        );
+    }
+    for (h, host) in site.hosts.iter().enumerate() {
+        if host.contains(':') || host.contains('/') || host.trim().is_empty() {
+            p(
+                format!("site[{i}].hosts[{h}]"),
+                format!("{host:?} is not a host name: write it without scheme, port or path"),
+            );
+        }
+    }
+    match url::Url::parse(&site.origin) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none() {
+                p(key("origin"), format!("{:?} has no host", site.origin));
+            }
+            if u.path() != "/" && !u.path().is_empty() {
+                p(
+                    key("origin"),
+                    format!("{:?}: an origin has no path; write e.g. \"http://127.0.0.1:80\"", site.origin),
+                );
+            }
+        }
+        Ok(u) => p(
+            key("origin"),
+            format!("scheme {:?} is not supported; use http:// or https://", u.scheme()),
+        ),
+        Err(e) => p(
+            key("origin"),
+            format!("{:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:80\"", site.origin),
+        ),
+    }
+    if site.tls_cert.is_some() != site.tls_key.is_some() {
+        p(
+            key("tls_cert"),
+            "`tls_cert` and `tls_key` go together: give both or neither".into(),
+        );
+    }
+    for (q, pair) in site.bypass_query.iter().enumerate() {
+        if pair.is_empty() {
+            p(
+                format!("site[{i}].bypass_query[{q}]"),
+                "empty entry; write `name=value` or `name`".into(),
+            );
+        }
+    }
+    for (b, path) in site.bypass_paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            p(
+                format!("site[{i}].bypass_paths[{b}]"),
+                format!("{path:?} must start with `/`"),
+            );
+        }
+    }
+    if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
+        p(
+            key("default_ttl"),
+            "profile \"http\" is a strict RFC 9111 cache: it has no default TTL (use profile \"wordpress\")".into(),
+        );
+    }
+}
+
+fn socket_addr(addr: &str) -> Result<SocketAddr, String> {
+    addr.parse::<SocketAddr>().map_err(|_| {
+        format!("{addr:?} is not an address; write IP:PORT such as \"0.0.0.0:8080\" or \"[::1]:8080\"")
+    })
+}
