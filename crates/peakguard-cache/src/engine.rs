@@ -51,7 +51,10 @@ impl CacheOutcome {
 
     /// Served without an origin response for this request.
     pub fn from_cache(self) -> bool {
-        matches!(self, CacheOutcome::Hit | CacheOutcome::StaleError | CacheOutcome::StaleRevalidating)
+        matches!(
+            self,
+            CacheOutcome::Hit | CacheOutcome::StaleError | CacheOutcome::StaleRevalidating
+        )
     }
 }
 
@@ -65,10 +68,17 @@ pub struct CacheEngine {
 impl CacheEngine {
     /// Opens the storage (indexing a disk tier left by a previous run). Lives for the
     /// process: pingora wants `'static` storage.
-    pub fn open(settings: StorageSettings, coalesce_wait: Duration) -> std::io::Result<&'static Self> {
+    pub fn open(
+        settings: StorageSettings,
+        coalesce_wait: Duration,
+    ) -> std::io::Result<&'static Self> {
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
-        Ok(Box::leak(Box::new(CacheEngine { storage, lock, coalesce_wait })))
+        Ok(Box::leak(Box::new(CacheEngine {
+            storage,
+            lock,
+            coalesce_wait,
+        })))
     }
 
     /// `request_cache_filter`: turn the cache on for this request, with coalescing.
@@ -84,11 +94,21 @@ impl CacheEngine {
     }
 
     /// `response_cache_filter`: RFC 9111 + site rules decide; stripped headers never stored.
-    pub fn response_cacheable(&self, req: &RequestHeader, resp: &ResponseHeader, rules: &SiteRules) -> RespCacheable {
+    pub fn response_cacheable(
+        &self,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        rules: &SiteRules,
+    ) -> RespCacheable {
         let now = SystemTime::now();
-        let facts = RequestFacts { method: &req.method, headers: &req.headers };
+        let facts = RequestFacts {
+            method: &req.method,
+            headers: &req.headers,
+        };
         match freshness::decide(facts, resp.status, &resp.headers, rules, now) {
-            Decision::DoNotStore(reason) => RespCacheable::Uncacheable(NoCacheReason::Custom(reason)),
+            Decision::DoNotStore(reason) => {
+                RespCacheable::Uncacheable(NoCacheReason::Custom(reason))
+            }
             Decision::Store(s) => {
                 let mut header = resp.clone();
                 for name in &s.strip {
@@ -169,14 +189,24 @@ impl CacheEngine {
             CachePhase::Expired => CacheOutcome::Expired,
             CachePhase::Revalidated => CacheOutcome::Revalidated,
             CachePhase::RevalidatedNoCache(_) => CacheOutcome::Uncacheable,
-            CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => CacheOutcome::Bypass,
-            CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => CacheOutcome::Uncacheable,
+            CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => {
+                CacheOutcome::Bypass
+            }
+            CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => {
+                CacheOutcome::Uncacheable
+            }
         }
     }
 
     /// Age of the stored copy being served, when there is one.
     pub fn served_age(&self, cache: &HttpCache) -> Option<Duration> {
-        if !matches!(cache.phase(), CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating | CachePhase::Revalidated) {
+        if !matches!(
+            cache.phase(),
+            CachePhase::Hit
+                | CachePhase::Stale
+                | CachePhase::StaleUpdating
+                | CachePhase::Revalidated
+        ) {
             return None;
         }
         cache.maybe_cache_meta().map(|m| m.age())

@@ -41,7 +41,10 @@ impl Directives {
     }
 
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.items.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.items
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// A delta-seconds directive; invalid values count as absent, duplicates as invalid
@@ -53,13 +56,21 @@ impl Directives {
         if values.next().is_some() {
             return Some(0);
         }
-        first.1.as_deref().and_then(|v| v.parse::<u64>().ok().or(Some(0)))
+        first
+            .1
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok().or(Some(0)))
     }
 
     /// Field names listed in a qualified directive (`private="set-cookie, x-a"`).
     pub fn field_names(&self, name: &str) -> Vec<String> {
         self.value(name)
-            .map(|v| v.split(',').map(|f| f.trim().to_ascii_lowercase()).filter(|f| !f.is_empty()).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(|f| f.trim().to_ascii_lowercase())
+                    .filter(|f| !f.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -102,7 +113,10 @@ pub struct Storable {
 /// Status codes that are heuristically cacheable (RFC 9110 §15.1), minus 206 (we store whole
 /// responses only).
 fn heuristically_cacheable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501)
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
 }
 
 /// Status codes we may store at all when freshness is explicit.
@@ -118,7 +132,13 @@ pub struct RequestFacts<'a> {
 }
 
 /// Decides storage and freshness of `status` + `headers` for the request, under `rules`.
-pub fn decide(req: RequestFacts<'_>, status: StatusCode, headers: &HeaderMap, rules: &SiteRules, now: SystemTime) -> Decision {
+pub fn decide(
+    req: RequestFacts<'_>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    rules: &SiteRules,
+    now: SystemTime,
+) -> Decision {
     if req.method != Method::GET && req.method != Method::HEAD {
         return Decision::DoNotStore("method");
     }
@@ -131,7 +151,9 @@ pub fn decide(req: RequestFacts<'_>, status: StatusCode, headers: &HeaderMap, ru
     // RFC 9213: a targeted field, when present, replaces Cache-Control (and Expires).
     let cdn = Directives::from_headers(headers, "cdn-cache-control");
     let targeted = cdn.is_some();
-    let cc = cdn.or_else(|| Directives::from_headers(headers, "cache-control")).unwrap_or_default();
+    let cc = cdn
+        .or_else(|| Directives::from_headers(headers, "cache-control"))
+        .unwrap_or_default();
 
     if cc.has("no-store") {
         return Decision::DoNotStore("no-store");
@@ -144,7 +166,10 @@ pub fn decide(req: RequestFacts<'_>, status: StatusCode, headers: &HeaderMap, ru
         }
         strip.extend(fields);
     }
-    if headers.get_all(header::VARY).iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|f| f.trim() == "*"))) {
+    if headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|f| f.trim() == "*"))
+    }) {
         return Decision::DoNotStore("vary *");
     }
     if req.headers.contains_key(header::AUTHORIZATION)
@@ -168,11 +193,19 @@ pub fn decide(req: RequestFacts<'_>, status: StatusCode, headers: &HeaderMap, ru
         .seconds("s-maxage")
         .or_else(|| cc.seconds("max-age"))
         .map(Duration::from_secs)
-        .or_else(|| if targeted { None } else { expires_lifetime(headers, now) });
+        .or_else(|| {
+            if targeted {
+                None
+            } else {
+                expires_lifetime(headers, now)
+            }
+        });
 
     let lifetime = match explicit {
         Some(l) => l,
-        None if rules.profile == Profile::Wordpress && heuristically_cacheable(status) => rules.default_ttl,
+        None if rules.profile == Profile::Wordpress && heuristically_cacheable(status) => {
+            rules.default_ttl
+        }
         None if cc.has("public") && heuristically_cacheable(status) => Duration::ZERO,
         None if has_validator(headers) && heuristically_cacheable(status) => Duration::ZERO,
         None => return Decision::DoNotStore("no freshness"),
@@ -182,19 +215,35 @@ pub fn decide(req: RequestFacts<'_>, status: StatusCode, headers: &HeaderMap, ru
     } else {
         lifetime.saturating_sub(current_age(headers, now))
     };
-    if fresh_for.is_zero() && !has_validator(headers) && rules.profile == Profile::Http && !revalidate_every_time && explicit.is_none() {
+    if fresh_for.is_zero()
+        && !has_validator(headers)
+        && rules.profile == Profile::Http
+        && !revalidate_every_time
+        && explicit.is_none()
+    {
         return Decision::DoNotStore("no freshness");
     }
-    let no_stale = cc.has("must-revalidate") || cc.has("proxy-revalidate") || (cc.has("s-maxage") && !targeted && rules.profile == Profile::Http);
+    let no_stale = cc.has("must-revalidate")
+        || cc.has("proxy-revalidate")
+        || (cc.has("s-maxage") && !targeted && rules.profile == Profile::Http);
     let (swr, sie) = if no_stale {
         (Duration::ZERO, Duration::ZERO)
     } else {
         (
-            cc.seconds("stale-while-revalidate").map(Duration::from_secs).unwrap_or(rules.stale_while_revalidate),
-            cc.seconds("stale-if-error").map(Duration::from_secs).unwrap_or(rules.stale_if_error),
+            cc.seconds("stale-while-revalidate")
+                .map(Duration::from_secs)
+                .unwrap_or(rules.stale_while_revalidate),
+            cc.seconds("stale-if-error")
+                .map(Duration::from_secs)
+                .unwrap_or(rules.stale_if_error),
         )
     };
-    Decision::Store(Storable { fresh_for, stale_while_revalidate: swr, stale_if_error: sie, strip })
+    Decision::Store(Storable {
+        fresh_for,
+        stale_while_revalidate: swr,
+        stale_if_error: sie,
+        strip,
+    })
 }
 
 fn has_validator(headers: &HeaderMap) -> bool {
@@ -203,7 +252,9 @@ fn has_validator(headers: &HeaderMap) -> bool {
 
 fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<SystemTime>, ()> {
     let mut values = headers.get_all(name).iter();
-    let Some(v) = values.next() else { return Ok(None) };
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(());
     }
@@ -217,7 +268,10 @@ fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         Ok(None) => None,
         Err(()) => Some(Duration::ZERO),
         Ok(Some(expires)) => {
-            let date = http_date(headers, header::DATE).ok().flatten().unwrap_or(now);
+            let date = http_date(headers, header::DATE)
+                .ok()
+                .flatten()
+                .unwrap_or(now);
             Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
         }
     }

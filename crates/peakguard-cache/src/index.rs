@@ -15,15 +15,24 @@ pub struct PurgeIndex {
 impl PurgeIndex {
     pub fn add(&mut self, key: &str, url: &str, tags: &[String]) {
         self.remove(key);
-        self.by_url.entry(url.to_string()).or_default().insert(key.to_string());
+        self.by_url
+            .entry(url.to_string())
+            .or_default()
+            .insert(key.to_string());
         for t in tags {
-            self.by_tag.entry(t.clone()).or_default().insert(key.to_string());
+            self.by_tag
+                .entry(t.clone())
+                .or_default()
+                .insert(key.to_string());
         }
-        self.of_key.insert(key.to_string(), (url.to_string(), tags.to_vec()));
+        self.of_key
+            .insert(key.to_string(), (url.to_string(), tags.to_vec()));
     }
 
     pub fn remove(&mut self, key: &str) {
-        let Some((url, tags)) = self.of_key.remove(key) else { return };
+        let Some((url, tags)) = self.of_key.remove(key) else {
+            return;
+        };
         if let Some(set) = self.by_url.get_mut(&url) {
             set.remove(key);
             if set.is_empty() {
@@ -41,7 +50,10 @@ impl PurgeIndex {
     }
 
     pub fn keys_for_url(&self, url: &str) -> Vec<String> {
-        self.by_url.get(url).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.by_url
+            .get(url)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn keys_for_prefix(&self, prefix: &str) -> Vec<String> {
@@ -53,7 +65,10 @@ impl PurgeIndex {
     }
 
     pub fn keys_for_tag(&self, tag: &str) -> Vec<String> {
-        self.by_tag.get(tag).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.by_tag
+            .get(tag)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn all_keys(&self) -> Vec<String> {
@@ -76,7 +91,11 @@ mod tests {
     #[test]
     fn url_prefix_and_tag_lookups() {
         let mut i = PurgeIndex::default();
-        i.add("k1", "http://a/shop/p1", &["product-1".into(), "shop".into()]);
+        i.add(
+            "k1",
+            "http://a/shop/p1",
+            &["product-1".into(), "shop".into()],
+        );
         i.add("k1v", "http://a/shop/p1", &["product-1".into()]);
         i.add("k2", "http://a/shop/p2", &["shop".into()]);
         i.add("k3", "http://a/blog/x", &[]);

@@ -88,7 +88,14 @@ mod tests {
     }
 
     fn key(host: &str, pq: &str) -> String {
-        cache_key_url(KeyParts { scheme: "http", host, path_and_query: pq }, &wp())
+        cache_key_url(
+            KeyParts {
+                scheme: "http",
+                host,
+                path_and_query: pq,
+            },
+            &wp(),
+        )
     }
 
     #[test]
@@ -98,14 +105,34 @@ mod tests {
             ("SHOP.test:80", "/a", "http://shop.test/a"),
             ("shop.test:8080", "/a", "http://shop.test:8080/a"),
             ("shop.test", "/p?utm_source=x&gclid=y", "http://shop.test/p"),
-            ("shop.test", "/p?utm_source=x&id=3&fbclid=z", "http://shop.test/p?id=3"),
-            ("shop.test", "/p?id=3&utm_campaign=spring&utm_medium=cpc", "http://shop.test/p?id=3"),
-            ("shop.test", "/p?ref=nl&color=red&_ga=1.2", "http://shop.test/p?color=red"),
-            ("shop.test", "/p?msclkid=1&mc_cid=2&mc_eid=3", "http://shop.test/p"),
+            (
+                "shop.test",
+                "/p?utm_source=x&id=3&fbclid=z",
+                "http://shop.test/p?id=3",
+            ),
+            (
+                "shop.test",
+                "/p?id=3&utm_campaign=spring&utm_medium=cpc",
+                "http://shop.test/p?id=3",
+            ),
+            (
+                "shop.test",
+                "/p?ref=nl&color=red&_ga=1.2",
+                "http://shop.test/p?color=red",
+            ),
+            (
+                "shop.test",
+                "/p?msclkid=1&mc_cid=2&mc_eid=3",
+                "http://shop.test/p",
+            ),
             ("shop.test", "/p?", "http://shop.test/p"),
             ("shop.test", "/p?b=2&a=1", "http://shop.test/p?b=2&a=1"),
             ("shop.test", "/p?utmost=1", "http://shop.test/p?utmost=1"),
-            ("shop.test", "/p?references=1", "http://shop.test/p?references=1"),
+            (
+                "shop.test",
+                "/p?references=1",
+                "http://shop.test/p?references=1",
+            ),
         ];
         for (host, pq, want) in cases {
             assert_eq!(key(host, pq), want, "host={host} pq={pq}");
@@ -115,7 +142,16 @@ mod tests {
     #[test]
     fn https_default_port_and_scheme_are_part_of_the_key() {
         let rules = wp();
-        let k = |scheme, host| cache_key_url(KeyParts { scheme, host, path_and_query: "/" }, &rules);
+        let k = |scheme, host| {
+            cache_key_url(
+                KeyParts {
+                    scheme,
+                    host,
+                    path_and_query: "/",
+                },
+                &rules,
+            )
+        };
         assert_eq!(k("https", "a.test:443"), "https://a.test/");
         assert_ne!(k("https", "a.test"), k("http", "a.test"));
     }
@@ -123,7 +159,14 @@ mod tests {
     #[test]
     fn http_profile_keeps_tracking_params() {
         let rules = SiteRules::from_config(&SiteConfig::quick("http://127.0.0.1:1", Profile::Http));
-        let k = cache_key_url(KeyParts { scheme: "http", host: "a", path_and_query: "/?utm_source=x" }, &rules);
+        let k = cache_key_url(
+            KeyParts {
+                scheme: "http",
+                host: "a",
+                path_and_query: "/?utm_source=x",
+            },
+            &rules,
+        );
         assert_eq!(k, "http://a/?utm_source=x");
     }
 

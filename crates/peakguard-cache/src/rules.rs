@@ -24,7 +24,8 @@ impl NameMatcher {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.exact.iter().any(|e| e == name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+        self.exact.iter().any(|e| e == name)
+            || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,7 +108,11 @@ impl SiteRules {
             return Some(Bypass::Method);
         }
         let (path, query) = crate::key::split_query(path_and_query);
-        if let Some(p) = self.bypass_paths.iter().find(|p| path.starts_with(p.as_str())) {
+        if let Some(p) = self
+            .bypass_paths
+            .iter()
+            .find(|p| path.starts_with(p.as_str()))
+        {
             return Some(Bypass::Path(p.clone()));
         }
         if let Some(query) = query {
@@ -116,9 +121,10 @@ impl SiteRules {
                     Some((n, v)) => (n, Some(v)),
                     None => (pair, None),
                 };
-                let hit = self.bypass_query.iter().any(|(n, v)| {
-                    n == name && v.as_deref().is_none_or(|v| Some(v) == value)
-                });
+                let hit = self
+                    .bypass_query
+                    .iter()
+                    .any(|(n, v)| n == name && v.as_deref().is_none_or(|v| Some(v) == value));
                 if hit {
                     return Some(Bypass::Query(pair.to_string()));
                 }
@@ -126,7 +132,9 @@ impl SiteRules {
         }
         if !self.bypass_cookies.is_empty() {
             for header in cookies {
-                let Ok(header) = std::str::from_utf8(header) else { continue };
+                let Ok(header) = std::str::from_utf8(header) else {
+                    continue;
+                };
                 for cookie in header.split(';') {
                     let name = cookie.split('=').next().unwrap_or("").trim();
                     if self.bypass_cookies.matches(name) {
@@ -156,34 +164,93 @@ mod tests {
             ("POST", "/", "", Some("method")),
             ("PURGE", "/", "", Some("method")),
             ("GET", "/wp-admin/edit.php", "", Some("path /wp-admin/")),
-            ("GET", "/wp-login.php?redirect_to=x", "", Some("path /wp-login.php")),
+            (
+                "GET",
+                "/wp-login.php?redirect_to=x",
+                "",
+                Some("path /wp-login.php"),
+            ),
             ("GET", "/xmlrpc.php", "", Some("path /xmlrpc.php")),
-            ("GET", "/wp-cron.php?doing_wp_cron", "", Some("path /wp-cron.php")),
+            (
+                "GET",
+                "/wp-cron.php?doing_wp_cron",
+                "",
+                Some("path /wp-cron.php"),
+            ),
             ("GET", "/cart/", "", Some("path /cart/")),
-            ("GET", "/checkout/order-received/", "", Some("path /checkout/")),
+            (
+                "GET",
+                "/checkout/order-received/",
+                "",
+                Some("path /checkout/"),
+            ),
             ("GET", "/my-account/", "", Some("path /my-account/")),
             ("GET", "/?p=1&preview=true", "", Some("query preview=true")),
             ("GET", "/?preview=false", "", None),
-            ("GET", "/", "wordpress_logged_in_abc=1", Some("cookie wordpress_logged_in_abc")),
-            ("GET", "/", "a=1; wp-postpass_123=x", Some("cookie wp-postpass_123")),
-            ("GET", "/", "comment_author_55=bob", Some("cookie comment_author_55")),
-            ("GET", "/", "woocommerce_items_in_cart=1", Some("cookie woocommerce_items_in_cart")),
-            ("GET", "/", "woocommerce_cart_hash=ab", Some("cookie woocommerce_cart_hash")),
-            ("GET", "/", "wp_woocommerce_session_9=z", Some("cookie wp_woocommerce_session_9")),
+            (
+                "GET",
+                "/",
+                "wordpress_logged_in_abc=1",
+                Some("cookie wordpress_logged_in_abc"),
+            ),
+            (
+                "GET",
+                "/",
+                "a=1; wp-postpass_123=x",
+                Some("cookie wp-postpass_123"),
+            ),
+            (
+                "GET",
+                "/",
+                "comment_author_55=bob",
+                Some("cookie comment_author_55"),
+            ),
+            (
+                "GET",
+                "/",
+                "woocommerce_items_in_cart=1",
+                Some("cookie woocommerce_items_in_cart"),
+            ),
+            (
+                "GET",
+                "/",
+                "woocommerce_cart_hash=ab",
+                Some("cookie woocommerce_cart_hash"),
+            ),
+            (
+                "GET",
+                "/",
+                "wp_woocommerce_session_9=z",
+                Some("cookie wp_woocommerce_session_9"),
+            ),
             ("GET", "/", "wordpress_test_cookie=WP+Cookie+check", None),
             ("GET", "/", "_ga=GA1.2; theme=dark", None),
             ("GET", "/shop/cart-tips/", "", None),
         ];
         for (method, pq, cookie, want) in cases {
             let got = r.bypass(method, pq, std::iter::once(cookie.as_bytes()));
-            assert_eq!(got.map(|b| b.label()).as_deref(), *want, "{method} {pq} cookie={cookie}");
+            assert_eq!(
+                got.map(|b| b.label()).as_deref(),
+                *want,
+                "{method} {pq} cookie={cookie}"
+            );
         }
     }
 
     #[test]
     fn http_profile_bypasses_only_unsafe_methods() {
         let r = SiteRules::from_config(&SiteConfig::quick("http://127.0.0.1:1", Profile::Http));
-        assert_eq!(r.bypass("GET", "/wp-admin/", std::iter::once(&b"wordpress_logged_in_x=1"[..])), None);
-        assert_eq!(r.bypass("DELETE", "/", std::iter::empty()), Some(Bypass::Method));
+        assert_eq!(
+            r.bypass(
+                "GET",
+                "/wp-admin/",
+                std::iter::once(&b"wordpress_logged_in_x=1"[..])
+            ),
+            None
+        );
+        assert_eq!(
+            r.bypass("DELETE", "/", std::iter::empty()),
+            Some(Bypass::Method)
+        );
     }
 }

@@ -32,7 +32,12 @@ stale_if_error = "24h"
     assert_eq!(c.sites[0].default_ttl.0.as_secs(), 600);
     assert_eq!(c.sites[0].stale_if_error.0.as_secs(), 86_400);
     assert_eq!(c.server.graceful_shutdown_timeout.0.as_secs(), 3);
-    assert!(c.sites[0].bypass_cookies.iter().any(|b| b == "wordpress_logged_in_*"));
+    assert!(
+        c.sites[0]
+            .bypass_cookies
+            .iter()
+            .any(|b| b == "wordpress_logged_in_*")
+    );
 }
 
 #[test]
@@ -68,10 +73,16 @@ origin = "ftp://x"
 "#;
     let err = parse(text, "t").expect_err("two problems");
     let problems = err.problems();
-    let origin = problems.iter().find(|p| p.key == "site[1].origin").expect("origin problem");
+    let origin = problems
+        .iter()
+        .find(|p| p.key == "site[1].origin")
+        .expect("origin problem");
     assert_eq!(origin.line, Some(10), "{err}");
     assert!(origin.message.contains("http://"), "{err}");
-    let dup = problems.iter().find(|p| p.key == "site[1].hosts[0]").expect("duplicate host");
+    let dup = problems
+        .iter()
+        .find(|p| p.key == "site[1].hosts[0]")
+        .expect("duplicate host");
     assert_eq!(dup.line, Some(9), "{err}");
 }
 
@@ -100,7 +111,8 @@ bypass_paths = ["/private/"]
 
 #[test]
 fn http_profile_refuses_a_default_ttl() {
-    let text = "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\ndefault_ttl = \"5m\"\n";
+    let text =
+        "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\ndefault_ttl = \"5m\"\n";
     let err = parse(text, "t").expect_err("ttl on http");
     assert_eq!(err.problems()[0].line, Some(4));
 }

@@ -23,7 +23,9 @@ impl<'de> Deserialize<'de> for Seconds {
         impl de::Visitor<'_> for V {
             type Value = Seconds;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"500ms\", \"90s\", \"15m\", \"24h\", or whole seconds")
+                f.write_str(
+                    "a duration such as \"500ms\", \"90s\", \"15m\", \"24h\", or whole seconds",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
                 u64::try_from(v)

@@ -25,9 +25,7 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             p(format!("server.tls_listen[{i}]"), m);
         }
     }
-    if !config.server.tls_listen.is_empty()
-        && !config.sites.iter().any(|s| s.tls_cert.is_some())
-    {
+    if !config.server.tls_listen.is_empty() && !config.sites.iter().any(|s| s.tls_cert.is_some()) {
         p(
             "server.tls_listen".into(),
             "TLS listeners need at least one site with `tls_cert` and `tls_key`".into(),
@@ -59,7 +57,9 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             if let Some(other) = hosts.insert(host.clone(), i) {
                 p(
                     format!("site[{i}].hosts[{h}]"),
-                    format!("host {host:?} is already served by site[{other}]; each host belongs to one site"),
+                    format!(
+                        "host {host:?} is already served by site[{other}]; each host belongs to one site"
+                    ),
                 );
             }
         }
@@ -94,17 +94,26 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
             if u.path() != "/" && !u.path().is_empty() {
                 p(
                     key("origin"),
-                    format!("{:?}: an origin has no path; write e.g. \"http://127.0.0.1:80\"", site.origin),
+                    format!(
+                        "{:?}: an origin has no path; write e.g. \"http://127.0.0.1:80\"",
+                        site.origin
+                    ),
                 );
             }
         }
         Ok(u) => p(
             key("origin"),
-            format!("scheme {:?} is not supported; use http:// or https://", u.scheme()),
+            format!(
+                "scheme {:?} is not supported; use http:// or https://",
+                u.scheme()
+            ),
         ),
         Err(e) => p(
             key("origin"),
-            format!("{:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:80\"", site.origin),
+            format!(
+                "{:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:80\"",
+                site.origin
+            ),
         ),
     }
     if site.tls_cert.is_some() != site.tls_key.is_some() {
@@ -139,6 +148,8 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
 
 fn socket_addr(addr: &str) -> Result<SocketAddr, String> {
     addr.parse::<SocketAddr>().map_err(|_| {
-        format!("{addr:?} is not an address; write IP:PORT such as \"0.0.0.0:8080\" or \"[::1]:8080\"")
+        format!(
+            "{addr:?} is not an address; write IP:PORT such as \"0.0.0.0:8080\" or \"[::1]:8080\""
+        )
     })
 }

@@ -1,1 +1,273 @@
-//! x
+//! peakguard's edge: the request path on Pingora.
+//!
+//! Owns: listeners (plain and TLS, HTTP/1.1 and HTTP/2), site routing by host, the pingora
+//! `ProxyHttp` hooks ([`proxy::EdgeProxy`]), the origin connection settings, the admin API
+//! (purge, maintenance, metrics, status), the access log, reload on SIGHUP and graceful
+//! shutdown/upgrade. Must not touch: caching policy and pingora_cache types (the cache
+//! crate's), request policy such as who passes maintenance (the shield's).
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod admin;
+pub mod metrics;
+pub mod pages;
+pub mod proxy;
+pub mod reload;
+pub mod sites;
+pub mod state;
+
+use arc_swap::ArcSwap;
+use parking_lot::RwLock;
+use peakguard_cache::{CacheEngine, StorageSettings};
+use peakguard_config::Config;
+use peakguard_shield::MaintenancePolicy;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error(transparent)]
+    Site(#[from] sites::SiteError),
+    #[error(
+        "cannot open the cache storage under {path}: {source} (check cache.disk_path and its permissions)"
+    )]
+    Cache {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("admin token: {0}")]
+    Token(String),
+    #[error("TLS listener {addr}: {reason}")]
+    Tls { addr: String, reason: String },
+    #[error(
+        "no site configured: add a [[site]] with an origin, or run `peakguard serve --origin URL`"
+    )]
+    NoSite,
+}
+
+/// How to start serving.
+pub struct ServeOptions {
+    pub config: Config,
+    /// Re-read on SIGHUP when set.
+    pub config_path: Option<PathBuf>,
+    /// Take the listening sockets over from a running instance (zero-downtime upgrade).
+    pub upgrade: bool,
+}
+
+/// Resolves the admin token: configured, else the token file, else a new random one written
+/// to the token file (mode 0600).
+pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
+    if !config.admin.token.is_empty() {
+        return Ok(config.admin.token.clone());
+    }
+    let path = &config.admin.token_file;
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| EdgeError::Token(format!("cannot read /dev/urandom: {e}")))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &token)
+        .map_err(|e| EdgeError::Token(format!("cannot write {}: {e}", path.display())))?;
+    Ok(token)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+}
+
+/// The reloadable part of the configuration.
+pub fn live_from(config: &Config) -> Result<state::Live, EdgeError> {
+    Ok(state::Live {
+        sites: sites::SiteTable::from_config(config)?,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+        maintenance_policy: MaintenancePolicy::new(
+            config.maintenance.allow.clone(),
+            &config.maintenance.bypass_cookie,
+        ),
+        default_retry_after: config.maintenance.retry_after.0.as_secs(),
+    })
+}
+
+/// Builds the shared state: opens the cache (indexing the disk tier), reads the maintenance
+/// flag, opens the access log.
+pub fn build_state(
+    config: &Config,
+    config_path: Option<PathBuf>,
+) -> Result<Arc<state::EdgeState>, EdgeError> {
+    if config.sites.is_empty() {
+        return Err(EdgeError::NoSite);
+    }
+    let mut tag_headers: Vec<String> = config
+        .sites
+        .iter()
+        .flat_map(|s| s.tag_headers.iter().map(|h| h.to_ascii_lowercase()))
+        .collect();
+    tag_headers.sort();
+    tag_headers.dedup();
+    let disk = (!config.cache.disk_path.as_os_str().is_empty())
+        .then(|| (config.cache.disk_path.clone(), config.cache.disk_size.0));
+    let settings = StorageSettings {
+        memory_bytes: config.cache.memory_size.0 as usize,
+        disk,
+        max_object_bytes: config.cache.max_object_size.0 as usize,
+        tag_headers,
+    };
+    let cache = CacheEngine::open(settings, config.cache.coalesce_wait.0).map_err(|source| {
+        EdgeError::Cache {
+            path: config.cache.disk_path.display().to_string(),
+            source,
+        }
+    })?;
+    let access_log =
+        match config.server.access_log.as_str() {
+            "" => None,
+            target => Some(access_log::AccessLog::open(target).map_err(|source| {
+                EdgeError::AccessLog {
+                    path: target.into(),
+                    source,
+                }
+            })?),
+        };
+    let maintenance_file = config.maintenance.state_file.clone();
+    Ok(Arc::new(state::EdgeState {
+        cache,
+        live: ArcSwap::from_pointee(live_from(config)?),
+        maintenance: RwLock::new(state::EdgeState::load_maintenance(&maintenance_file)),
+        maintenance_file,
+        metrics: metrics::Metrics::default(),
+        access_log,
+        admin_token: admin_token(config)?,
+        config_path,
+        started: std::time::Instant::now(),
+    }))
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: if s.threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            s.threads
+        },
+        grace_period_seconds: Some(s.grace_period.0.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout.0.as_secs()),
+        upgrade_sock: s.upgrade_sock.display().to_string(),
+        pid_file: s.pid_file.display().to_string(),
+        ..ServerConf::default()
+    }
+}
+
+fn tls_settings(config: &Config, addr: &str) -> Result<TlsSettings, EdgeError> {
+    let certs: Vec<_> = config
+        .sites
+        .iter()
+        .filter_map(|s| Some((s.tls_cert.as_ref()?, s.tls_key.as_ref()?)))
+        .collect();
+    let Some((cert, key)) = certs.first() else {
+        return Err(EdgeError::Tls {
+            addr: addr.into(),
+            reason: "no site has tls_cert/tls_key".into(),
+        });
+    };
+    if certs.len() > 1 {
+        log::warn!(
+            "TLS listener {addr}: several sites have certificates; SNI selection is not built yet, serving the first site's certificate"
+        );
+    }
+    let mut settings =
+        TlsSettings::intermediate(&cert.display().to_string(), &key.display().to_string())
+            .map_err(|e| EdgeError::Tls {
+                addr: addr.into(),
+                reason: e.to_string(),
+            })?;
+    settings.enable_h2();
+    Ok(settings)
+}
+
+/// Builds the pingora server with the proxy, admin and reload services. Call
+/// `run_forever()` on the result.
+pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>), EdgeError> {
+    let config = opts.config;
+    let state = build_state(&config, opts.config_path)?;
+    let pid = std::process::id().to_string();
+    let _ = std::fs::write(&config.server.pid_file, pid);
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
+    server.bootstrap();
+
+    if !config.server.listen.is_empty() {
+        let mut plain = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            proxy::EdgeProxy {
+                state: state.clone(),
+                tls: false,
+            },
+            "peakguard edge (http)",
+        );
+        for addr in &config.server.listen {
+            plain.add_tcp(addr);
+        }
+        server.add_service(plain);
+    }
+    if !config.server.tls_listen.is_empty() {
+        let mut tls = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            proxy::EdgeProxy {
+                state: state.clone(),
+                tls: true,
+            },
+            "peakguard edge (https)",
+        );
+        for addr in &config.server.tls_listen {
+            tls.add_tls_with_settings(addr, None, tls_settings(&config, addr)?);
+        }
+        server.add_service(tls);
+    }
+    let mut admin = pingora::services::listening::Service::new(
+        "peakguard admin".into(),
+        admin::AdminApp {
+            state: state.clone(),
+        },
+    );
+    admin.add_tcp(&config.admin.listen);
+    server.add_service(admin);
+    server.add_service(pingora::services::background::background_service(
+        "peakguard reload",
+        reload::Reloader {
+            state: state.clone(),
+        },
+    ));
+    Ok((server, state))
+}

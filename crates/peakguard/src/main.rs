@@ -1,1 +1,189 @@
-fn main(){}
+//! The `peakguard` binary: parses the command line, wires the crates, prints results.
+//! Thin by design: every capability lives in a library crate.
+#![forbid(unsafe_code)]
+
+mod admin_client;
+mod cli;
+mod demo;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand, MaintenanceAction};
+use peakguard_config::{Config, Profile};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Demo(_)) && !cli.verbose;
+    let level = if cli.verbose {
+        "info"
+    } else if quiet {
+        "error"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        // pingora warns once that it has no header-compression dictionary; headers are
+        // stored uncompressed, which is fine for us.
+        .filter_module("pingora_cache::meta", log::LevelFilter::Error)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("peakguard: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
+    match path {
+        Some(p) => Ok(Some(peakguard_config::load(p)?)),
+        None => {
+            let default = std::path::Path::new("peakguard.toml");
+            if default.exists() {
+                Ok(Some(peakguard_config::load(default)?))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let path = args.config.clone();
+            let mut config = match (&path, &args.origin) {
+                (Some(p), _) => peakguard_config::load(p)?,
+                (None, Some(origin)) => {
+                    let profile = if args.profile.as_deref() == Some("http") {
+                        Profile::Http
+                    } else {
+                        Profile::Wordpress
+                    };
+                    let listen = args
+                        .listen
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "0.0.0.0:8080".into());
+                    let text = format!(
+                        "[server]\nlisten = [{listen:?}]\n[[site]]\norigin = {origin:?}\nprofile = {:?}\n",
+                        if profile == Profile::Http {
+                            "http"
+                        } else {
+                            "wordpress"
+                        }
+                    );
+                    peakguard_config::parse(&text, "command line")
+                        .context("the --listen/--origin values are not valid")?
+                }
+                (None, None) => bail!(
+                    "give a configuration file (--config peakguard.toml) or an origin (--origin http://127.0.0.1:80)"
+                ),
+            };
+            if path.is_some() && !args.listen.is_empty() {
+                config.server.listen = args.listen.clone();
+            }
+            if let Some(dir) = &args.cache_dir {
+                config.cache.disk_path = dir.clone();
+            }
+            if let Some(a) = &args.admin_listen {
+                config.admin.listen = a.clone();
+            }
+            let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
+                config: config.clone(),
+                config_path: path,
+                upgrade: args.upgrade,
+            })?;
+            eprintln!(
+                "peakguard: serving {} site(s) on {} (admin on {}, token in {})",
+                config.sites.len(),
+                config.server.listen.join(", "),
+                config.admin.listen,
+                if config.admin.token.is_empty() {
+                    config.admin.token_file.display().to_string()
+                } else {
+                    "the configuration".into()
+                },
+            );
+            drop(state);
+            server.run_forever();
+        }
+        Command::Purge(args) => {
+            let client = admin_client::AdminClient::from_args(
+                &args.admin,
+                load_config(args.admin.config.as_deref())?.as_ref(),
+            )?;
+            let query = if let Some(u) = &args.url {
+                format!("url={}", admin_client::enc(u))
+            } else if let Some(p) = &args.prefix {
+                format!("prefix={}", admin_client::enc(p))
+            } else if let Some(t) = &args.tag {
+                format!("tag={}", admin_client::enc(t))
+            } else if args.all {
+                "all=1".to_string()
+            } else {
+                bail!("say what to purge: --url URL, --prefix URL, --tag TAG or --all");
+            };
+            let v = client.post(&format!("/purge?{query}"))?;
+            println!("purged {} object(s)", v["purged"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Maintenance(args) => {
+            let client = admin_client::AdminClient::from_args(
+                &args.admin,
+                load_config(args.admin.config.as_deref())?.as_ref(),
+            )?;
+            let v = match args.action {
+                MaintenanceAction::Status => client.get("/maintenance")?,
+                MaintenanceAction::Off => client.post("/maintenance?state=off")?,
+                MaintenanceAction::On => {
+                    let mut q = "state=on".to_string();
+                    if let Some(m) = &args.message {
+                        q.push_str(&format!("&message={}", admin_client::enc(m)));
+                    }
+                    if let Some(r) = &args.retry_after {
+                        let d = humantime::parse_duration(r).with_context(|| {
+                            format!("--retry-after {r:?}: write e.g. 15m or 90s")
+                        })?;
+                        q.push_str(&format!("&retry_after={}", d.as_secs()));
+                    }
+                    client.post(&format!("/maintenance?{q}"))?
+                }
+            };
+            println!(
+                "maintenance is {}{}",
+                if v["on"] == true { "ON" } else { "off" },
+                v["message"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let client = admin_client::AdminClient::from_args(
+                &args,
+                load_config(args.config.as_deref())?.as_ref(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&client.get("/status")?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => match peakguard_config::load(&file) {
+            Ok(c) => {
+                println!("{}: ok ({} site(s))", file.display(), c.sites.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Demo(args) => {
+            demo::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -11,13 +11,18 @@ fn now() -> SystemTime {
 }
 
 fn date(offset: i64) -> String {
-    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs((NOW as i64 + offset) as u64))
+    httpdate::fmt_http_date(
+        SystemTime::UNIX_EPOCH + Duration::from_secs((NOW as i64 + offset) as u64),
+    )
 }
 
 fn headers(list: &[(&str, String)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in list {
-        h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        h.append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
     }
     h
 }
@@ -30,10 +35,19 @@ fn strict() -> SiteRules {
     SiteRules::from_config(&SiteConfig::quick("http://127.0.0.1:1", Profile::Http))
 }
 
-fn run(rules: &SiteRules, method: Method, req: &[(&str, String)], status: u16, resp: &[(&str, String)]) -> Decision {
+fn run(
+    rules: &SiteRules,
+    method: Method,
+    req: &[(&str, String)],
+    status: u16,
+    resp: &[(&str, String)],
+) -> Decision {
     let req_h = headers(req);
     decide(
-        RequestFacts { method: &method, headers: &req_h },
+        RequestFacts {
+            method: &method,
+            headers: &req_h,
+        },
         StatusCode::from_u16(status).unwrap(),
         &headers(resp),
         rules,
@@ -61,33 +75,213 @@ fn freshness_table() {
         ("wp default ttl", &w, 200, vec![], Some(300)),
         ("wp 404 default ttl", &w, 404, vec![], Some(300)),
         ("wp 500 never", &w, 500, vec![], None),
-        ("wp 503 never", &w, 503, vec![("cache-control", s("max-age=60"))], None),
+        (
+            "wp 503 never",
+            &w,
+            503,
+            vec![("cache-control", s("max-age=60"))],
+            None,
+        ),
         ("wp 302 no explicit", &w, 302, vec![], None),
-        ("wp 302 explicit", &w, 302, vec![("cache-control", s("max-age=60"))], Some(60)),
-        ("max-age", &h, 200, vec![("cache-control", s("max-age=120"))], Some(120)),
-        ("s-maxage wins", &h, 200, vec![("cache-control", s("max-age=10, s-maxage=90"))], Some(90)),
-        ("no-store", &w, 200, vec![("cache-control", s("no-store"))], None),
-        ("private", &w, 200, vec![("cache-control", s("private, max-age=60"))], None),
-        ("private fields store", &h, 200, vec![("cache-control", s("private=\"x-user\", max-age=60"))], Some(60)),
-        ("no-cache stores stale", &h, 200, vec![("cache-control", s("no-cache, max-age=60")), ("etag", s("\"a\""))], Some(0)),
-        ("wordpress nocache_headers", &w, 200, vec![("cache-control", s("no-cache, must-revalidate, max-age=0, no-store, private")), ("expires", s("Wed, 11 Jan 1984 05:00:00 GMT"))], None),
-        ("expires minus date", &h, 200, vec![("date", date(0)), ("expires", date(600))], Some(600)),
-        ("expires invalid = expired", &h, 200, vec![("date", date(0)), ("expires", s("0")), ("etag", s("\"x\""))], Some(0)),
-        ("max-age beats expires", &h, 200, vec![("cache-control", s("max-age=5")), ("expires", date(600)), ("date", date(0))], Some(5)),
-        ("age reduces", &h, 200, vec![("cache-control", s("max-age=100")), ("age", s("30"))], Some(70)),
-        ("date in past reduces", &h, 200, vec![("cache-control", s("max-age=100")), ("date", date(-40))], Some(60)),
-        ("age beyond lifetime", &h, 200, vec![("cache-control", s("max-age=10")), ("age", s("30")), ("etag", s("\"e\""))], Some(0)),
+        (
+            "wp 302 explicit",
+            &w,
+            302,
+            vec![("cache-control", s("max-age=60"))],
+            Some(60),
+        ),
+        (
+            "max-age",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=120"))],
+            Some(120),
+        ),
+        (
+            "s-maxage wins",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=10, s-maxage=90"))],
+            Some(90),
+        ),
+        (
+            "no-store",
+            &w,
+            200,
+            vec![("cache-control", s("no-store"))],
+            None,
+        ),
+        (
+            "private",
+            &w,
+            200,
+            vec![("cache-control", s("private, max-age=60"))],
+            None,
+        ),
+        (
+            "private fields store",
+            &h,
+            200,
+            vec![("cache-control", s("private=\"x-user\", max-age=60"))],
+            Some(60),
+        ),
+        (
+            "no-cache stores stale",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("no-cache, max-age=60")),
+                ("etag", s("\"a\"")),
+            ],
+            Some(0),
+        ),
+        (
+            "wordpress nocache_headers",
+            &w,
+            200,
+            vec![
+                (
+                    "cache-control",
+                    s("no-cache, must-revalidate, max-age=0, no-store, private"),
+                ),
+                ("expires", s("Wed, 11 Jan 1984 05:00:00 GMT")),
+            ],
+            None,
+        ),
+        (
+            "expires minus date",
+            &h,
+            200,
+            vec![("date", date(0)), ("expires", date(600))],
+            Some(600),
+        ),
+        (
+            "expires invalid = expired",
+            &h,
+            200,
+            vec![("date", date(0)), ("expires", s("0")), ("etag", s("\"x\""))],
+            Some(0),
+        ),
+        (
+            "max-age beats expires",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("max-age=5")),
+                ("expires", date(600)),
+                ("date", date(0)),
+            ],
+            Some(5),
+        ),
+        (
+            "age reduces",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=100")), ("age", s("30"))],
+            Some(70),
+        ),
+        (
+            "date in past reduces",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=100")), ("date", date(-40))],
+            Some(60),
+        ),
+        (
+            "age beyond lifetime",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("max-age=10")),
+                ("age", s("30")),
+                ("etag", s("\"e\"")),
+            ],
+            Some(0),
+        ),
         ("strict no headers", &h, 200, vec![], None),
-        ("strict validator only", &h, 200, vec![("etag", s("\"v\""))], Some(0)),
-        ("vary star", &h, 200, vec![("cache-control", s("max-age=60")), ("vary", s("*"))], None),
-        ("vary list with star", &h, 200, vec![("cache-control", s("max-age=60")), ("vary", s("accept, *"))], None),
-        ("set-cookie refused", &w, 200, vec![("set-cookie", s("a=1"))], None),
-        ("cdn-cache-control wins", &h, 200, vec![("cache-control", s("no-store")), ("cdn-cache-control", s("max-age=30"))], Some(30)),
-        ("cdn-cache-control no-store", &h, 200, vec![("cache-control", s("max-age=300")), ("cdn-cache-control", s("no-store"))], None),
-        ("cdn-cache-control ignores expires", &w, 200, vec![("cdn-cache-control", s("public")), ("expires", date(900)), ("date", date(0))], Some(300)),
-        ("duplicate max-age is invalid", &h, 200, vec![("cache-control", s("max-age=60, max-age=120")), ("etag", s("\"d\""))], Some(0)),
-        ("quoted comma", &h, 200, vec![("cache-control", s("private=\"a, b\", max-age=7"))], Some(7)),
-        ("206 never", &h, 206, vec![("cache-control", s("max-age=60"))], None),
+        (
+            "strict validator only",
+            &h,
+            200,
+            vec![("etag", s("\"v\""))],
+            Some(0),
+        ),
+        (
+            "vary star",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=60")), ("vary", s("*"))],
+            None,
+        ),
+        (
+            "vary list with star",
+            &h,
+            200,
+            vec![("cache-control", s("max-age=60")), ("vary", s("accept, *"))],
+            None,
+        ),
+        (
+            "set-cookie refused",
+            &w,
+            200,
+            vec![("set-cookie", s("a=1"))],
+            None,
+        ),
+        (
+            "cdn-cache-control wins",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("no-store")),
+                ("cdn-cache-control", s("max-age=30")),
+            ],
+            Some(30),
+        ),
+        (
+            "cdn-cache-control no-store",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("max-age=300")),
+                ("cdn-cache-control", s("no-store")),
+            ],
+            None,
+        ),
+        (
+            "cdn-cache-control ignores expires",
+            &w,
+            200,
+            vec![
+                ("cdn-cache-control", s("public")),
+                ("expires", date(900)),
+                ("date", date(0)),
+            ],
+            Some(300),
+        ),
+        (
+            "duplicate max-age is invalid",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("max-age=60, max-age=120")),
+                ("etag", s("\"d\"")),
+            ],
+            Some(0),
+        ),
+        (
+            "quoted comma",
+            &h,
+            200,
+            vec![("cache-control", s("private=\"a, b\", max-age=7"))],
+            Some(7),
+        ),
+        (
+            "206 never",
+            &h,
+            206,
+            vec![("cache-control", s("max-age=60"))],
+            None,
+        ),
     ];
     for (name, rules, status, resp, want) in cases {
         let got = run(rules, Method::GET, &[], status, &resp);
@@ -98,35 +292,103 @@ fn freshness_table() {
 #[test]
 fn unsafe_method_and_request_no_store_are_not_stored() {
     assert_eq!(fresh(&run(&wp(), Method::POST, &[], 200, &[])), None);
-    assert_eq!(fresh(&run(&wp(), Method::GET, &[("cache-control", s("no-store"))], 200, &[])), None);
+    assert_eq!(
+        fresh(&run(
+            &wp(),
+            Method::GET,
+            &[("cache-control", s("no-store"))],
+            200,
+            &[]
+        )),
+        None
+    );
     assert_eq!(fresh(&run(&wp(), Method::HEAD, &[], 200, &[])), Some(300));
 }
 
 #[test]
 fn authorization_needs_explicit_permission() {
     let auth = [("authorization", s("Basic eDp5"))];
-    assert_eq!(fresh(&run(&strict(), Method::GET, &auth, 200, &[("cache-control", s("max-age=60"))])), None);
-    assert_eq!(fresh(&run(&strict(), Method::GET, &auth, 200, &[("cache-control", s("public, max-age=60"))])), Some(60));
-    assert_eq!(fresh(&run(&strict(), Method::GET, &auth, 200, &[("cache-control", s("s-maxage=60"))])), Some(60));
+    assert_eq!(
+        fresh(&run(
+            &strict(),
+            Method::GET,
+            &auth,
+            200,
+            &[("cache-control", s("max-age=60"))]
+        )),
+        None
+    );
+    assert_eq!(
+        fresh(&run(
+            &strict(),
+            Method::GET,
+            &auth,
+            200,
+            &[("cache-control", s("public, max-age=60"))]
+        )),
+        Some(60)
+    );
+    assert_eq!(
+        fresh(&run(
+            &strict(),
+            Method::GET,
+            &auth,
+            200,
+            &[("cache-control", s("s-maxage=60"))]
+        )),
+        Some(60)
+    );
 }
 
 #[test]
 fn stale_windows_come_from_directives_or_site_defaults() {
-    let d = run(&wp(), Method::GET, &[], 200, &[("cache-control", s("max-age=60, stale-while-revalidate=30, stale-if-error=600"))]);
-    let Decision::Store(st) = d else { panic!("stored") };
+    let d = run(
+        &wp(),
+        Method::GET,
+        &[],
+        200,
+        &[(
+            "cache-control",
+            s("max-age=60, stale-while-revalidate=30, stale-if-error=600"),
+        )],
+    );
+    let Decision::Store(st) = d else {
+        panic!("stored")
+    };
     assert_eq!(st.stale_while_revalidate.as_secs(), 30);
     assert_eq!(st.stale_if_error.as_secs(), 600);
-    let Decision::Store(st) = run(&wp(), Method::GET, &[], 200, &[]) else { panic!("stored") };
+    let Decision::Store(st) = run(&wp(), Method::GET, &[], 200, &[]) else {
+        panic!("stored")
+    };
     assert_eq!(st.stale_if_error.as_secs(), 86_400);
     assert_eq!(st.stale_while_revalidate.as_secs(), 60);
 }
 
 #[test]
 fn must_revalidate_forbids_stale() {
-    let Decision::Store(st) = run(&wp(), Method::GET, &[], 200, &[("cache-control", s("max-age=60, must-revalidate"))]) else { panic!() };
-    assert_eq!((st.stale_if_error, st.stale_while_revalidate), (Duration::ZERO, Duration::ZERO));
+    let Decision::Store(st) = run(
+        &wp(),
+        Method::GET,
+        &[],
+        200,
+        &[("cache-control", s("max-age=60, must-revalidate"))],
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        (st.stale_if_error, st.stale_while_revalidate),
+        (Duration::ZERO, Duration::ZERO)
+    );
     // s-maxage implies proxy-revalidate for the strict profile.
-    let Decision::Store(st) = run(&strict(), Method::GET, &[], 200, &[("cache-control", s("s-maxage=60, stale-if-error=99"))]) else { panic!() };
+    let Decision::Store(st) = run(
+        &strict(),
+        Method::GET,
+        &[],
+        200,
+        &[("cache-control", s("s-maxage=60, stale-if-error=99"))],
+    ) else {
+        panic!()
+    };
     assert_eq!(st.stale_if_error, Duration::ZERO);
 }
 
@@ -135,12 +397,23 @@ fn set_cookie_is_stripped_when_configured() {
     let mut cfg = SiteConfig::default();
     cfg.cache_set_cookie = true;
     let rules = SiteRules::from_config(&cfg);
-    let Decision::Store(st) = run(&rules, Method::GET, &[], 200, &[("set-cookie", s("a=1"))]) else { panic!() };
+    let Decision::Store(st) = run(&rules, Method::GET, &[], 200, &[("set-cookie", s("a=1"))])
+    else {
+        panic!()
+    };
     assert_eq!(st.strip, vec!["set-cookie".to_string()]);
 }
 
 #[test]
 fn private_field_names_are_stripped() {
-    let Decision::Store(st) = run(&strict(), Method::GET, &[], 200, &[("cache-control", s("private=\"x-user, x-b\", max-age=9"))]) else { panic!() };
+    let Decision::Store(st) = run(
+        &strict(),
+        Method::GET,
+        &[],
+        200,
+        &[("cache-control", s("private=\"x-user, x-b\", max-age=9"))],
+    ) else {
+        panic!()
+    };
     assert_eq!(st.strip, vec!["x-user".to_string(), "x-b".to_string()]);
 }

@@ -19,8 +19,14 @@ const MAGIC: &[u8; 4] = b"PGC1";
 const QUEUE: usize = 4096;
 
 enum Job {
-    Write { hex: String, bytes: Vec<u8>, body: Bytes },
-    Delete { hex: String },
+    Write {
+        hex: String,
+        bytes: Vec<u8>,
+        body: Bytes,
+    },
+    Delete {
+        hex: String,
+    },
     Barrier(std::sync::mpsc::Sender<()>),
 }
 
@@ -65,7 +71,9 @@ impl DiskTier {
                     continue;
                 }
                 match read_prelude(&path) {
-                    Ok((url, tags, size, mtime)) => found.push((mtime, name.to_string(), url, tags, size)),
+                    Ok((url, tags, size, mtime)) => {
+                        found.push((mtime, name.to_string(), url, tags, size))
+                    }
                     Err(_) => {
                         let _ = fs::remove_file(&path);
                     }
@@ -73,7 +81,12 @@ impl DiskTier {
             }
         }
         found.sort_by_key(|f| f.0);
-        let mut index = Index { entries: HashMap::new(), order: BTreeMap::new(), used: 0, next_seq: 0 };
+        let mut index = Index {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            used: 0,
+            next_seq: 0,
+        };
         let mut recovered = Vec::new();
         for (_, hex, url, tags, size) in found {
             let seq = index.next_seq;
@@ -92,7 +105,10 @@ impl DiskTier {
                     match job {
                         Job::Write { hex, bytes, body } => {
                             if let Err(e) = write_atomic(&writer_dir, &hex, &bytes, &body) {
-                                log::warn!("disk cache: cannot write {hex} under {}: {e}", writer_dir.display());
+                                log::warn!(
+                                    "disk cache: cannot write {hex} under {}: {e}",
+                                    writer_dir.display()
+                                );
                             }
                         }
                         Job::Delete { hex } => {
@@ -121,12 +137,18 @@ impl DiskTier {
 
     /// Queues the object for writing; returns the keys evicted to make room.
     pub fn store(&self, hex: &str, object: &StoredObject) -> Vec<String> {
-        let Ok(prelude) = encode_prelude(object) else { return Vec::new() };
+        let Ok(prelude) = encode_prelude(object) else {
+            return Vec::new();
+        };
         let size = (prelude.len() + object.body.len()) as u64;
         if size > self.capacity {
             return Vec::new();
         }
-        let job = Job::Write { hex: hex.to_string(), bytes: prelude, body: object.body.clone() };
+        let job = Job::Write {
+            hex: hex.to_string(),
+            bytes: prelude,
+            body: object.body.clone(),
+        };
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -146,11 +168,15 @@ impl DiskTier {
         index.order.insert(seq, hex.to_string());
         index.used += size;
         while index.used > self.capacity {
-            let Some((_, victim)) = index.order.pop_first() else { break };
+            let Some((_, victim)) = index.order.pop_first() else {
+                break;
+            };
             if let Some((vsize, _)) = index.entries.remove(&victim) {
                 index.used -= vsize;
             }
-            let _ = self.jobs.try_send(Job::Delete { hex: victim.clone() });
+            let _ = self.jobs.try_send(Job::Delete {
+                hex: victim.clone(),
+            });
             self.evictions.fetch_add(1, Ordering::Relaxed);
             evicted.push(victim);
         }
@@ -159,11 +185,19 @@ impl DiskTier {
 
     pub fn remove(&self, hex: &str) -> bool {
         let mut index = self.index.lock();
-        let Some((size, seq)) = index.entries.remove(hex) else { return false };
+        let Some((size, seq)) = index.entries.remove(hex) else {
+            return false;
+        };
         index.used -= size;
         index.order.remove(&seq);
         drop(index);
-        if self.jobs.send(Job::Delete { hex: hex.to_string() }).is_err() {
+        if self
+            .jobs
+            .send(Job::Delete {
+                hex: hex.to_string(),
+            })
+            .is_err()
+        {
             let _ = fs::remove_file(object_path(&self.dir, hex));
         }
         true
@@ -196,7 +230,6 @@ impl DiskTier {
     pub fn len(&self) -> usize {
         self.index.lock().entries.len()
     }
-
 }
 
 fn object_path(dir: &Path, hex: &str) -> PathBuf {
@@ -246,7 +279,11 @@ impl<'a> Cursor<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(corrupt)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(corrupt)?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -278,7 +315,12 @@ fn decode(bytes: &[u8]) -> io::Result<StoredObject> {
     let header = c.take(n)?;
     let meta = CacheMeta::deserialize(internal, header).map_err(|_| corrupt())?;
     let body = Bytes::copy_from_slice(&bytes[c.pos..]);
-    Ok(StoredObject { meta: MetaParts::from_meta(&meta), body, url, tags })
+    Ok(StoredObject {
+        meta: MetaParts::from_meta(&meta),
+        body,
+        url,
+        tags,
+    })
 }
 
 /// Reads only the prelude: url, tags, file size, modification time.

@@ -23,7 +23,12 @@ pub struct CompleteHit {
 impl CompleteHit {
     pub fn new(object: Arc<StoredObject>) -> Self {
         let end = object.body.len();
-        CompleteHit { object, start: 0, end, done: false }
+        CompleteHit {
+            object,
+            start: 0,
+            end,
+            done: false,
+        }
     }
 }
 
@@ -37,7 +42,12 @@ impl HandleHit for CompleteHit {
         Ok(Some(self.object.body.slice(self.start..self.end)))
     }
 
-    async fn finish(self: Box<Self>, _s: &'static (dyn Storage + Sync), _k: &CacheKey, _t: &SpanHandle) -> Result<()> {
+    async fn finish(
+        self: Box<Self>,
+        _s: &'static (dyn Storage + Sync),
+        _k: &CacheKey,
+        _t: &SpanHandle,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -48,7 +58,10 @@ impl HandleHit for CompleteHit {
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
         let len = self.object.body.len();
         if start >= len {
-            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} beyond body length {len}"));
+            return Error::e_explain(
+                ErrorType::InternalError,
+                format!("seek start {start} beyond body length {len}"),
+            );
         }
         self.start = start;
         self.end = end.map_or(len, |e| e.min(len));
@@ -89,7 +102,14 @@ pub struct PartialObject {
 impl PartialObject {
     pub fn new(id: u64, meta: MetaParts, url: String, tags: Vec<String>) -> Self {
         let (state, _) = watch::channel(WriteState::default());
-        PartialObject { id, meta, url, tags, chunks: RwLock::new(Vec::new()), state }
+        PartialObject {
+            id,
+            meta,
+            url,
+            tags,
+            chunks: RwLock::new(Vec::new()),
+            state,
+        }
     }
 
     pub fn push(&self, data: Bytes, eof: bool) {
@@ -137,7 +157,11 @@ pub struct PartialHit {
 impl PartialHit {
     pub fn new(object: Arc<PartialObject>) -> Self {
         let state = object.state.subscribe();
-        PartialHit { object, state, next: 0 }
+        PartialHit {
+            object,
+            state,
+            next: 0,
+        }
     }
 }
 
@@ -152,7 +176,10 @@ impl HandleHit for PartialHit {
                 return Ok(Some(chunk));
             }
             if state.failed {
-                return Error::e_explain(ErrorType::InternalError, "the origin fetch this response followed failed");
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "the origin fetch this response followed failed",
+                );
             }
             if state.done {
                 return Ok(None);
@@ -163,7 +190,12 @@ impl HandleHit for PartialHit {
         }
     }
 
-    async fn finish(self: Box<Self>, _s: &'static (dyn Storage + Sync), _k: &CacheKey, _t: &SpanHandle) -> Result<()> {
+    async fn finish(
+        self: Box<Self>,
+        _s: &'static (dyn Storage + Sync),
+        _k: &CacheKey,
+        _t: &SpanHandle,
+    ) -> Result<()> {
         Ok(())
     }
 

@@ -63,7 +63,9 @@ impl MemoryTier {
 
     /// Replaces the object of an existing entry in place (header update after a 304).
     pub fn replace(&mut self, key: &str, object: Arc<StoredObject>) -> bool {
-        let Some(entry) = self.entries.get_mut(key) else { return false };
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
         let weight = object.weight();
         self.used = self.used + weight - entry.weight;
         if !entry.main {
@@ -94,7 +96,13 @@ impl MemoryTier {
         self.used += weight;
         self.entries.insert(
             key,
-            Entry { object, weight, freq: AtomicU8::new(0), main: to_main, generation },
+            Entry {
+                object,
+                weight,
+                freq: AtomicU8::new(0),
+                main: to_main,
+                generation,
+            },
         );
         let evicted = self.evict();
         self.compact_queues();
@@ -118,9 +126,17 @@ impl MemoryTier {
         let mut evicted = Vec::new();
         while self.used > self.capacity {
             let from_small = self.small_used > self.capacity / 10 || self.main.is_empty();
-            let popped = if from_small { self.small.pop_front() } else { self.main.pop_front() };
-            let Some((key, generation)) = popped else { break };
-            let Some(entry) = self.entries.get_mut(&key) else { continue };
+            let popped = if from_small {
+                self.small.pop_front()
+            } else {
+                self.main.pop_front()
+            };
+            let Some((key, generation)) = popped else {
+                break;
+            };
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
             if entry.generation != generation || entry.main == from_small {
                 continue; // a stale queue slot
             }
@@ -165,7 +181,9 @@ impl MemoryTier {
         }
         let entries = &self.entries;
         let live = |(k, g): &(String, u64), main: bool| {
-            entries.get(k).is_some_and(|e| e.generation == *g && e.main == main)
+            entries
+                .get(k)
+                .is_some_and(|e| e.generation == *g && e.main == main)
         };
         self.small.retain(|slot| live(slot, false));
         self.main.retain(|slot| live(slot, true));
@@ -178,7 +196,6 @@ impl MemoryTier {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
-
 
     pub fn keys(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()

@@ -97,7 +97,9 @@ impl TieredStorage {
     fn commit(&self, hex: &str, object: Arc<StoredObject>) {
         self.index.lock().add(hex, &object.url, &object.tags);
         let evicted_mem = self.memory.write().insert(hex.to_string(), object.clone());
-        self.stats.evictions.fetch_add(evicted_mem.len() as u64, Ordering::Relaxed);
+        self.stats
+            .evictions
+            .fetch_add(evicted_mem.len() as u64, Ordering::Relaxed);
         let mut gone: Vec<String> = Vec::new();
         match &self.disk {
             Some(disk) => {
@@ -176,7 +178,9 @@ impl TieredStorage {
         self.disk.as_ref().map_or(0, |d| d.len())
     }
     pub fn disk_evictions(&self) -> u64 {
-        self.disk.as_ref().map_or(0, |d| d.evictions.load(Ordering::Relaxed))
+        self.disk
+            .as_ref()
+            .map_or(0, |d| d.evictions.load(Ordering::Relaxed))
     }
 
     fn hit_from_object(object: Arc<StoredObject>) -> (CacheMeta, HitHandler) {
@@ -195,7 +199,9 @@ impl TieredStorage {
             Ok(Ok(Some(object))) => {
                 let object = Arc::new(object);
                 let evicted = self.memory.write().insert(hex.to_string(), object.clone());
-                self.stats.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .evictions
+                    .fetch_add(evicted.len() as u64, Ordering::Relaxed);
                 self.stats.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(object)
             }
@@ -212,7 +218,11 @@ impl TieredStorage {
 
 #[async_trait]
 impl Storage for TieredStorage {
-    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hex = key.combined();
         let partial = self.partial.read().get(&hex).cloned();
         if let Some(p) = partial {
@@ -231,19 +241,37 @@ impl Storage for TieredStorage {
         tag: Option<&[u8]>,
         trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let Some(id) = tag.and_then(|t| U64WriteId::try_from(t).ok()).map(u64::from) else {
+        let Some(id) = tag
+            .and_then(|t| U64WriteId::try_from(t).ok())
+            .map(u64::from)
+        else {
             return self.lookup(key, trace).await;
         };
         let hex = key.combined();
-        let partial = self.partial.read().get(&hex).filter(|p| p.id == id).cloned();
+        let partial = self
+            .partial
+            .read()
+            .get(&hex)
+            .filter(|p| p.id == id)
+            .cloned();
         Ok(partial.map(|p| (p.meta.to_meta(), Box::new(PartialHit::new(p)) as HitHandler)))
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
         let hex = key.combined();
         let id = self.next_write_id.fetch_add(1, Ordering::Relaxed);
         let url = key.primary_key_str().unwrap_or_default().to_string();
-        let partial = Arc::new(PartialObject::new(id, MetaParts::from_meta(meta), url, self.tags_of(meta)));
+        let partial = Arc::new(PartialObject::new(
+            id,
+            MetaParts::from_meta(meta),
+            url,
+            self.tags_of(meta),
+        ));
         self.partial.write().insert(hex.clone(), partial.clone());
         Ok(Box::new(TieredMissHandler {
             storage: self,
@@ -255,19 +283,35 @@ impl Storage for TieredStorage {
         }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, _kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _kind: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         let hex = target.key().combined();
-        Ok(if self.remove_keys(&[hex]) > 0 { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+        Ok(if self.remove_keys(&[hex]) > 0 {
+            PurgeOutcome::Purged(None)
+        } else {
+            PurgeOutcome::NotFound
+        })
     }
 
-    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
         let hex = key.combined();
         let current = self.memory.read().get(&hex);
         let current = match current {
             Some(o) => Some(o),
             None => self.load_from_disk(&hex).await,
         };
-        let Some(current) = current else { return Ok(false) };
+        let Some(current) = current else {
+            return Ok(false);
+        };
         let updated = Arc::new(StoredObject {
             meta: MetaParts::from_meta(meta),
             body: current.body.clone(),
@@ -305,7 +349,10 @@ impl HandleMiss for TieredMissHandler {
         self.written += data.len();
         if self.written > self.storage.settings.max_object_bytes {
             self.partial.fail();
-            return Error::e_explain(ErrorType::InternalError, "object larger than cache.max_object_size");
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "object larger than cache.max_object_size",
+            );
         }
         self.partial.push(data, eof);
         Ok(())
@@ -316,8 +363,13 @@ impl HandleMiss for TieredMissHandler {
         self.partial.complete();
         let body = self.partial.concat();
         let size = body.len();
+        // The length is known now: hits are sent with Content-Length instead of chunked.
+        let mut meta = self.partial.meta.clone();
+        let _ = meta
+            .header
+            .insert_header(http::header::CONTENT_LENGTH, size.to_string());
         let object = Arc::new(StoredObject {
-            meta: self.partial.meta.clone(),
+            meta,
             body,
             url: self.partial.url.clone(),
             tags: self.partial.tags.clone(),
@@ -349,7 +401,10 @@ impl Drop for TieredMissHandler {
         if !self.finished {
             self.partial.fail();
             let mut partial = self.storage.partial.write();
-            if partial.get(&self.hex).is_some_and(|p| p.id == self.partial.id) {
+            if partial
+                .get(&self.hex)
+                .is_some_and(|p| p.id == self.partial.id)
+            {
                 partial.remove(&self.hex);
             }
         }

@@ -10,7 +10,9 @@ fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
         max_object_bytes: 1 << 20,
         tag_headers: vec!["cache-tag".into()],
     };
-    Box::leak(Box::new(TieredStorage::open(settings).expect("open storage")))
+    Box::leak(Box::new(
+        TieredStorage::open(settings).expect("open storage"),
+    ))
 }
 
 fn meta(tags: &str) -> CacheMeta {
@@ -26,7 +28,9 @@ async fn put(s: &'static TieredStorage, url: &str, tags: &str, body: &'static [u
     let span = Span::inactive().handle();
     let key = CacheKey::new(url, "");
     let mut miss = s.get_miss_handler(&key, &meta(tags), &span).await.unwrap();
-    miss.write_body(Bytes::from_static(body), true).await.unwrap();
+    miss.write_body(Bytes::from_static(body), true)
+        .await
+        .unwrap();
     miss.finish().await.unwrap();
 }
 
@@ -66,7 +70,9 @@ async fn a_reader_follows_a_write_in_progress() {
     let span = Span::inactive().handle();
     let key = CacheKey::new("http://a/slow", "");
     let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
-    miss.write_body(Bytes::from_static(b"first "), false).await.unwrap();
+    miss.write_body(Bytes::from_static(b"first "), false)
+        .await
+        .unwrap();
     let (_, mut hit) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
     assert_eq!(&hit.read_body().await.unwrap().unwrap()[..], b"first ");
     let reader = tokio::spawn(async move {
@@ -77,10 +83,15 @@ async fn a_reader_follows_a_write_in_progress() {
         rest
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    miss.write_body(Bytes::from_static(b"second"), true).await.unwrap();
+    miss.write_body(Bytes::from_static(b"second"), true)
+        .await
+        .unwrap();
     miss.finish().await.unwrap();
     assert_eq!(reader.await.unwrap(), b"second");
-    assert_eq!(get(s, "http://a/slow").await.as_deref(), Some(&b"first second"[..]));
+    assert_eq!(
+        get(s, "http://a/slow").await.as_deref(),
+        Some(&b"first second"[..])
+    );
 }
 
 #[tokio::test]
@@ -89,7 +100,9 @@ async fn an_abandoned_write_fails_its_readers_and_stores_nothing() {
     let span = Span::inactive().handle();
     let key = CacheKey::new("http://a/abandoned", "");
     let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
-    miss.write_body(Bytes::from_static(b"part"), false).await.unwrap();
+    miss.write_body(Bytes::from_static(b"part"), false)
+        .await
+        .unwrap();
     let (_, mut hit) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
     drop(miss);
     assert!(hit.read_body().await.unwrap().is_some());
@@ -106,7 +119,10 @@ async fn disk_tier_survives_a_restart_with_its_purge_index() {
     s.flush();
     let again = storage(Some(dir.path()));
     assert_eq!(again.disk_objects(), 2);
-    assert_eq!(get(again, "http://a/kept").await.as_deref(), Some(&b"kept body"[..]));
+    assert_eq!(
+        get(again, "http://a/kept").await.as_deref(),
+        Some(&b"kept body"[..])
+    );
     assert_eq!(again.stats.disk_hits.load(Ordering::Relaxed), 1);
     assert_eq!(again.purge_tag("t2"), 1);
     again.flush();

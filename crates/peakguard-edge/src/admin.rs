@@ -1,0 +1,227 @@
+//! The admin API, on its own listener (loopback by default), bearer token required:
+//!
+//! - `GET  /healthz` (no token) → `ok`
+//! - `GET  /metrics` → Prometheus text
+//! - `GET  /status` → JSON summary
+//! - `POST /purge?url=URL` | `?prefix=URL` | `?tag=TAG` | `?all=1` → `{"purged": N}`
+//! - `GET  /maintenance`, `POST /maintenance?state=on|off[&message=..][&retry_after=SECS]`
+//!
+//! A purge URL without a scheme purges both `http://` and `https://` copies.
+
+use crate::state::EdgeState;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use peakguard_shield::MaintenanceState;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct AdminApp {
+    pub state: Arc<EdgeState>,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
+fn json_reply(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
+    reply(
+        status,
+        "application/json",
+        format!("{value}\n").into_bytes(),
+    )
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// Both schemes for a URL given without one.
+fn with_schemes(url: &str) -> Vec<String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        vec![url.to_string()]
+    } else {
+        vec![format!("http://{url}"), format!("https://{url}")]
+    }
+}
+
+impl AdminApp {
+    fn authorized(&self, session: &ServerSession) -> bool {
+        let expected = format!("Bearer {}", self.state.admin_token);
+        session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), expected.as_bytes()))
+    }
+
+    fn purge(&self, q: &HashMap<String, String>) -> Response<Vec<u8>> {
+        let storage = self.state.cache.storage;
+        let purged = if let Some(url) = q.get("url") {
+            with_schemes(url)
+                .iter()
+                .map(|u| storage.purge_url(&normalize_url(u)))
+                .sum::<usize>()
+        } else if let Some(prefix) = q.get("prefix") {
+            with_schemes(prefix)
+                .iter()
+                .map(|p| storage.purge_prefix(p))
+                .sum()
+        } else if let Some(tag) = q.get("tag") {
+            storage.purge_tag(tag)
+        } else if q.get("all").is_some_and(|v| v == "1" || v == "true") {
+            storage.purge_all()
+        } else {
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "say what to purge: ?url=URL, ?prefix=URL, ?tag=TAG or ?all=1"}),
+            );
+        };
+        log::info!("admin purge {q:?}: {purged} object(s)");
+        json_reply(StatusCode::OK, json!({ "purged": purged }))
+    }
+
+    fn maintenance(&self, method: &http::Method, q: &HashMap<String, String>) -> Response<Vec<u8>> {
+        if method == http::Method::POST {
+            let on = match q.get("state").map(String::as_str) {
+                Some("on") => true,
+                Some("off") => false,
+                other => {
+                    return json_reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": format!("state must be `on` or `off`, got {other:?}")}),
+                    );
+                }
+            };
+            let retry_after_secs = match q.get("retry_after").map(|v| v.parse::<u64>()) {
+                None => 0,
+                Some(Ok(s)) => s,
+                Some(Err(_)) => {
+                    return json_reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "retry_after must be whole seconds"}),
+                    );
+                }
+            };
+            let state = MaintenanceState {
+                on,
+                message: q.get("message").cloned().unwrap_or_default(),
+                retry_after_secs,
+            };
+            if let Err(e) = self.state.set_maintenance(state) {
+                return json_reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": format!("cannot write {}: {e}", self.state.maintenance_file.display())}),
+                );
+            }
+            log::info!("maintenance mode {}", if on { "on" } else { "off" });
+        }
+        let m = self.state.maintenance.read().clone();
+        json_reply(StatusCode::OK, serde_json::to_value(m).unwrap_or_default())
+    }
+
+    fn status(&self) -> Response<Vec<u8>> {
+        let s = self.state.cache.snapshot();
+        let m = &self.state.metrics;
+        json_reply(
+            StatusCode::OK,
+            json!({
+                "uptime_secs": self.state.started.elapsed().as_secs(),
+                "maintenance": self.state.maintenance.read().on,
+                "requests": m.total_requests(),
+                "origin_errors": m.origin_errors(),
+                "cache": {
+                    "memory_bytes": s.memory_bytes, "memory_objects": s.memory_objects,
+                    "disk_bytes": s.disk_bytes, "disk_objects": s.disk_objects,
+                },
+            }),
+        )
+    }
+}
+
+/// Key URLs have a lower-case host and no default port (as the cache builds them).
+fn normalize_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (host, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    format!(
+        "{scheme}://{}{path}",
+        peakguard_cache::key::normalize_host(host, scheme)
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let path = req.uri.path().to_string();
+        let method = req.method.clone();
+        let q = query_map(req.uri.query());
+        if path == "/healthz" {
+            return reply(StatusCode::OK, "text/plain", b"ok\n".to_vec());
+        }
+        if !self.authorized(session) {
+            return json_reply(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN; see admin.token / admin.token_file)"}),
+            );
+        }
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/metrics") => {
+                let body = self.state.metrics.render(
+                    &self.state.cache.snapshot(),
+                    self.state.maintenance.read().on,
+                );
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    body.into_bytes(),
+                )
+            }
+            ("GET", "/status") => self.status(),
+            ("POST", "/purge") => self.purge(&q),
+            ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),
+            _ => json_reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no such admin endpoint: {method} {path}")}),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_urls_are_normalized_like_keys() {
+        assert_eq!(
+            normalize_url("http://Shop.Test:80/a?b=1"),
+            "http://shop.test/a?b=1"
+        );
+        assert_eq!(normalize_url("https://shop.test"), "https://shop.test/");
+        assert_eq!(
+            with_schemes("shop.test/x"),
+            vec!["http://shop.test/x", "https://shop.test/x"]
+        );
+    }
+}

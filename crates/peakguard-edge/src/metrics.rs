@@ -1,0 +1,268 @@
+//! Prometheus metrics of the edge, in the text exposition format (version 0.0.4).
+//!
+//! Fixed label sets over atomics: recording is a few relaxed adds on the request path, no
+//! allocation and no lock. Probe-style names follow the Prometheus conventions so `promtool
+//! check metrics` passes and existing dashboards can be adapted.
+
+use peakguard_cache::{CacheOutcome, CacheSnapshot};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+const OUTCOMES: [CacheOutcome; 8] = [
+    CacheOutcome::Bypass,
+    CacheOutcome::Hit,
+    CacheOutcome::StaleError,
+    CacheOutcome::StaleRevalidating,
+    CacheOutcome::Miss,
+    CacheOutcome::Expired,
+    CacheOutcome::Revalidated,
+    CacheOutcome::Uncacheable,
+];
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+/// Extra outcome slot for responses the edge wrote itself (maintenance, redirects, errors).
+const LOCAL: usize = OUTCOMES.len();
+
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Histogram {
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+pub struct Metrics {
+    requests: [[AtomicU64; CLASSES.len()]; OUTCOMES.len() + 1],
+    request_duration: Histogram,
+    origin_duration: Histogram,
+    origin_errors: AtomicU64,
+    coalesced_waiters: AtomicU64,
+    stale_served: AtomicU64,
+    maintenance_blocked: AtomicU64,
+    response_bytes: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Default::default(),
+            request_duration: Histogram::new(),
+            origin_duration: Histogram::new(),
+            origin_errors: AtomicU64::new(0),
+            coalesced_waiters: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
+            maintenance_blocked: AtomicU64::new(0),
+            response_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
+/// What one finished request contributes.
+pub struct RequestRecord {
+    /// `None`: answered by the edge itself.
+    pub outcome: Option<CacheOutcome>,
+    pub status: u16,
+    pub total: Duration,
+    pub origin: Option<Duration>,
+    pub origin_error: bool,
+    pub coalesced: bool,
+    pub maintenance: bool,
+    pub bytes: u64,
+}
+
+impl Metrics {
+    pub fn record(&self, r: &RequestRecord) {
+        let o = r
+            .outcome
+            .and_then(|o| OUTCOMES.iter().position(|x| *x == o))
+            .unwrap_or(LOCAL);
+        self.requests[o][class_index(r.status)].fetch_add(1, Relaxed);
+        self.request_duration.observe(r.total);
+        if let Some(d) = r.origin {
+            self.origin_duration.observe(d);
+        }
+        if r.origin_error {
+            self.origin_errors.fetch_add(1, Relaxed);
+        }
+        if r.coalesced {
+            self.coalesced_waiters.fetch_add(1, Relaxed);
+        }
+        if matches!(
+            r.outcome,
+            Some(CacheOutcome::StaleError | CacheOutcome::StaleRevalidating)
+        ) {
+            self.stale_served.fetch_add(1, Relaxed);
+        }
+        if r.maintenance {
+            self.maintenance_blocked.fetch_add(1, Relaxed);
+        }
+        self.response_bytes.fetch_add(r.bytes, Relaxed);
+    }
+
+    /// Requests counted for a cache outcome label (tests and status).
+    pub fn requests_with(&self, outcome: CacheOutcome) -> u64 {
+        OUTCOMES
+            .iter()
+            .position(|x| *x == outcome)
+            .map(|o| self.requests[o].iter().map(|c| c.load(Relaxed)).sum())
+            .unwrap_or(0)
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests
+            .iter()
+            .flatten()
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+
+    pub fn origin_errors(&self) -> u64 {
+        self.origin_errors.load(Relaxed)
+    }
+
+    /// The exposition text, with the cache's gauges read now.
+    pub fn render(&self, cache: &CacheSnapshot, maintenance_on: bool) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP peakguard_requests_total Requests answered, by cache outcome and status class.\n# TYPE peakguard_requests_total counter\n");
+        for (o, row) in self.requests.iter().enumerate() {
+            let label = if o == LOCAL {
+                "local"
+            } else {
+                OUTCOMES[o].label()
+            };
+            for (c, count) in row.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "peakguard_requests_total{{cache=\"{label}\",status_class=\"{}\"}} {}",
+                    CLASSES[c],
+                    count.load(Relaxed)
+                );
+            }
+        }
+        self.request_duration.write(
+            &mut out,
+            "peakguard_request_duration_seconds",
+            "Time from request to last response byte, as seen by the edge.",
+        );
+        self.origin_duration.write(
+            &mut out,
+            "peakguard_origin_duration_seconds",
+            "Time from sending a request to the origin to its response header.",
+        );
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "peakguard_origin_errors_total",
+            "Origin failures: refused, timed out, or 5xx.",
+            self.origin_errors.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "peakguard_coalesced_waiters_total",
+            "Requests that waited for another request's origin fetch instead of making their own.",
+            self.coalesced_waiters.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "peakguard_stale_served_total",
+            "Responses served from a stale copy (origin failing or being refreshed).",
+            self.stale_served.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "peakguard_maintenance_blocked_total",
+            "Requests answered with the maintenance page.",
+            self.maintenance_blocked.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "peakguard_response_body_bytes_total",
+            "Response body bytes sent to clients.",
+            self.response_bytes.load(Relaxed),
+        );
+        out.push_str("# HELP peakguard_cache_bytes Bytes stored per cache tier.\n# TYPE peakguard_cache_bytes gauge\n");
+        let _ = writeln!(
+            out,
+            "peakguard_cache_bytes{{tier=\"memory\"}} {}\npeakguard_cache_bytes{{tier=\"disk\"}} {}",
+            cache.memory_bytes, cache.disk_bytes
+        );
+        out.push_str("# HELP peakguard_cache_objects Objects stored per cache tier.\n# TYPE peakguard_cache_objects gauge\n");
+        let _ = writeln!(
+            out,
+            "peakguard_cache_objects{{tier=\"memory\"}} {}\npeakguard_cache_objects{{tier=\"disk\"}} {}",
+            cache.memory_objects, cache.disk_objects
+        );
+        out.push_str("# HELP peakguard_cache_evictions_total Objects evicted per cache tier to stay within its size.\n# TYPE peakguard_cache_evictions_total counter\n");
+        let _ = writeln!(
+            out,
+            "peakguard_cache_evictions_total{{tier=\"memory\"}} {}\npeakguard_cache_evictions_total{{tier=\"disk\"}} {}",
+            cache.memory_evictions, cache.disk_evictions
+        );
+        counter(
+            &mut out,
+            "peakguard_cache_disk_hits_total",
+            "Lookups answered from the disk tier.",
+            cache.disk_hits,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP peakguard_maintenance_mode Whether maintenance mode is on (1) or off (0).\n# TYPE peakguard_maintenance_mode gauge\npeakguard_maintenance_mode {}",
+            u8::from(maintenance_on)
+        );
+        out
+    }
+}

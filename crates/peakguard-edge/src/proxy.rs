@@ -1,0 +1,580 @@
+//! [`EdgeProxy`]: the request path as pingora hooks. Each hook's contract is pingora's; what
+//! we do in it is said above it. The shield decides (client, maintenance), the cache engine
+//! decides (bypass, key, storability), this file acts.
+
+use crate::access_log::AccessRecord;
+use crate::metrics::RequestRecord;
+use crate::pages;
+use crate::sites::Site;
+use crate::state::EdgeState;
+use async_trait::async_trait;
+use bytes::Bytes;
+use peakguard_cache::hook_types::{CacheKey, CacheMeta, HashBinary, RespCacheable};
+use peakguard_cache::{Bypass, CacheOutcome, KeyParts, cache_key_url};
+use peakguard_shield::{ClientInfo, client_info};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
+use pingora::modules::http::compression::ResponseCompressionBuilder;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-request state carried across the hooks.
+pub struct RequestCtx {
+    start: Instant,
+    site: Option<Arc<Site>>,
+    client: Option<ClientInfo>,
+    host: String,
+    scheme: &'static str,
+    key_url: String,
+    bypass: Option<Bypass>,
+    origin_sent: Option<Instant>,
+    origin_time: Option<Duration>,
+    origin_error: bool,
+    /// The origin failed and its body is replaced by the branded page.
+    replacement: Option<Bytes>,
+    stale_error: bool,
+    /// Answered by the edge itself (maintenance, redirect, unknown host).
+    local: Option<&'static str>,
+}
+
+pub struct EdgeProxy {
+    pub state: Arc<EdgeState>,
+    /// Whether this proxy's listeners are TLS (one proxy service per scheme).
+    pub tls: bool,
+}
+
+const RETRY_AFTER_ORIGIN_DOWN: u64 = 30;
+
+fn request_host(req: &RequestHeader) -> Option<String> {
+    // HTTP/2 carries the host in :authority (the URI); HTTP/1.1 in Host.
+    req.uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|h| !h.is_empty())
+}
+
+async fn respond_local(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
+    resp.insert_header("content-type", "text/html; charset=utf-8")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    for (k, v) in headers {
+        resp.insert_header(k.to_string(), v.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx {
+            start: Instant::now(),
+            site: None,
+            client: None,
+            host: String::new(),
+            scheme: if self.tls { "https" } else { "http" },
+            key_url: String::new(),
+            bypass: None,
+            origin_sent: None,
+            origin_time: None,
+            origin_error: false,
+            replacement: None,
+            stale_error: false,
+            local: None,
+        }
+    }
+
+    /// gzip/brotli to clients that accept them; the stored object stays identity-encoded.
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        modules.add_module(ResponseCompressionBuilder::enable(6));
+    }
+
+    /// Site routing, client identity, HTTPS redirect, maintenance.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let live = self.state.live();
+        let Some(host) = request_host(session.req_header()) else {
+            ctx.local = Some("no-host");
+            respond_local(
+                session,
+                400,
+                &[],
+                pages::page("Bad request", "The request named no host.", 0),
+            )
+            .await?;
+            return Ok(true);
+        };
+        let Some(site) = live.sites.find(&host).cloned() else {
+            ctx.local = Some("unknown-host");
+            ctx.host = host;
+            respond_local(
+                session,
+                421,
+                &[],
+                pages::page("Unknown site", "This server does not serve that site.", 0),
+            )
+            .await?;
+            return Ok(true);
+        };
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let req = session.req_header();
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let client = client_info(
+            peer,
+            header("x-forwarded-for"),
+            header("x-forwarded-proto"),
+            ctx.scheme,
+            &live.trusted_proxies,
+        );
+        let path_and_query = req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
+        ctx.key_url = cache_key_url(
+            KeyParts {
+                scheme: ctx.scheme,
+                host: &host,
+                path_and_query: &path_and_query,
+            },
+            &site.rules,
+        );
+        ctx.bypass = site.rules.bypass(
+            req.method.as_str(),
+            &path_and_query,
+            req.headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
+        ctx.host = host;
+
+        if site.https_redirect && !self.tls && client.proto != "https" {
+            ctx.local = Some("redirect");
+            let location = format!(
+                "https://{}{}",
+                peakguard_cache::key::host_without_port(&ctx.host),
+                path_and_query
+            );
+            ctx.client = Some(client);
+            ctx.site = Some(site);
+            respond_local(session, 301, &[("location", location)], Bytes::new()).await?;
+            return Ok(true);
+        }
+
+        let maintenance = self.state.maintenance.read().clone();
+        if maintenance.on {
+            let cookies = session.req_header().headers.get_all(http::header::COOKIE);
+            if !live
+                .maintenance_policy
+                .admits(client.ip, cookies.iter().map(|v| v.as_bytes()))
+            {
+                ctx.local = Some("maintenance");
+                let retry = if maintenance.retry_after_secs > 0 {
+                    maintenance.retry_after_secs
+                } else {
+                    live.default_retry_after
+                };
+                ctx.client = Some(client);
+                ctx.site = Some(site);
+                session.set_keepalive(None);
+                respond_local(
+                    session,
+                    503,
+                    &[("retry-after", retry.to_string())],
+                    pages::maintenance(&maintenance.message, retry),
+                )
+                .await?;
+                return Ok(true);
+            }
+        }
+        ctx.client = Some(client);
+        ctx.site = Some(site);
+        Ok(false)
+    }
+
+    /// Cache only what the site's rules allow (WordPress cookies, paths, methods).
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
+        if ctx.bypass.is_none() && ctx.site.is_some() {
+            self.state.cache.enable(&mut session.cache);
+        }
+        Ok(())
+    }
+
+    /// The key URL built in `request_filter` (host from `:authority` or `Host`).
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
+        Ok(self.state.cache.key(ctx.key_url.clone()))
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<RespCacheable> {
+        let Some(site) = &ctx.site else {
+            return Ok(RespCacheable::Uncacheable(
+                pingora::cache::NoCacheReason::Custom("no site"),
+            ));
+        };
+        Ok(self
+            .state
+            .cache
+            .response_cacheable(session.req_header(), resp, &site.rules))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut Self::CTX,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        self.state.cache.variance(meta, req)
+    }
+
+    /// Serve stale on any origin failure (the stored stale-if-error window still applies),
+    /// and while revalidating (stale-while-revalidate).
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+        error: Option<&Error>,
+    ) -> bool {
+        if error.is_some() {
+            ctx.stale_error = true;
+            ctx.origin_error = true;
+        }
+        self.state.cache.serve_stale_on_error()
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let site = ctx
+            .site
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site chosen"))?;
+        let o = &site.origin;
+        let mut peer = HttpPeer::new(o.addr, o.tls, o.sni.clone());
+        peer.options.connection_timeout = Some(o.connect_timeout);
+        peer.options.total_connection_timeout = Some(o.connect_timeout);
+        peer.options.read_timeout = Some(o.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    /// Host preserved (from `:authority` for HTTP/2), X-Forwarded-*, identity encoding from
+    /// the origin when caching (one stored copy, compressed per client).
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if req.headers.get(http::header::HOST).is_none() && !ctx.host.is_empty() {
+            req.insert_header(http::header::HOST, ctx.host.as_str())?;
+        }
+        if let Some(c) = &ctx.client {
+            req.insert_header("x-forwarded-for", c.forwarded_for.as_str())?;
+            req.insert_header("x-forwarded-proto", c.proto.as_str())?;
+            req.insert_header("x-real-ip", c.ip.to_string())?;
+        }
+        if session.cache.enabled() {
+            req.remove_header(&http::header::ACCEPT_ENCODING);
+        }
+        if let Some(site) = &ctx.site {
+            if site.rules.strip_tracking_upstream {
+                let pq = req
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default();
+                let (path, query) = peakguard_cache::key::split_query(&pq);
+                if let Some(q) = query {
+                    let kept =
+                        peakguard_cache::key::strip_params(q, |n| site.rules.is_tracking_param(n));
+                    let uri = if kept.is_empty() {
+                        path.to_string()
+                    } else {
+                        format!("{path}?{kept}")
+                    };
+                    if let Ok(uri) = uri.parse() {
+                        req.set_uri(uri);
+                    }
+                }
+            }
+        }
+        ctx.origin_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    /// An origin 5xx on a page request becomes the branded 503 (when no stale copy could be
+    /// served: pingora has already tried that before this hook). Hop-by-hop fields go.
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.origin_sent {
+            ctx.origin_time = Some(sent.elapsed());
+        }
+        let listed = peakguard_cache::hop::connection_listed(
+            resp.headers.get_all(http::header::CONNECTION).iter(),
+        );
+        for name in listed {
+            resp.remove_header(name.as_str());
+        }
+        let page_request = matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD
+        );
+        if resp.status.is_server_error() {
+            ctx.origin_error = true;
+            if page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
+                let body = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
+                let mut page = ResponseHeader::build(503, Some(4))?;
+                page.insert_header("content-type", "text/html; charset=utf-8")?;
+                page.insert_header("retry-after", RETRY_AFTER_ORIGIN_DOWN.to_string())?;
+                page.insert_header("cache-control", "no-store")?;
+                page.insert_header("content-length", body.len().to_string())?;
+                *resp = page;
+                ctx.replacement = Some(body);
+            }
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<Duration>> {
+        if let Some(page) = &ctx.replacement {
+            *body = if end { Some(page.clone()) } else { None };
+        }
+        Ok(None)
+    }
+
+    /// `Cache-Status` (RFC 9211) on every response; unsafe methods invalidate the URL.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let outcome = self.state.cache.outcome(&session.cache, ctx.stale_error);
+        let status = match (&ctx.bypass, outcome) {
+            (Some(b), _) => format!("peakguard; fwd=bypass; detail=\"{}\"", b.label()),
+            (None, CacheOutcome::Hit) => "peakguard; hit".to_string(),
+            (None, CacheOutcome::StaleError) => {
+                "peakguard; hit; fwd=stale; detail=\"origin-error\"".to_string()
+            }
+            (None, CacheOutcome::StaleRevalidating) => {
+                "peakguard; hit; fwd=stale; detail=\"revalidating\"".to_string()
+            }
+            (None, CacheOutcome::Miss) => format!("peakguard; fwd=uri-miss{}", stored(session)),
+            (None, CacheOutcome::Expired) => format!("peakguard; fwd=stale{}", stored(session)),
+            (None, CacheOutcome::Revalidated) => "peakguard; fwd=stale; fwd-status=304".to_string(),
+            (None, CacheOutcome::Uncacheable | CacheOutcome::Bypass) => {
+                "peakguard; fwd=uri-miss".to_string()
+            }
+        };
+        resp.insert_header("cache-status", status)?;
+        if !outcome.from_cache() {
+            resp.remove_header("age");
+        }
+        let method = &session.req_header().method;
+        let unsafe_method = !(method.is_safe());
+        if unsafe_method && resp.status.as_u16() < 400 {
+            self.invalidate_after_unsafe(resp, ctx);
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        let upstream = matches!(e.esource(), ErrorSource::Upstream);
+        if upstream && session.response_written().is_none() {
+            ctx.origin_error = true;
+            let page = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
+            let _ = respond_local(
+                session,
+                503,
+                &[("retry-after", RETRY_AFTER_ORIGIN_DOWN.to_string())],
+                page,
+            )
+            .await;
+            return FailToProxy {
+                error_code: 503,
+                can_reuse_downstream: false,
+            };
+        }
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+            _ if matches!(e.esource(), ErrorSource::Downstream) => 400,
+            _ => 500,
+        };
+        if code > 0 && session.response_written().is_none() {
+            let _ = session.respond_error(code).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let outcome = if ctx.local.is_some() {
+            None
+        } else if ctx.bypass.is_some() {
+            Some(CacheOutcome::Bypass)
+        } else {
+            Some(self.state.cache.outcome(&session.cache, ctx.stale_error))
+        };
+        let coalesced = session.cache.lock_duration().is_some() && !session.cache.upstream_used();
+        let origin_error =
+            ctx.origin_error || e.is_some_and(|e| matches!(e.esource(), ErrorSource::Upstream));
+        let total = ctx.start.elapsed();
+        let bytes = session.body_bytes_sent() as u64;
+        self.state.metrics.record(&RequestRecord {
+            outcome,
+            status,
+            total,
+            origin: ctx.origin_time,
+            origin_error,
+            coalesced,
+            maintenance: ctx.local == Some("maintenance"),
+            bytes,
+        });
+        if let Some(log) = &self.state.access_log {
+            let req = session.req_header();
+            log.write(&AccessRecord {
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                client: ctx
+                    .client
+                    .as_ref()
+                    .map(|c| c.ip.to_string())
+                    .unwrap_or_default(),
+                method: req.method.as_str(),
+                host: &ctx.host,
+                path: req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                status,
+                cache: ctx
+                    .local
+                    .unwrap_or_else(|| outcome.map_or("none", CacheOutcome::label)),
+                bytes,
+                total_ms: total.as_secs_f64() * 1000.0,
+                origin_ms: ctx.origin_time.map(|d| d.as_secs_f64() * 1000.0),
+                site: ctx.site.as_ref().map_or("", |s| s.name.as_str()),
+            });
+        }
+    }
+}
+
+fn stored(session: &Session) -> &'static str {
+    if session.cache.enabled()
+        && !session.cache.bypassing()
+        && matches!(
+            session.cache.phase(),
+            pingora::cache::CachePhase::Miss | pingora::cache::CachePhase::Expired
+        )
+    {
+        "; stored"
+    } else {
+        ""
+    }
+}
+
+impl EdgeProxy {
+    /// RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
+    /// the `Location`/`Content-Location` URIs on the same host.
+    fn invalidate_after_unsafe(&self, resp: &ResponseHeader, ctx: &RequestCtx) {
+        let storage = self.state.cache.storage;
+        let mut purged = storage.purge_url(&ctx.key_url);
+        let Some(site) = &ctx.site else { return };
+        for name in ["location", "content-location"] {
+            let Some(v) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let target = match url::Url::parse(v) {
+                Ok(u) => {
+                    let host = u.host_str().unwrap_or("").to_string();
+                    let host = match u.port() {
+                        Some(p) => format!("{host}:{p}"),
+                        None => host,
+                    };
+                    if peakguard_cache::key::host_without_port(&host)
+                        != peakguard_cache::key::host_without_port(&ctx.host)
+                    {
+                        continue;
+                    }
+                    let pq = match u.query() {
+                        Some(q) => format!("{}?{q}", u.path()),
+                        None => u.path().to_string(),
+                    };
+                    cache_key_url(
+                        KeyParts {
+                            scheme: ctx.scheme,
+                            host: &ctx.host,
+                            path_and_query: &pq,
+                        },
+                        &site.rules,
+                    )
+                }
+                Err(_) if v.starts_with('/') => cache_key_url(
+                    KeyParts {
+                        scheme: ctx.scheme,
+                        host: &ctx.host,
+                        path_and_query: v,
+                    },
+                    &site.rules,
+                ),
+                Err(_) => continue,
+            };
+            purged += storage.purge_url(&target);
+        }
+        if purged > 0 {
+            log::debug!(
+                "invalidated {purged} object(s) after an unsafe request to {}",
+                ctx.key_url
+            );
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The sites behind the edge, found by host.
+
+use peakguard_cache::SiteRules;
+use peakguard_config::{Config, SiteConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a site's origin is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Site {
+    pub name: String,
+    pub rules: SiteRules,
+    pub origin: Origin,
+    pub https_redirect: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error(
+        "site {site:?}: origin {origin:?} cannot be resolved to an address: {reason} (use an IP:port or a name this machine resolves)"
+    )]
+    Origin {
+        site: String,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// Host → site, with an optional `*` fallback.
+#[derive(Debug, Default)]
+pub struct SiteTable {
+    by_host: HashMap<String, Arc<Site>>,
+    fallback: Option<Arc<Site>>,
+}
+
+impl SiteTable {
+    pub fn from_config(config: &Config) -> Result<Self, SiteError> {
+        let mut table = SiteTable::default();
+        for sc in &config.sites {
+            let site = Arc::new(Site {
+                name: sc.name.clone(),
+                rules: SiteRules::from_config(sc),
+                origin: origin_of(sc)?,
+                https_redirect: sc.https_redirect,
+            });
+            for h in &sc.hosts {
+                if h == "*" {
+                    table.fallback = Some(site.clone());
+                } else {
+                    table.by_host.insert(h.to_ascii_lowercase(), site.clone());
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// The site for a host (port ignored, case-insensitive).
+    pub fn find(&self, host: &str) -> Option<&Arc<Site>> {
+        let bare = peakguard_cache::key::host_without_port(host).to_ascii_lowercase();
+        self.by_host.get(&bare).or(self.fallback.as_ref())
+    }
+}
+
+fn origin_of(sc: &SiteConfig) -> Result<Origin, SiteError> {
+    let err = |reason: String| SiteError::Origin {
+        site: sc.name.clone(),
+        origin: sc.origin.clone(),
+        reason,
+    };
+    let url = url::Url::parse(&sc.origin).map_err(|e| err(e.to_string()))?;
+    let tls = url.scheme() == "https";
+    let host = url
+        .host_str()
+        .ok_or_else(|| err("no host".into()))?
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(bare, port))
+        .map_err(|e| err(e.to_string()))?
+        .next()
+        .ok_or_else(|| err("no address".into()))?;
+    Ok(Origin {
+        addr,
+        tls,
+        sni: host,
+        connect_timeout: sc.connect_timeout.0,
+        read_timeout: sc.read_timeout.0,
+    })
+}

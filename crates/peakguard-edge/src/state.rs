@@ -1,0 +1,60 @@
+//! What the proxy, the admin API and the reload task share: the cache, the sites (swapped on
+//! reload), maintenance, metrics and the access log.
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::sites::SiteTable;
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use parking_lot::RwLock;
+use peakguard_cache::CacheEngine;
+use peakguard_shield::{MaintenancePolicy, MaintenanceState};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The parts of the configuration that a reload may change.
+pub struct Live {
+    pub sites: SiteTable,
+    pub trusted_proxies: Vec<IpNet>,
+    pub maintenance_policy: MaintenancePolicy,
+    pub default_retry_after: u64,
+}
+
+pub struct EdgeState {
+    pub cache: &'static CacheEngine,
+    pub live: ArcSwap<Live>,
+    pub maintenance: RwLock<MaintenanceState>,
+    pub maintenance_file: PathBuf,
+    pub metrics: Metrics,
+    pub access_log: Option<AccessLog>,
+    pub admin_token: String,
+    pub config_path: Option<PathBuf>,
+    pub started: std::time::Instant,
+}
+
+impl EdgeState {
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Sets maintenance mode and writes it to the state file (so it survives a restart).
+    pub fn set_maintenance(&self, state: MaintenanceState) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
+        if let Some(dir) = self.maintenance_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.maintenance_file.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &self.maintenance_file)?;
+        *self.maintenance.write() = state;
+        Ok(())
+    }
+
+    /// Reads the maintenance flag left by a previous run (off when there is none).
+    pub fn load_maintenance(path: &std::path::Path) -> MaintenanceState {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+}

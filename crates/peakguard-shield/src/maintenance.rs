@@ -1,0 +1,76 @@
+//! Maintenance mode: the state (on/off, message, `Retry-After`) and who still gets through.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The flag as the admin API sets it and the state file keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceState {
+    pub on: bool,
+    #[serde(default)]
+    pub message: String,
+    /// Seconds for `Retry-After`.
+    #[serde(default)]
+    pub retry_after_secs: u64,
+}
+
+/// Who may pass while maintenance is on.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenancePolicy {
+    pub allow: Vec<IpNet>,
+    /// `(name, value)` of the bypass cookie.
+    pub bypass_cookie: Option<(String, String)>,
+}
+
+impl MaintenancePolicy {
+    pub fn new(allow: Vec<IpNet>, bypass_cookie: &str) -> Self {
+        let bypass_cookie = bypass_cookie
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()));
+        MaintenancePolicy {
+            allow,
+            bypass_cookie,
+        }
+    }
+
+    /// Does this request pass while maintenance is on?
+    pub fn admits<'a>(
+        &self,
+        client: IpAddr,
+        cookie_headers: impl Iterator<Item = &'a [u8]>,
+    ) -> bool {
+        if self.allow.iter().any(|n| n.contains(&client)) {
+            return true;
+        }
+        let Some((name, value)) = &self.bypass_cookie else {
+            return false;
+        };
+        cookie_headers
+            .filter_map(|h| std::str::from_utf8(h).ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .any(|(n, v)| n == name && v == value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_and_cookie() {
+        let p = MaintenancePolicy::new(vec!["127.0.0.1/32".parse().unwrap()], "pg_bypass=s3cret");
+        assert!(p.admits("127.0.0.1".parse().unwrap(), std::iter::empty()));
+        assert!(!p.admits("127.0.0.2".parse().unwrap(), std::iter::empty()));
+        assert!(p.admits(
+            "127.0.0.2".parse().unwrap(),
+            std::iter::once(&b"a=1; pg_bypass=s3cret"[..])
+        ));
+        assert!(!p.admits(
+            "127.0.0.2".parse().unwrap(),
+            std::iter::once(&b"pg_bypass=wrong"[..])
+        ));
+    }
+}

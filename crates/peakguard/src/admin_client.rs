@@ -1,0 +1,69 @@
+//! A client of the edge's admin API, for `purge`, `maintenance` and `status`.
+
+use crate::cli::AdminArgs;
+use anyhow::{Context, Result, bail};
+use peakguard_config::Config;
+
+pub struct AdminClient {
+    base: String,
+    token: String,
+}
+
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl AdminClient {
+    pub fn from_args(args: &AdminArgs, config: Option<&Config>) -> Result<Self> {
+        let defaults = peakguard_config::AdminConfig::default();
+        let admin = config.map(|c| c.admin.clone()).unwrap_or(defaults);
+        let addr = args.admin.clone().unwrap_or(admin.listen.clone());
+        let token = match &args.token {
+            Some(t) => t.clone(),
+            None if !admin.token.is_empty() => admin.token.clone(),
+            None => std::fs::read_to_string(&admin.token_file)
+                .map(|t| t.trim().to_string())
+                .with_context(|| {
+                    format!(
+                        "no admin token: pass --token, set PEAKGUARD_TOKEN, or make {} readable",
+                        admin.token_file.display()
+                    )
+                })?,
+        };
+        let base = if addr.starts_with("http") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        Ok(AdminClient { base, token })
+    }
+
+    fn call(&self, method: &str, path: &str) -> Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base);
+        let resp = ureq::request(method, &url)
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call();
+        match resp {
+            Ok(r) => Ok(r.into_json()?),
+            Err(ureq::Error::Status(code, r)) => {
+                let body: serde_json::Value = r.into_json().unwrap_or_default();
+                bail!(
+                    "admin API answered {code} for {method} {path}: {}",
+                    body["error"].as_str().unwrap_or("no detail")
+                )
+            }
+            Err(e) => bail!(
+                "cannot reach the admin API at {}: {e} (is `peakguard serve` running? see --admin)",
+                self.base
+            ),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<serde_json::Value> {
+        self.call("GET", path)
+    }
+
+    pub fn post(&self, path: &str) -> Result<serde_json::Value> {
+        self.call("POST", path)
+    }
+}

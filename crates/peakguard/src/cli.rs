@@ -1,0 +1,135 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// peakguard keeps a WordPress site up through a campaign peak: a caching reverse proxy that
+/// knows WordPress, serves stale pages when PHP or the database fails, and is purged and put
+/// in maintenance mode from the command line.
+#[derive(Parser)]
+#[command(
+    name = "peakguard",
+    version,
+    after_help = "Start with `peakguard demo` to see it work, then `peakguard serve --origin http://127.0.0.1:80`."
+)]
+pub struct Cli {
+    /// Log what happens (info level; RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the edge: the caching reverse proxy and its admin API.
+    ///
+    /// Quick start without a file: `peakguard serve --listen 0.0.0.0:8080 --origin http://127.0.0.1:80`.
+    /// Signals: SIGHUP reloads the configuration file; SIGTERM shuts down gracefully; for a
+    /// zero-downtime upgrade start the new binary with `--upgrade` and send SIGQUIT to the old one.
+    Serve(ServeArgs),
+    /// Remove pages from the cache of a running edge.
+    Purge(PurgeArgs),
+    /// Turn maintenance mode on or off on a running edge (visitors get a 503 page).
+    Maintenance(MaintenanceArgs),
+    /// Show a running edge's status.
+    Status(AdminArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// See it work: a simulated WordPress, peakguard in front, a short spike against both.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). See README for a commented example.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Listen address (repeatable); overrides server.listen.
+    #[arg(short, long)]
+    pub listen: Vec<String>,
+    /// Origin URL for the quick start (one site answering any host).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Cache profile for the quick start: `wordpress` (default) or `http` (strict RFC 9111).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Disk cache directory; overrides cache.disk_path.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Admin listen address; overrides admin.listen.
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+    /// Take over the listening sockets of a running peakguard (then send it SIGQUIT).
+    #[arg(long)]
+    pub upgrade: bool,
+}
+
+/// How to reach the admin API of a running edge.
+#[derive(Args, Clone)]
+pub struct AdminArgs {
+    /// Admin API address (default: admin.listen from the configuration, else 127.0.0.1:9080).
+    #[arg(long, env = "PEAKGUARD_ADMIN")]
+    pub admin: Option<String>,
+    /// Bearer token (default: admin.token, else the content of admin.token_file).
+    #[arg(long, env = "PEAKGUARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Configuration file to read the admin address and token from.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct PurgeArgs {
+    /// One page, every variant: `https://shop.example/product/x` (no scheme: both).
+    #[arg(long, group = "what")]
+    pub url: Option<String>,
+    /// Every page under a URL prefix: `shop.example/product/`.
+    #[arg(long, group = "what")]
+    pub prefix: Option<String>,
+    /// Every page whose origin response carried this tag (Cache-Tag / X-Cache-Tags).
+    #[arg(long, group = "what")]
+    pub tag: Option<String>,
+    /// Everything.
+    #[arg(long, group = "what")]
+    pub all: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MaintenanceAction {
+    On,
+    Off,
+    Status,
+}
+
+#[derive(Args)]
+pub struct MaintenanceArgs {
+    pub action: MaintenanceAction,
+    /// Message shown on the maintenance page.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// Retry-After sent to visitors: `15m`, `90s`.
+    #[arg(long)]
+    pub retry_after: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every problem with its key and line.
+    Check { file: PathBuf },
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Seconds of load per phase.
+    #[arg(long, default_value_t = 8)]
+    pub seconds: u64,
+    /// Concurrent simulated visitors.
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+}

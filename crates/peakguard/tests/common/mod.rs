@@ -1,0 +1,353 @@
+//! Test harness: a raw HTTP/1.1 client (tests control every byte, which the smuggling set
+//! needs), and [`Edge`], the real `peakguard` binary started on its own ports and stopped by
+//! its PID when dropped.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn cache_status(&self) -> &str {
+        self.header("cache-status").unwrap_or("")
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses one response from the front of `buf`; returns it and the bytes it used, or `None`
+/// when `buf` does not yet hold a whole response. `head_only`: no body (HEAD).
+pub fn parse_response(buf: &[u8], head_only: bool) -> Option<(Response, usize)> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut pos = end + 4;
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if head_only || status == 304 || status == 204 || (100..200).contains(&status) {
+    } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let line_end = pos + find(&buf[pos..], b"\r\n")?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&buf[pos..line_end])
+                    .split(';')
+                    .next()?
+                    .trim(),
+                16,
+            )
+            .ok()?;
+            pos = line_end + 2;
+            if size == 0 {
+                let trailer_end = pos + find(&buf[pos..], b"\r\n")?;
+                pos = trailer_end + 2;
+                break;
+            }
+            if buf.len() < pos + size + 2 {
+                return None;
+            }
+            body.extend_from_slice(&buf[pos..pos + size]);
+            pos += size + 2;
+        }
+    } else if let Some(len) = get("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        if buf.len() < pos + len {
+            return None;
+        }
+        body.extend_from_slice(&buf[pos..pos + len]);
+        pos += len;
+    } else {
+        body.extend_from_slice(&buf[pos..]);
+        pos = buf.len();
+    }
+    Some((
+        Response {
+            status,
+            headers,
+            body,
+        },
+        pos,
+    ))
+}
+
+/// Sends raw bytes, reads until the server closes (or `timeout`), returns every complete
+/// response found on the connection, in order.
+pub fn exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> std::io::Result<Vec<Response>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(raw)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let head_only = raw.starts_with(b"HEAD ");
+    let mut out = Vec::new();
+    let mut rest = &buf[..];
+    while let Some((r, used)) = parse_response(rest, head_only) {
+        out.push(r);
+        rest = &rest[used..];
+        if rest.is_empty() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// One request on its own connection (`Connection: close`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    let mut responses = exchange(addr, &bytes, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"));
+    assert!(
+        !responses.is_empty(),
+        "{method} {path} on {addr}: no response"
+    );
+    responses.remove(0)
+}
+
+pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
+    request(addr, "GET", host, path, &[], b"")
+}
+
+/// Ports for one test: a block of 4 in 20000–29999, distinct per test in this process and
+/// spread by PID across processes.
+pub fn ports() -> [u16; 4] {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let block = NEXT.fetch_add(1, Ordering::Relaxed);
+    let base = 20000 + ((std::process::id() as u16 % 200) * 20 + block * 4) % 9000;
+    [base, base + 1, base + 2, base + 3]
+}
+
+/// A running `peakguard serve`.
+pub struct Edge {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+pub const TOKEN: &str = "test-token";
+
+impl Edge {
+    /// Writes a configuration (server/admin/cache/maintenance sections filled in, `sites`
+    /// appended as given) and starts the binary.
+    pub fn start(name: &str, sites_and_extra: &str) -> Edge {
+        let [p, a, ..] = ports();
+        let dir =
+            std::env::temp_dir().join(format!("peakguard-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        Self::start_in(dir, p, a, sites_and_extra, false)
+    }
+
+    pub fn config_text(dir: &std::path::Path, port: u16, admin: u16, extra: &str) -> String {
+        let d = dir.display();
+        let (server_extra, rest) = match extra.split_once("#END-SERVER\n") {
+            Some((s, r)) => (s, r),
+            None => ("", extra),
+        };
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{rest}\n"
+        )
+    }
+
+    pub fn start_in(dir: PathBuf, port: u16, admin: u16, extra: &str, upgrade: bool) -> Edge {
+        let config = dir.join("peakguard.toml");
+        if !upgrade {
+            std::fs::write(&config, Self::config_text(&dir, port, admin, extra))
+                .expect("write config");
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peakguard"));
+        cmd.arg("serve").arg("--config").arg(&config);
+        if upgrade {
+            cmd.arg("--upgrade");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("edge.log"))
+            .expect("log");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start peakguard");
+        let edge = Edge {
+            addr: ([127, 0, 0, 1], port).into(),
+            admin: ([127, 0, 0, 1], admin).into(),
+            dir,
+            config,
+            child: Some(child),
+        };
+        if !upgrade {
+            edge.wait_ready();
+        }
+        edge
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = exchange(
+                self.admin,
+                b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(2),
+            ) {
+                if r.first().is_some_and(|r| r.status == 200)
+                    && TcpStream::connect(self.addr).is_ok()
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "peakguard did not start; log:\n{}",
+            std::fs::read_to_string(self.dir.join("edge.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Runs a CLI subcommand of the binary against this edge's admin API.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_peakguard"))
+            .args(args)
+            .args(["--admin", &self.admin.to_string(), "--token", TOKEN])
+            .output()
+            .expect("run peakguard cli")
+    }
+
+    pub fn admin_get(&self, path: &str) -> Response {
+        request(
+            self.admin,
+            "GET",
+            "admin",
+            path,
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            b"",
+        )
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+
+    /// Graceful stop (SIGTERM) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            self.signal_pid(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal_pid(&self, pid: u32, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+    }
+
+    /// Waits for the process to exit by itself (after SIGQUIT in an upgrade).
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
