@@ -34,13 +34,14 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     if let Err(m) = socket_addr(&config.admin.listen) {
         p("admin.listen".into(), m);
     }
-    if let Some(cookie) = Some(&config.maintenance.bypass_cookie).filter(|c| !c.is_empty()) {
-        if !cookie.contains('=') || cookie.starts_with('=') || cookie.ends_with('=') {
-            p(
-                "maintenance.bypass_cookie".into(),
-                format!("{cookie:?} must be `name=value` (both non-empty)"),
-            );
-        }
+    let cookie = &config.maintenance.bypass_cookie;
+    if !cookie.is_empty()
+        && (!cookie.contains('=') || cookie.starts_with('=') || cookie.ends_with('='))
+    {
+        p(
+            "maintenance.bypass_cookie".into(),
+            format!("{cookie:?} must be `name=value` (both non-empty)"),
+        );
     }
     if config.cache.memory_size.0 < 1 << 20 {
         p(

@@ -310,25 +310,27 @@ impl ProxyHttp for EdgeProxy {
         if session.cache.enabled() {
             req.remove_header(&http::header::ACCEPT_ENCODING);
         }
-        if let Some(site) = &ctx.site {
-            if site.rules.strip_tracking_upstream {
-                let pq = req
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
-                let (path, query) = peakguard_cache::key::split_query(&pq);
-                if let Some(q) = query {
-                    let kept =
-                        peakguard_cache::key::strip_params(q, |n| site.rules.is_tracking_param(n));
-                    let uri = if kept.is_empty() {
-                        path.to_string()
-                    } else {
-                        format!("{path}?{kept}")
-                    };
-                    if let Ok(uri) = uri.parse() {
-                        req.set_uri(uri);
-                    }
+        if let Some(site) = ctx
+            .site
+            .as_ref()
+            .filter(|s| s.rules.strip_tracking_upstream)
+        {
+            let pq = req
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let (path, query) = peakguard_cache::key::split_query(&pq);
+            if let Some(q) = query {
+                let kept =
+                    peakguard_cache::key::strip_params(q, |n| site.rules.is_tracking_param(n));
+                let uri = if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{kept}")
+                };
+                if let Ok(uri) = uri.parse() {
+                    req.set_uri(uri);
                 }
             }
         }

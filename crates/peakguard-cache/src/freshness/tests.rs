@@ -66,12 +66,21 @@ fn s(v: &str) -> String {
     v.to_string()
 }
 
+/// (name, rules, status, response headers, expected fresh seconds or None = not stored)
+type Case<'a> = (
+    &'a str,
+    &'a SiteRules,
+    u16,
+    Vec<(&'a str, String)>,
+    Option<u64>,
+);
+
 #[test]
 fn freshness_table() {
     // (name, rules, status, response headers, expected fresh seconds or None = not stored)
     let w = wp();
     let h = strict();
-    let cases: Vec<(&str, &SiteRules, u16, Vec<(&str, String)>, Option<u64>)> = vec![
+    let cases: Vec<Case> = vec![
         ("wp default ttl", &w, 200, vec![], Some(300)),
         ("wp 404 default ttl", &w, 404, vec![], Some(300)),
         ("wp 500 never", &w, 500, vec![], None),
@@ -394,8 +403,10 @@ fn must_revalidate_forbids_stale() {
 
 #[test]
 fn set_cookie_is_stripped_when_configured() {
-    let mut cfg = SiteConfig::default();
-    cfg.cache_set_cookie = true;
+    let cfg = SiteConfig {
+        cache_set_cookie: true,
+        ..SiteConfig::default()
+    };
     let rules = SiteRules::from_config(&cfg);
     let Decision::Store(st) = run(&rules, Method::GET, &[], 200, &[("set-cookie", s("a=1"))])
     else {

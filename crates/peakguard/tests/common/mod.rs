@@ -256,16 +256,14 @@ impl Edge {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(r) = exchange(
+            let healthy = exchange(
                 self.admin,
                 b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
                 Duration::from_secs(2),
-            ) {
-                if r.first().is_some_and(|r| r.status == 200)
-                    && TcpStream::connect(self.addr).is_ok()
-                {
-                    return;
-                }
+            )
+            .is_ok_and(|r| r.first().is_some_and(|r| r.status == 200));
+            if healthy && TcpStream::connect(self.addr).is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

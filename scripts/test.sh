@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this): installs the Debian packages it
+# needs, checks formatting and lints, runs unit and integration tests, then starts a private
+# real WordPress on loopback (scripts/wp-env.sh) and runs the end-to-end tests against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "Debian packages"
+scripts/wp-env.sh install
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --release --workspace
+
+step "end-to-end tests against a real WordPress"
+export PG_E2E_DIR=${PG_E2E_DIR:-$(mktemp -d /tmp/peakguard-e2e.XXXXXX)}
+trap 'scripts/wp-env.sh down || true' EXIT
+scripts/wp-env.sh up
+eval "$(scripts/wp-env.sh env | sed 's/^/export /')"
+cargo test --release -p peakguard --test wordpress -- --include-ignored --test-threads=1
