@@ -2,7 +2,8 @@
 # A private, real WordPress on loopback for peakguard's end-to-end tests and benchmarks:
 # Debian's wordpress + nginx + PHP-FPM (4 static workers) + MariaDB, each started by us on
 # our own ports and stopped by PID. Nothing host-wide is started or changed, except one
-# config file /etc/wordpress/config-peakguard-e2e.php (selected by WORDPRESS_CONFIG).
+# config file /etc/wordpress/config-peakguard-e2e-HASH.php (selected by WORDPRESS_CONFIG),
+# removed again by `down`.
 #
 #   scripts/wp-env.sh install        apt packages (idempotent)
 #   scripts/wp-env.sh up             start everything, install WordPress + 200 posts
@@ -18,7 +19,8 @@ set -euo pipefail
 DIR=${PG_E2E_DIR:-/tmp/peakguard-e2e}
 NGINX_PORT=${PG_E2E_NGINX_PORT:-24180}
 DB_PORT=${PG_E2E_DB_PORT:-24106}
-CONFIG_NAME=peakguard-e2e
+# One WordPress config per environment directory, so two environments never share one.
+CONFIG_NAME=peakguard-e2e-$(printf %s "$DIR" | md5sum | cut -c1-8)
 WP_CONFIG=/etc/wordpress/config-$CONFIG_NAME.php
 HOST=wp.test
 PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* 2>/dev/null | head -n1 || true)
@@ -224,6 +226,7 @@ down() {
     if pid_alive "$DIR/$p.pid"; then kill "$(cat "$DIR/$p.pid")"; fi
   done
   db_stop
+  rm -f "$WP_CONFIG"
 }
 
 case "${1:-}" in

@@ -7,6 +7,7 @@ use crate::rules::SiteRules;
 use crate::storage::{StorageSettings, TieredStorage};
 use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::predictor::Predictor;
 use pingora_cache::{
     CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, HttpCache, NoCacheReason, RespCacheable,
     VarianceBuilder,
@@ -62,7 +63,25 @@ impl CacheOutcome {
 pub struct CacheEngine {
     pub storage: &'static TieredStorage,
     lock: &'static CacheKeyLockImpl,
+    predictor: &'static Predictor<16>,
     coalesce_wait: Duration,
+    max_object_bytes: u64,
+}
+
+/// Uncacheable reasons that describe the content (remembered, so later requests for the key
+/// skip the cache lock) — as opposed to reasons that depend on the request or on a passing
+/// origin failure, which must never make a key bypass the cache (that would also bypass the
+/// stale copy, plan B).
+fn remember_uncacheable(reason: &'static str) -> bool {
+    matches!(
+        reason,
+        "set-cookie" | "no-store" | "private" | "vary *" | "too large"
+    )
+}
+
+/// Pingora's predictor asks this about `Custom` reasons: true = do not remember.
+fn skip_remembering(reason: &'static str) -> bool {
+    !remember_uncacheable(reason)
 }
 
 impl CacheEngine {
@@ -72,12 +91,18 @@ impl CacheEngine {
         settings: StorageSettings,
         coalesce_wait: Duration,
     ) -> std::io::Result<&'static Self> {
+        let max_object_bytes = settings.max_object_bytes as u64;
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
+        // 16 shards x 1,024 keys remembered as uncacheable, least recently used forgotten.
+        let predictor: &'static Predictor<16> =
+            Box::leak(Box::new(Predictor::new(1024, Some(skip_remembering))));
         Ok(Box::leak(Box::new(CacheEngine {
             storage,
             lock,
+            predictor,
             coalesce_wait,
+            max_object_bytes,
         })))
     }
 
@@ -85,7 +110,13 @@ impl CacheEngine {
     pub fn enable(&'static self, cache: &mut HttpCache) {
         let mut overrides = CacheOptionOverrides::default();
         overrides.wait_timeout = Some(self.coalesce_wait);
-        cache.enable(self.storage, None, None, Some(self.lock), Some(overrides));
+        cache.enable(
+            self.storage,
+            None,
+            Some(self.predictor),
+            Some(self.lock),
+            Some(overrides),
+        );
     }
 
     /// `cache_key_callback`: the key is the key URL.
@@ -94,6 +125,8 @@ impl CacheEngine {
     }
 
     /// `response_cache_filter`: RFC 9111 + site rules decide; stripped headers never stored.
+    /// A declared `Content-Length` over `max_object_size` is not stored (and streams through).
+    /// A declared `Content-Length` over `max_object_size` is not stored (and streams through).
     pub fn response_cacheable(
         &self,
         req: &RequestHeader,
@@ -101,6 +134,14 @@ impl CacheEngine {
         rules: &SiteRules,
     ) -> RespCacheable {
         let now = SystemTime::now();
+        let declared_length = resp
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared_length.is_some_and(|l| l > self.max_object_bytes) {
+            return RespCacheable::Uncacheable(NoCacheReason::Custom("too large"));
+        }
         let facts = RequestFacts {
             method: &req.method,
             headers: &req.headers,

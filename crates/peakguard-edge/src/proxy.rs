@@ -37,6 +37,11 @@ pub struct RequestCtx {
     stale_error: bool,
     /// Answered by the edge itself (maintenance, redirect, unknown host).
     local: Option<&'static str>,
+    /// A GET/HEAD body was read and discarded here; the origin gets `Content-Length: 0`.
+    drained_body: bool,
+    /// The header fields of a 304 received while revalidating (RFC 9111 §4.3.4: they update
+    /// the stored response; pingora merges only a few of them).
+    not_modified_fields: Option<http::HeaderMap>,
 }
 
 pub struct EdgeProxy {
@@ -46,6 +51,62 @@ pub struct EdgeProxy {
 }
 
 const RETRY_AFTER_ORIGIN_DOWN: u64 = 30;
+/// A GET/HEAD body larger than this is refused (413) rather than drained.
+const MAX_DRAINED_BODY: u64 = 1 << 20;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A body on GET/HEAD has no meaning for the page, but its bytes must be consumed as a body,
+/// never parsed as a next request, and not left unread (closing with unread data resets the
+/// connection and can destroy the response). Returns `Ok(false)` when a response was sent.
+async fn drain_safe_method_body(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let req = session.req_header();
+    if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        return Ok(true);
+    }
+    let length = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if !chunked && length.unwrap_or(0) == 0 {
+        return Ok(true);
+    }
+    if length.is_some_and(|l| l > MAX_DRAINED_BODY) {
+        ctx.local = Some("body-too-large");
+        session.set_keepalive(None);
+        respond_local(
+            session,
+            413,
+            &[],
+            pages::page(
+                "Request too large",
+                "A page request cannot carry a body this large.",
+                0,
+            ),
+        )
+        .await?;
+        return Ok(false);
+    }
+    match tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body()).await {
+        Ok(Ok(())) => {
+            ctx.drained_body = true;
+            Ok(true)
+        }
+        _ => {
+            ctx.local = Some("bad-body");
+            session.set_keepalive(None);
+            respond_local(
+                session,
+                400,
+                &[],
+                pages::page("Bad request", "The request body could not be read.", 0),
+            )
+            .await?;
+            Ok(false)
+        }
+    }
+}
 
 fn request_host(req: &RequestHeader) -> Option<String> {
     // HTTP/2 carries the host in :authority (the URI); HTTP/1.1 in Host.
@@ -103,6 +164,8 @@ impl ProxyHttp for EdgeProxy {
             replacement: None,
             stale_error: false,
             local: None,
+            drained_body: false,
+            not_modified_fields: None,
         }
     }
 
@@ -113,6 +176,9 @@ impl ProxyHttp for EdgeProxy {
 
     /// Site routing, client identity, HTTPS redirect, maintenance.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        if !drain_safe_method_body(session, ctx).await? {
+            return Ok(true);
+        }
         let live = self.state.live();
         let Some(host) = request_host(session.req_header()) else {
             ctx.local = Some("no-host");
@@ -232,6 +298,8 @@ impl ProxyHttp for EdgeProxy {
         Ok(self.state.cache.key(ctx.key_url.clone()))
     }
 
+    /// After a 304, pingora passes the stored header merged with a few 304 fields; every
+    /// other field the 304 carried is merged here too, so the stored copy is updated.
     fn response_cache_filter(
         &self,
         session: &Session,
@@ -243,10 +311,21 @@ impl ProxyHttp for EdgeProxy {
                 pingora::cache::NoCacheReason::Custom("no site"),
             ));
         };
-        Ok(self
-            .state
-            .cache
-            .response_cacheable(session.req_header(), resp, &site.rules))
+        let cache = &self.state.cache;
+        let Some(fields) = ctx.not_modified_fields.take() else {
+            return Ok(cache.response_cacheable(session.req_header(), resp, &site.rules));
+        };
+        let mut merged = resp.clone();
+        for name in fields.keys() {
+            let mut values = fields.get_all(name).iter();
+            if let Some(first) = values.next() {
+                merged.insert_header(name.clone(), first.clone())?;
+                for v in values {
+                    merged.append_header(name.clone(), v.clone())?;
+                }
+            }
+        }
+        Ok(cache.response_cacheable(session.req_header(), &merged, &site.rules))
     }
 
     fn cache_vary_filter(
@@ -310,6 +389,11 @@ impl ProxyHttp for EdgeProxy {
         if session.cache.enabled() {
             req.remove_header(&http::header::ACCEPT_ENCODING);
         }
+        if ctx.drained_body {
+            // Explicitly empty: without framing pingora would add `Transfer-Encoding: chunked`.
+            req.remove_header(&http::header::TRANSFER_ENCODING);
+            req.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        }
         if let Some(site) = ctx
             .site
             .as_ref()
@@ -354,6 +438,21 @@ impl ProxyHttp for EdgeProxy {
         );
         for name in listed {
             resp.remove_header(name.as_str());
+        }
+        if resp.status == http::StatusCode::NOT_MODIFIED {
+            let mut fields = resp.headers.clone();
+            // Fields that describe this message, not the stored representation.
+            for name in [
+                "content-length",
+                "transfer-encoding",
+                "content-encoding",
+                "content-range",
+                "connection",
+                "keep-alive",
+            ] {
+                fields.remove(name);
+            }
+            ctx.not_modified_fields = Some(fields);
         }
         let page_request = matches!(
             session.req_header().method,

@@ -1,16 +1,19 @@
 //! Hit handlers: a complete object (seekable, zero-copy), and a partial object that is still
-//! being written by the one origin fetch (readers follow the writer chunk by chunk).
+//! being written by the one origin fetch (readers follow the writer chunk by chunk; the
+//! writer's own client is one of them).
 
 use super::object::{MetaParts, StoredObject};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use pingora_cache::CacheKey;
 use pingora_cache::storage::{HandleHit, Storage};
 use pingora_cache::trace::SpanHandle;
 use pingora_error::{Error, ErrorType, Result};
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 pub struct CompleteHit {
@@ -84,46 +87,108 @@ impl HandleHit for CompleteHit {
 
 #[derive(Clone, Copy, Default)]
 struct WriteState {
+    /// Chunks pushed so far (an index past the last one).
     chunks: usize,
     done: bool,
     failed: bool,
 }
 
-/// An object being written: chunks appended by the writer, followed by readers.
+/// The chunks still held: `chunks[i]` is chunk number `first + i`.
+#[derive(Default)]
+struct Retained {
+    first: usize,
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+/// An object being written: chunks appended by the writer, followed by readers. Normally every
+/// chunk is kept (the object is stored when the write finishes). Once the object turns out too
+/// large to store, it switches to pass-through: a chunk is dropped as soon as every reader has
+/// read it, so memory stays bounded while the clients already following it still get the
+/// whole body. A reader that falls more than `max_lag` bytes behind is failed.
 pub struct PartialObject {
     pub id: u64,
     pub meta: MetaParts,
     pub url: String,
     pub tags: Vec<String>,
-    chunks: RwLock<Vec<Bytes>>,
+    retained: RwLock<Retained>,
     state: watch::Sender<WriteState>,
+    readers: Mutex<Vec<Weak<AtomicUsize>>>,
+    pass_through: AtomicBool,
+    max_lag: usize,
 }
 
 impl PartialObject {
-    pub fn new(id: u64, meta: MetaParts, url: String, tags: Vec<String>) -> Self {
+    pub fn new(id: u64, meta: MetaParts, url: String, tags: Vec<String>, max_lag: usize) -> Self {
         let (state, _) = watch::channel(WriteState::default());
         PartialObject {
             id,
             meta,
             url,
             tags,
-            chunks: RwLock::new(Vec::new()),
+            retained: RwLock::new(Retained::default()),
             state,
+            readers: Mutex::new(Vec::new()),
+            pass_through: AtomicBool::new(false),
+            max_lag,
         }
     }
 
     pub fn push(&self, data: Bytes, eof: bool) {
         let chunks = {
-            let mut c = self.chunks.write();
+            let mut r = self.retained.write();
             if !data.is_empty() {
-                c.push(data);
+                r.bytes += data.len();
+                r.chunks.push_back(data);
             }
-            c.len()
+            if self.pass_through.load(Ordering::Acquire) {
+                self.drop_consumed(&mut r);
+            }
+            r.first + r.chunks.len()
         };
         self.state.send_modify(|s| {
             s.chunks = chunks;
             s.done |= eof;
         });
+    }
+
+    /// Stop retaining the body: keep only what a live reader has not read yet.
+    pub fn pass_through(&self) {
+        self.pass_through.store(true, Ordering::Release);
+        let mut r = self.retained.write();
+        self.drop_consumed(&mut r);
+    }
+
+    fn drop_consumed(&self, r: &mut Retained) {
+        let mut readers = self.readers.lock();
+        readers.retain(|w| w.strong_count() > 0);
+        let positions: Vec<usize> = readers
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .map(|p| p.load(Ordering::Acquire))
+            .collect();
+        let keep_from = positions
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(r.first + r.chunks.len());
+        while r.first < keep_from {
+            let Some(c) = r.chunks.pop_front() else { break };
+            r.bytes -= c.len();
+            r.first += 1;
+        }
+        if r.bytes > self.max_lag {
+            // The slowest reader is too far behind: fail the lagging readers, free the memory.
+            let newest = r.first + r.chunks.len();
+            for p in readers.iter().filter_map(|w| w.upgrade()) {
+                if p.load(Ordering::Acquire) < newest.saturating_sub(1) {
+                    p.store(usize::MAX, Ordering::Release);
+                }
+            }
+            r.first = newest;
+            r.chunks.clear();
+            r.bytes = 0;
+        }
     }
 
     pub fn complete(&self) {
@@ -134,33 +199,46 @@ impl PartialObject {
         self.state.send_modify(|s| s.failed = true);
     }
 
-    /// The whole body in one buffer.
+    /// The whole body in one buffer (only meaningful while every chunk is retained).
     pub fn concat(&self) -> Bytes {
-        let chunks = self.chunks.read();
-        if chunks.len() == 1 {
-            return chunks[0].clone();
+        let r = self.retained.read();
+        if r.chunks.len() == 1 {
+            return r.chunks[0].clone();
         }
-        let mut out = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-        for c in chunks.iter() {
+        let mut out = BytesMut::with_capacity(r.bytes);
+        for c in r.chunks.iter() {
             out.extend_from_slice(c);
         }
         out.freeze()
+    }
+
+    fn chunk(&self, index: usize) -> Option<Bytes> {
+        let r = self.retained.read();
+        index
+            .checked_sub(r.first)
+            .and_then(|i| r.chunks.get(i))
+            .cloned()
     }
 }
 
 pub struct PartialHit {
     object: Arc<PartialObject>,
     state: watch::Receiver<WriteState>,
-    next: usize,
+    /// The next chunk to read, shared with the object so it knows what may be dropped;
+    /// `usize::MAX` when the object gave up on this reader.
+    next: Arc<AtomicUsize>,
 }
 
 impl PartialHit {
     pub fn new(object: Arc<PartialObject>) -> Self {
         let state = object.state.subscribe();
+        let first = object.retained.read().first;
+        let next = Arc::new(AtomicUsize::new(first));
+        object.readers.lock().push(Arc::downgrade(&next));
         PartialHit {
             object,
             state,
-            next: 0,
+            next,
         }
     }
 }
@@ -170,9 +248,18 @@ impl HandleHit for PartialHit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
         loop {
             let state = *self.state.borrow_and_update();
-            if self.next < state.chunks {
-                let chunk = self.object.chunks.read()[self.next].clone();
-                self.next += 1;
+            let next = self.next.load(Ordering::Acquire);
+            if next == usize::MAX {
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "reader fell too far behind a pass-through response",
+                );
+            }
+            if next < state.chunks {
+                let Some(chunk) = self.object.chunk(next) else {
+                    return Error::e_explain(ErrorType::InternalError, "chunk no longer retained");
+                };
+                self.next.store(next + 1, Ordering::Release);
                 return Ok(Some(chunk));
             }
             if state.failed {

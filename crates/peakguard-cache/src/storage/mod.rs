@@ -22,7 +22,7 @@ use pingora_cache::storage::{
 };
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, key::CacheHashKey};
-use pingora_error::{Error, ErrorType, Result};
+use pingora_error::Result;
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
@@ -271,6 +271,8 @@ impl Storage for TieredStorage {
             MetaParts::from_meta(meta),
             url,
             self.tags_of(meta),
+            // A pass-through reader may lag this far behind before it is dropped.
+            self.settings.max_object_bytes.max(8 << 20),
         ));
         self.partial.write().insert(hex.clone(), partial.clone());
         Ok(Box::new(TieredMissHandler {
@@ -280,6 +282,7 @@ impl Storage for TieredStorage {
             write_id: U64WriteId::from(id),
             written: 0,
             finished: false,
+            discarding: false,
         }))
     }
 
@@ -341,18 +344,40 @@ struct TieredMissHandler {
     write_id: U64WriteId,
     written: usize,
     finished: bool,
+    discarding: bool,
+}
+
+impl TieredMissHandler {
+    /// Removes this writer's in-progress slot (if it still owns it).
+    fn release_slot(&self) {
+        let mut partial = self.storage.partial.write();
+        if partial
+            .get(&self.hex)
+            .is_some_and(|p| p.id == self.partial.id)
+        {
+            partial.remove(&self.hex);
+        }
+    }
 }
 
 #[async_trait]
 impl HandleMiss for TieredMissHandler {
+    /// Past `max_object_size` the writer stops storing but keeps passing data to the readers
+    /// already following it, so their responses complete.
     async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        if self.discarding {
+            self.partial.push(data, eof);
+            return Ok(());
+        }
         self.written += data.len();
         if self.written > self.storage.settings.max_object_bytes {
-            self.partial.fail();
-            return Error::e_explain(
-                ErrorType::InternalError,
-                "object larger than cache.max_object_size",
-            );
+            // Too large to store: the clients already following this write (the writer's own
+            // among them) still get every byte; nobody new joins; nothing is kept.
+            self.discarding = true;
+            self.release_slot();
+            self.partial.pass_through();
+            self.partial.push(data, eof);
+            return Ok(());
         }
         self.partial.push(data, eof);
         Ok(())
@@ -360,6 +385,10 @@ impl HandleMiss for TieredMissHandler {
 
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         self.finished = true;
+        if self.discarding {
+            self.partial.complete();
+            return Ok(MissFinishType::Created(0));
+        }
         self.partial.complete();
         let body = self.partial.concat();
         let size = body.len();

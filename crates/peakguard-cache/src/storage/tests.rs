@@ -131,11 +131,53 @@ async fn disk_tier_survives_a_restart_with_its_purge_index() {
 }
 
 #[tokio::test]
-async fn oversize_objects_are_refused() {
+async fn an_oversize_object_is_not_stored_but_its_readers_get_every_byte() {
     let s = storage(None);
     let span = Span::inactive().handle();
     let key = CacheKey::new("http://a/big", "");
     let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
-    let big = Bytes::from(vec![0u8; (1 << 20) + 1]);
-    assert!(miss.write_body(big, true).await.is_err());
+    miss.write_body(Bytes::from(vec![0u8; 1 << 19]), false)
+        .await
+        .unwrap();
+    let (_, mut follower) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
+    assert!(follower.read_body().await.unwrap().is_some());
+    let past_limit = miss
+        .write_body(Bytes::from(vec![0u8; 1 << 20]), false)
+        .await;
+    assert!(past_limit.is_ok(), "writing past the limit is not an error");
+    assert!(
+        s.lookup(&key, &span).await.unwrap().is_none(),
+        "nobody new joins an oversize write"
+    );
+    let next = follower.read_body().await.unwrap().map(|b| b.len());
+    assert_eq!(next, Some(1 << 20), "a follower still gets every byte");
+    miss.write_body(Bytes::from_static(b"tail"), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        follower.read_body().await.unwrap().as_deref(),
+        Some(&b"tail"[..])
+    );
+    miss.finish().await.unwrap();
+    assert!(follower.read_body().await.unwrap().is_none());
+    assert!(get(s, "http://a/big").await.is_none(), "not stored");
+}
+
+#[tokio::test]
+async fn a_pass_through_reader_that_lags_too_far_is_dropped() {
+    let s = storage(None);
+    let span = Span::inactive().handle();
+    let key = CacheKey::new("http://a/slow-reader", "");
+    let mut miss = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
+    let (_, mut slow) = s.lookup(&key, &span).await.unwrap().expect("partial hit");
+    // 1 MiB limit, 8 MiB allowed lag: write 12 MiB that the slow reader never reads.
+    for _ in 0..12 {
+        miss.write_body(Bytes::from(vec![0u8; 1 << 20]), false)
+            .await
+            .unwrap();
+    }
+    assert!(
+        slow.read_body().await.is_err(),
+        "memory is not held for a reader that far behind"
+    );
 }

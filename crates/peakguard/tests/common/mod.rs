@@ -210,12 +210,18 @@ impl Edge {
 
     pub fn config_text(dir: &std::path::Path, port: u16, admin: u16, extra: &str) -> String {
         let d = dir.display();
+        // `extra` may start with server keys ending in `#END-SERVER`, then cache keys ending
+        // in `#END-CACHE`; the rest (sites, other sections) is appended.
         let (server_extra, rest) = match extra.split_once("#END-SERVER\n") {
             Some((s, r)) => (s, r),
             None => ("", extra),
         };
+        let (cache_extra, rest) = match rest.split_once("#END-CACHE\n") {
+            Some((c, r)) => (c, r),
+            None => ("", rest),
+        };
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{rest}\n"
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{rest}\n"
         )
     }
 

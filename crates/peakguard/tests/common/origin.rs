@@ -1,0 +1,230 @@
+//! A small real HTTP/1.1 origin (hyper) for edge tests that do not need WordPress. It records
+//! every request it parsed (method, path, headers, body length) and answers by path:
+//!
+//! - `/cacheable...` → `Cache-Control: max-age=60`, body names the path
+//! - `/vary` → `Vary: X-Variant`, body echoes X-Variant
+//! - `/etag` → `ETag: "v1"`, `Cache-Control: max-age=0`; a matching If-None-Match gets 304 with
+//!   a new `X-Revision` header
+//! - `/setcookie` → `Set-Cookie` + `Cache-Control: max-age=60`
+//! - `/echo` → body lists the request headers
+//! - `/big?mb=N` → N MiB streamed in 64 KiB chunks, `Cache-Control: no-store`
+//! - `/large?mb=N` → N MiB streamed with Content-Length, cacheable
+//! - `/chunked-large?mb=N` → the same without Content-Length (chunked)
+//! - `/fail` → 500
+//! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, service::service_fn};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+}
+
+#[derive(Clone, Default)]
+pub struct Origin {
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub revision: Arc<Mutex<u32>>,
+}
+
+impl Origin {
+    pub fn count(&self, path_prefix: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path.starts_with(path_prefix))
+            .count()
+    }
+    pub fn last(&self, path_prefix: &str) -> Option<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|s| s.path.starts_with(path_prefix))
+            .cloned()
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn stream_mb(mb: usize) -> Body {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let n = mb * 16;
+    futures_lite_stream(chunk, n).boxed()
+}
+
+fn futures_lite_stream(
+    chunk: Bytes,
+    n: usize,
+) -> impl hyper::body::Body<Data = Bytes, Error = Infallible> + Send + Sync + 'static {
+    // A body that yields `n` copies of `chunk`, produced lazily (never buffered whole).
+    struct Repeat {
+        chunk: Bytes,
+        left: usize,
+    }
+    impl hyper::body::Body for Repeat {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.left == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.left -= 1;
+            std::task::Poll::Ready(Some(Ok(Frame::data(self.chunk.clone()))))
+        }
+    }
+    Repeat { chunk, left: n }
+}
+
+async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let inm = header("if-none-match");
+    let variant = header("x-variant").unwrap_or_default();
+    let echo: String = headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    let mut body_len = 0;
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => body_len += f.data_ref().map_or(0, |d| d.len()),
+            Err(_) => break,
+        }
+    }
+    origin.seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+        body_len,
+    });
+    let b = Response::builder();
+    let mb = |p: &str| {
+        p.split("mb=")
+            .nth(1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1)
+    };
+    let resp = if method == "POST" || method == "PUT" || method == "DELETE" {
+        b.status(303)
+            .header("location", "/cacheable-target")
+            .body(full(format!("received {body_len} bytes")))
+    } else if path.starts_with("/cacheable") {
+        b.header("cache-control", "max-age=60")
+            .header("content-type", "text/plain")
+            .body(full(format!("page {path}")))
+    } else if path.starts_with("/varystar") {
+        b.header("cache-control", "max-age=60")
+            .header("vary", "*")
+            .body(full("star"))
+    } else if path.starts_with("/vary") {
+        b.header("cache-control", "max-age=60")
+            .header("vary", "X-Variant")
+            .body(full(format!("variant {variant}")))
+    } else if path.starts_with("/etag") {
+        let mut rev = origin.revision.lock().unwrap();
+        *rev += 1;
+        if inm.as_deref() == Some("\"v1\"") {
+            b.status(304)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=0")
+                .header("x-revision", rev.to_string())
+                .body(full(""))
+        } else {
+            b.header("etag", "\"v1\"")
+                .header("cache-control", "max-age=0")
+                .header("x-revision", rev.to_string())
+                .body(full("etag body"))
+        }
+    } else if path.starts_with("/setcookie") {
+        b.header("cache-control", "max-age=60")
+            .header("set-cookie", "session=secret")
+            .body(full("with cookie"))
+    } else if path.starts_with("/echo") {
+        b.header("cache-control", "no-store").body(full(echo))
+    } else if path.starts_with("/chunked-large") {
+        b.header("cache-control", "max-age=60")
+            .body(stream_mb(mb(&path)))
+    } else if path.starts_with("/big") {
+        b.header("cache-control", "no-store")
+            .header("content-length", (mb(&path) << 20).to_string())
+            .body(stream_mb(mb(&path)))
+    } else if path.starts_with("/large") {
+        b.header("cache-control", "max-age=60")
+            .header("content-length", (mb(&path) << 20).to_string())
+            .body(stream_mb(mb(&path)))
+    } else if path.starts_with("/fail") {
+        b.status(500).body(full("origin broke"))
+    } else {
+        b.header("cache-control", "max-age=60")
+            .body(full(format!("default {path}")))
+    };
+    resp.unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// Starts the origin on an ephemeral loopback port, in its own runtime thread.
+pub fn start() -> (SocketAddr, Origin) {
+    let origin = Origin::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind origin");
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let o = origin.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let o = o.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let o = o.clone();
+                        async move { Ok::<_, Infallible>(handle(o, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    (addr, origin)
+}

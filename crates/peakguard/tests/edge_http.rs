@@ -1,0 +1,508 @@
+//! The edge's HTTP behaviour against a real (in-test) hyper origin: RFC 9111 details,
+//! forwarding headers, compression, streaming, failures, reload, TLS + HTTP/2, metrics.
+
+mod common;
+#[path = "common/origin.rs"]
+mod origin;
+
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+fn site(addr: std::net::SocketAddr, extra: &str) -> String {
+    format!("[[site]]\nname = \"t\"\norigin = \"http://{addr}\"\n{extra}\n")
+}
+
+#[test]
+fn http_profile_revalidates_with_304_and_updates_stored_headers() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("etag", &site(addr, "profile = \"http\""));
+    let first = get(edge.addr, "t", "/etag");
+    assert_eq!(first.header("x-revision"), Some("1"));
+    let second = get(edge.addr, "t", "/etag");
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        second.text(),
+        "etag body",
+        "the stored body is reused after a 304"
+    );
+    assert_eq!(
+        second.header("x-revision"),
+        Some("2"),
+        "the 304's headers update the stored ones"
+    );
+    assert!(
+        second.cache_status().contains("fwd-status=304"),
+        "{:?}",
+        second.cache_status()
+    );
+    let last = origin.last("/etag").unwrap();
+    assert!(
+        last.headers
+            .iter()
+            .any(|(k, v)| k == "if-none-match" && v == "\"v1\""),
+        "conditional request sent"
+    );
+}
+
+#[test]
+fn vary_keeps_one_variant_per_value_and_vary_star_is_not_stored() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("vary", &site(addr, ""));
+    let a = request(edge.addr, "GET", "t", "/vary", &[("X-Variant", "a")], b"");
+    let b = request(edge.addr, "GET", "t", "/vary", &[("X-Variant", "b")], b"");
+    assert_eq!(
+        (a.text().as_str(), b.text().as_str()),
+        ("variant a", "variant b")
+    );
+    let a2 = request(edge.addr, "GET", "t", "/vary", &[("X-Variant", "a")], b"");
+    assert_eq!(a2.text(), "variant a");
+    assert!(a2.cache_status().contains("hit"));
+    let b2 = request(edge.addr, "GET", "t", "/vary", &[("X-Variant", "b")], b"");
+    assert_eq!(b2.text(), "variant b");
+    assert!(b2.cache_status().contains("hit"));
+    assert_eq!(origin.count("/vary"), 2);
+    get(edge.addr, "t", "/varystar");
+    let again = get(edge.addr, "t", "/varystar");
+    assert!(
+        !again.cache_status().contains("hit"),
+        "Vary: * is never stored"
+    );
+    assert_eq!(origin.count("/varystar"), 2);
+}
+
+#[test]
+fn unsafe_methods_invalidate_the_url_and_its_location() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("invalidate", &site(addr, ""));
+    get(edge.addr, "t", "/cacheable-form");
+    get(edge.addr, "t", "/cacheable-target");
+    assert!(
+        get(edge.addr, "t", "/cacheable-form")
+            .cache_status()
+            .contains("hit")
+    );
+    let post = request(edge.addr, "POST", "t", "/cacheable-form", &[], b"a=1");
+    assert_eq!(post.status, 303);
+    assert!(
+        !get(edge.addr, "t", "/cacheable-form")
+            .cache_status()
+            .contains("hit"),
+        "target URI invalidated"
+    );
+    assert!(
+        !get(edge.addr, "t", "/cacheable-target")
+            .cache_status()
+            .contains("hit"),
+        "Location URI invalidated"
+    );
+    assert_eq!(origin.count("/cacheable-target"), 2);
+}
+
+#[test]
+fn responses_that_set_cookies_are_not_stored() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("cookie", &site(addr, ""));
+    let first = get(edge.addr, "t", "/setcookie");
+    assert_eq!(
+        first.header("set-cookie"),
+        Some("session=secret"),
+        "the cookie still reaches its owner"
+    );
+    let second = get(edge.addr, "t", "/setcookie");
+    assert!(!second.cache_status().contains("hit"));
+    assert_eq!(origin.count("/setcookie"), 2);
+}
+
+#[test]
+fn forwarding_headers_are_trusted_only_from_configured_proxies() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("xff", &site(addr, ""));
+    request(
+        edge.addr,
+        "GET",
+        "shop.test:8080",
+        "/echo",
+        &[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+        b"",
+    );
+    let seen = origin.last("/echo").unwrap();
+    let h = |n: &str| {
+        seen.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        h("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "a client cannot claim another address"
+    );
+    assert_eq!(h("x-forwarded-proto"), Some("http"));
+    assert_eq!(h("host"), Some("shop.test:8080"), "Host is preserved");
+    drop(edge);
+    let edge = Edge::start(
+        "xff-trusted",
+        &format!(
+            "trusted_proxies = [\"127.0.0.1/32\"]\n#END-SERVER\n{}",
+            site(addr, "")
+        ),
+    );
+    request(
+        edge.addr,
+        "GET",
+        "t",
+        "/echo",
+        &[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+        b"",
+    );
+    let seen = origin.last("/echo").unwrap();
+    let h = |n: &str| {
+        seen.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(h("x-forwarded-for"), Some("198.51.100.7, 127.0.0.1"));
+    assert_eq!(h("x-forwarded-proto"), Some("https"));
+    assert_eq!(h("x-real-ip"), Some("198.51.100.7"));
+}
+
+#[test]
+fn gzip_and_brotli_are_served_from_one_stored_copy() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("compress", &site(addr, ""));
+    let path = "/cacheable-compress-".to_string() + &"x".repeat(10);
+    let plain = get(edge.addr, "t", &path);
+    let gz = request(
+        edge.addr,
+        "GET",
+        "t",
+        &path,
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
+    let br = request(
+        edge.addr,
+        "GET",
+        "t",
+        &path,
+        &[("Accept-Encoding", "br")],
+        b"",
+    );
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert!(gz.cache_status().contains("hit") && br.cache_status().contains("hit"));
+    assert_eq!(
+        origin.count(&path),
+        1,
+        "one origin fetch for every encoding"
+    );
+    let seen = origin.last(&path).unwrap();
+    assert!(
+        !seen.headers.iter().any(|(k, _)| k == "accept-encoding"),
+        "the stored copy is fetched as identity"
+    );
+    // The gzip body really is gzip of the page.
+    let mut child = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &gz.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, plain.body);
+}
+
+fn rss_peak_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_hundred_megabyte_bodies_are_streamed_not_buffered() {
+    use std::io::{Read, Write};
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("stream", &site(addr, ""));
+    let before = rss_peak_kib(edge.pid());
+    // Download: read it slowly-ish in 1 MiB pieces, counting bytes.
+    let mut s = std::net::TcpStream::connect(edge.addr).unwrap();
+    s.write_all(b"GET /big?mb=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert!(total > 200 << 20, "whole body received ({total} bytes)");
+    // Upload: 200 MiB POST body, streamed to the origin.
+    let mut s = std::net::TcpStream::connect(edge.addr).unwrap();
+    s.write_all(
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            200usize << 20
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let chunk = vec![b'u'; 1 << 20];
+    for _ in 0..200 {
+        s.write_all(&chunk).unwrap();
+    }
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    assert!(String::from_utf8_lossy(&resp).contains(&format!("received {} bytes", 200usize << 20)));
+    assert_eq!(origin.last("/upload").unwrap().body_len, 200 << 20);
+    let peak = rss_peak_kib(edge.pid());
+    eprintln!("edge peak RSS: {before} KiB before, {peak} KiB after 2 x 200 MiB");
+    assert!(
+        peak < before + 100 * 1024,
+        "the edge buffered a body: peak RSS grew from {before} KiB to {peak} KiB"
+    );
+}
+
+#[test]
+fn an_object_over_the_size_limit_is_served_whole_and_not_stored() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start(
+        "oversize",
+        &format!("max_object_size = \"4MiB\"\n#END-CACHE\n{}", site(addr, "")),
+    );
+    for _ in 0..2 {
+        let r = get(edge.addr, "t", "/large?mb=8");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 8 << 20, "the whole body reaches the client");
+        assert!(!r.cache_status().contains("hit"));
+    }
+    assert_eq!(origin.count("/large"), 2, "not stored");
+    for _ in 0..2 {
+        let r = get(edge.addr, "t", "/chunked-large?mb=8");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body.len(),
+            8 << 20,
+            "a chunked oversize body also reaches the client whole"
+        );
+    }
+    assert_eq!(origin.count("/chunked-large"), 2, "not stored");
+    assert_eq!(get(edge.addr, "t", "/cacheable-small").status, 200);
+    assert!(
+        get(edge.addr, "t", "/cacheable-small")
+            .cache_status()
+            .contains("hit"),
+        "small objects still are"
+    );
+}
+
+#[test]
+fn origin_down_on_an_unseen_page_is_a_branded_503() {
+    let port = ports()[3];
+    let edge = Edge::start(
+        "down",
+        &format!(
+            "[[site]]\nname = \"t\"\norigin = \"http://127.0.0.1:{port}\"\nconnect_timeout = \"1s\"\n"
+        ),
+    );
+    let r = get(edge.addr, "t", "/never-seen");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("30"));
+    assert!(r.text().contains("be right back"));
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("peakguard_origin_errors_total ") && !l.ends_with(" 0")),
+        "origin errors are counted"
+    );
+}
+
+#[test]
+fn an_origin_5xx_becomes_the_branded_page() {
+    let (addr, _origin) = origin::start();
+    let edge = Edge::start("fivexx", &site(addr, ""));
+    let r = get(edge.addr, "t", "/fail");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("be right back") && !r.text().contains("origin broke"));
+}
+
+#[test]
+fn unknown_hosts_are_refused_and_sighup_reloads_sites() {
+    let (addr, _origin) = origin::start();
+    let site_a =
+        format!("[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://{addr}\"\n");
+    let edge = Edge::start("reload", &site_a);
+    assert_eq!(get(edge.addr, "a.test", "/cacheable-a").status, 200);
+    assert_eq!(get(edge.addr, "b.test", "/cacheable-b").status, 421);
+    let text = std::fs::read_to_string(&edge.config).unwrap()
+        + &format!("[[site]]\nname = \"b\"\nhosts = [\"b.test\"]\norigin = \"http://{addr}\"\n");
+    std::fs::write(&edge.config, text).unwrap();
+    edge.signal("HUP");
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(edge.addr, "b.test", "/cacheable-b").status;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 200, "after SIGHUP the new site is served");
+    // A broken file is refused and the running configuration kept.
+    std::fs::write(&edge.config, "[[site]]\norigin = 3\n").unwrap();
+    edge.signal("HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(edge.addr, "b.test", "/cacheable-b").status, 200);
+}
+
+#[test]
+fn tls_with_http2_uses_the_authority_as_host() {
+    let (addr, origin) = origin::start();
+    let [_, _, tls_port, _] = ports();
+    let dir = std::env::temp_dir().join(format!("peakguard-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=shop.test",
+            "-addext",
+            "subjectAltName=DNS:shop.test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let extra = format!(
+        "tls_listen = [\"127.0.0.1:{tls_port}\"]\n#END-SERVER\n[[site]]\nname = \"t\"\nhosts = [\"shop.test\"]\norigin = \"http://{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let _edge = Edge::start("tls", &extra);
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                "-D",
+                "-",
+            ])
+            .arg("--resolve")
+            .arg(format!("shop.test:{tls_port}:127.0.0.1"))
+            .arg(format!("https://shop.test:{tls_port}{path}"))
+            .output()
+            .expect("curl is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = curl("/cacheable-h2");
+    assert!(
+        first.trim_end().ends_with("2 200"),
+        "HTTP/2 over TLS: {first}"
+    );
+    let second = curl("/cacheable-h2");
+    assert!(second.contains("cache-status: peakguard; hit"), "{second}");
+    let seen = origin.last("/cacheable-h2").unwrap();
+    assert!(
+        seen.headers
+            .iter()
+            .any(|(k, v)| k == "host" && v == &format!("shop.test:{tls_port}")),
+        "Host from :authority: {:?}",
+        seen.headers
+    );
+    assert!(
+        seen.headers
+            .iter()
+            .any(|(k, v)| k == "x-forwarded-proto" && v == "https")
+    );
+    assert_eq!(origin.count("/cacheable-h2"), 1);
+}
+
+#[test]
+fn config_check_names_key_and_line() {
+    let dir = std::env::temp_dir().join(format!("peakguard-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = [\"0.0.0.0:80\"]\n\n[[site]]\nname = \"shop\"\norigin = \"ftp://x\"\ndefault_ttl = \"5m\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 6") && err.contains("site[0].origin") && err.contains("http://"),
+        "{err}"
+    );
+    std::fs::write(&file, "[[site]]\norigin = \"http://127.0.0.1:80\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn metrics_pass_promtool() {
+    let (addr, _origin) = origin::start();
+    let edge = Edge::start("metrics", &site(addr, ""));
+    get(edge.addr, "t", "/cacheable-m");
+    get(edge.addr, "t", "/cacheable-m");
+    let m = edge.admin_get("/metrics");
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    assert!(
+        text.contains("peakguard_requests_total{cache=\"hit\",status_class=\"2xx\"} 1"),
+        "{text}"
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unauthorized = get(edge.admin, "admin", "/metrics");
+    assert_eq!(unauthorized.status, 401, "the admin API wants its token");
+}
