@@ -47,8 +47,9 @@ pub struct ServerConfig {
     pub pid_file: PathBuf,
     /// JSON-lines access log: a path, `"-"` for standard output, or `""` for none.
     pub access_log: String,
-    /// Where the built-in error pages come from: none = embedded branded page.
-    pub error_page: Option<PathBuf>,
+    /// Per-connection write buffer toward clients: a response header and a body that fit
+    /// leave in one syscall. Memory cost: this much per open client connection.
+    pub write_buffer: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -63,7 +64,7 @@ impl Default for ServerConfig {
             upgrade_sock: PathBuf::from("/tmp/peakguard-upgrade.sock"),
             pid_file: PathBuf::from("/tmp/peakguard.pid"),
             access_log: String::new(),
-            error_page: None,
+            write_buffer: ByteSize(64 << 10),
         }
     }
 }

@@ -22,6 +22,7 @@ use peakguard_cache::{CacheEngine, StorageSettings};
 use peakguard_config::Config;
 use peakguard_shield::MaintenancePolicy;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
 use std::path::PathBuf;
@@ -183,6 +184,13 @@ fn server_conf(config: &Config) -> ServerConf {
     }
 }
 
+/// Client-side socket buffers. Pingora's default write buffer (1,460 bytes) sends a response
+/// header and its body in two syscalls (and wakes the client twice); a buffer that holds a
+/// typical page sends both at once. Costs `write_buffer` bytes per open client connection.
+fn l4_buffers(config: &Config) -> L4BufferSettings {
+    L4BufferSettings::default().write(config.server.write_buffer.0 as usize)
+}
+
 fn tls_settings(config: &Config, addr: &str) -> Result<TlsSettings, EdgeError> {
     let certs: Vec<_> = config
         .sites
@@ -237,7 +245,7 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
             "peakguard edge (http)",
         );
         for addr in &config.server.listen {
-            plain.add_tcp(addr);
+            plain.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(l4_buffers(&config)));
         }
         server.add_service(plain);
     }
@@ -251,7 +259,11 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
             "peakguard edge (https)",
         );
         for addr in &config.server.tls_listen {
-            tls.add_tls_with_settings(addr, None, tls_settings(&config, addr)?);
+            tls.add_listener(
+                ListenerConfig::tcp(addr.as_str())
+                    .tls(tls_settings(&config, addr)?)
+                    .l4_buffer(l4_buffers(&config)),
+            );
         }
         server.add_service(tls);
     }
