@@ -15,13 +15,13 @@ pub mod proxy;
 pub mod reload;
 pub mod sites;
 pub mod state;
+pub mod tls;
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use peakguard_cache::{CacheEngine, StorageSettings};
 use peakguard_config::Config;
 use peakguard_shield::MaintenancePolicy;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -191,33 +191,6 @@ fn l4_buffers(config: &Config) -> L4BufferSettings {
     L4BufferSettings::default().write(config.server.write_buffer.0 as usize)
 }
 
-fn tls_settings(config: &Config, addr: &str) -> Result<TlsSettings, EdgeError> {
-    let certs: Vec<_> = config
-        .sites
-        .iter()
-        .filter_map(|s| Some((s.tls_cert.as_ref()?, s.tls_key.as_ref()?)))
-        .collect();
-    let Some((cert, key)) = certs.first() else {
-        return Err(EdgeError::Tls {
-            addr: addr.into(),
-            reason: "no site has tls_cert/tls_key".into(),
-        });
-    };
-    if certs.len() > 1 {
-        log::warn!(
-            "TLS listener {addr}: several sites have certificates; SNI selection is not built yet, serving the first site's certificate"
-        );
-    }
-    let mut settings =
-        TlsSettings::intermediate(&cert.display().to_string(), &key.display().to_string())
-            .map_err(|e| EdgeError::Tls {
-                addr: addr.into(),
-                reason: e.to_string(),
-            })?;
-    settings.enable_h2();
-    Ok(settings)
-}
-
 /// Builds the pingora server with the proxy, admin and reload services. Call
 /// `run_forever()` on the result.
 pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>), EdgeError> {
@@ -261,7 +234,7 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
         for addr in &config.server.tls_listen {
             tls.add_listener(
                 ListenerConfig::tcp(addr.as_str())
-                    .tls(tls_settings(&config, addr)?)
+                    .tls(tls::settings(&config, addr)?)
                     .l4_buffer(l4_buffers(&config)),
             );
         }

@@ -506,3 +506,130 @@ fn metrics_pass_promtool() {
     let unauthorized = get(edge.admin, "admin", "/metrics");
     assert_eq!(unauthorized.status, 401, "the admin API wants its token");
 }
+
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+fn presented_subject(port: u16, server_name: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    match server_name {
+        Some(n) => cmd.args(["-servername", n]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn each_site_presents_its_own_certificate_by_sni_and_http_redirects_to_https() {
+    let (addr, _origin) = origin::start();
+    let [_, _, tls_port, _] = ports();
+    let dir = std::env::temp_dir().join(format!("peakguard-sni-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, ka) = self_signed(&dir, "a.test");
+    let (cb, kb) = self_signed(&dir, "b.test");
+    let site = |name: &str, cert: &std::path::Path, key: &std::path::Path, redirect: bool| {
+        format!(
+            "[[site]]\nname = \"{name}\"\nhosts = [\"{name}\"]\norigin = \"http://{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nhttps_redirect = {redirect}\n",
+            cert.display(),
+            key.display()
+        )
+    };
+    let extra = format!(
+        "tls_listen = [\"127.0.0.1:{tls_port}\"]\n#END-SERVER\n{}{}",
+        site("a.test", &ca, &ka, true),
+        site("b.test", &cb, &kb, false)
+    );
+    let edge = Edge::start("sni", &extra);
+    assert!(presented_subject(tls_port, Some("a.test")).contains("a.test"));
+    assert!(presented_subject(tls_port, Some("b.test")).contains("b.test"));
+    assert!(
+        presented_subject(tls_port, None).contains("a.test"),
+        "no SNI: the first site's certificate"
+    );
+    let r = get(edge.addr, "a.test", "/cacheable-r?x=1");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("https://a.test/cacheable-r?x=1"));
+    assert_eq!(
+        get(edge.addr, "b.test", "/cacheable-r").status,
+        200,
+        "b.test does not redirect"
+    );
+}
+
+#[test]
+fn a_bad_certificate_file_is_a_clear_startup_error() {
+    let dir = std::env::temp_dir().join(format!("peakguard-badcert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.pem"), "not a certificate").unwrap();
+    let [p, a, t, _] = ports();
+    let config = Edge::config_text(
+        &dir,
+        p,
+        a,
+        &format!(
+            "tls_listen = [\"127.0.0.1:{t}\"]\n#END-SERVER\n[[site]]\norigin = \"http://127.0.0.1:1\"\ntls_cert = \"{0}/bad.pem\"\ntls_key = \"{0}/bad.pem\"\n",
+            dir.display()
+        ),
+    );
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args(["serve", "--config"])
+        .arg(dir.join("c.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.pem") && err.contains("TLS listener"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hop_by_hop_and_connection_listed_headers_are_not_forwarded_to_clients() {
+    let (addr, _origin) = origin::start();
+    let edge = Edge::start("hop", &site(addr, ""));
+    let r = get(edge.addr, "t", "/hop");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("x-internal").is_none(),
+        "a Connection-listed header is dropped: {:?}",
+        r.headers
+    );
+    assert!(r.header("keep-alive").is_none() || r.header("keep-alive") != Some("timeout=99"));
+}

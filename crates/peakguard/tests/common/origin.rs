@@ -10,6 +10,7 @@
 //! - `/big?mb=N` → N MiB streamed in 64 KiB chunks, `Cache-Control: no-store`
 //! - `/large?mb=N` → N MiB streamed with Content-Length, cacheable
 //! - `/chunked-large?mb=N` → the same without Content-Length (chunked)
+//! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/fail` → 500
 //! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
 #![allow(dead_code)]
@@ -185,6 +186,12 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         b.header("cache-control", "max-age=60")
             .header("content-length", (mb(&path) << 20).to_string())
             .body(stream_mb(mb(&path)))
+    } else if path.starts_with("/hop") {
+        b.header("cache-control", "max-age=60")
+            .header("connection", "x-internal")
+            .header("x-internal", "secret")
+            .header("keep-alive", "timeout=99")
+            .body(full("hop"))
     } else if path.starts_with("/fail") {
         b.status(500).body(full("origin broke"))
     } else {
