@@ -66,27 +66,23 @@ fn apply_profiles(config: &mut Config, text: &str) {
         };
         let explicit = site.clone();
         site.apply_profile(Profile::Http);
-        if given("default_ttl") {
-            site.default_ttl = explicit.default_ttl;
+        // Keys the file sets keep their value; the rest take the http profile's defaults.
+        macro_rules! keep_given {
+            ($($field:ident),*) => {$(
+                if given(stringify!($field)) {
+                    site.$field = explicit.$field.clone();
+                }
+            )*};
         }
-        if given("tracking_params") {
-            site.tracking_params = explicit.tracking_params;
-        }
-        if given("bypass_cookies") {
-            site.bypass_cookies = explicit.bypass_cookies;
-        }
-        if given("bypass_paths") {
-            site.bypass_paths = explicit.bypass_paths;
-        }
-        if given("bypass_query") {
-            site.bypass_query = explicit.bypass_query;
-        }
-        if given("stale_if_error") {
-            site.stale_if_error = explicit.stale_if_error;
-        }
-        if given("stale_while_revalidate") {
-            site.stale_while_revalidate = explicit.stale_while_revalidate;
-        }
+        keep_given!(
+            default_ttl,
+            tracking_params,
+            bypass_cookies,
+            bypass_paths,
+            bypass_query,
+            stale_if_error,
+            stale_while_revalidate
+        );
     }
 }
 

@@ -354,9 +354,7 @@ fn publishing_then_purging_by_tag_or_url_shows_new_content() {
 fn a_restart_keeps_disk_cached_pages() {
     let wp = wp();
     let [p, a, ..] = ports();
-    let dir = std::env::temp_dir().join(format!("peakguard-test-{}-restart", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("restart");
     let path = fresh("/e2e-post-8/");
     let mut first = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
     assert_eq!(get(first.addr, &wp.host, &path).status, 200);
@@ -381,9 +379,7 @@ fn a_restart_keeps_disk_cached_pages() {
 fn maintenance_mode_blocks_visitors_and_lets_admins_through() {
     let wp = wp();
     let [p, a, ..] = ports();
-    let dir = std::env::temp_dir().join(format!("peakguard-test-{}-maint", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("maint");
     let extra = format!(
         "trusted_proxies = [\"127.0.0.1/32\"]\n#END-SERVER\n[maintenance]\nstate_file = \"{}/maintenance.json\"\nallow = [\"198.51.100.10/32\"]\nbypass_cookie = \"pg_admin=letmein\"\n{}",
         dir.display(),
@@ -457,9 +453,7 @@ fn wp_hits_total(wp: &Wp) -> usize {
 fn a_binary_upgrade_under_load_loses_no_request() {
     let wp = wp();
     let [p, a, ..] = ports();
-    let dir = std::env::temp_dir().join(format!("peakguard-test-{}-upgrade", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("upgrade");
     let mut old = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
     let addr = old.addr;
     let host = wp.host.clone();

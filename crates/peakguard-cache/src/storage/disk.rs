@@ -209,7 +209,7 @@ impl DiskTier {
             return Ok(None);
         }
         match fs::read(object_path(&self.dir, hex)) {
-            Ok(bytes) => decode(&bytes).map(Some),
+            Ok(bytes) => decode(bytes).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -298,8 +298,8 @@ fn corrupt() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "corrupt cache object")
 }
 
-fn decode(bytes: &[u8]) -> io::Result<StoredObject> {
-    let mut c = Cursor { buf: bytes, pos: 0 };
+/// The key URL and tags at the start of every object file, after the magic.
+fn read_head(c: &mut Cursor<'_>) -> io::Result<(String, Vec<String>)> {
     if c.take(4)? != MAGIC {
         return Err(corrupt());
     }
@@ -309,12 +309,23 @@ fn decode(bytes: &[u8]) -> io::Result<StoredObject> {
     for _ in 0..ntags {
         tags.push(c.string()?);
     }
+    Ok((url, tags))
+}
+
+fn decode(bytes: Vec<u8>) -> io::Result<StoredObject> {
+    let mut c = Cursor {
+        buf: &bytes,
+        pos: 0,
+    };
+    let (url, tags) = read_head(&mut c)?;
     let n = c.u32()? as usize;
     let internal = c.take(n)?;
     let n = c.u32()? as usize;
     let header = c.take(n)?;
     let meta = CacheMeta::deserialize(internal, header).map_err(|_| corrupt())?;
-    let body = Bytes::copy_from_slice(&bytes[c.pos..]);
+    let body_start = c.pos;
+    // The body is a view into the file's bytes: no second copy.
+    let body = Bytes::from(bytes).slice(body_start..);
     Ok(StoredObject {
         meta: MetaParts::from_meta(&meta),
         body,
@@ -329,15 +340,6 @@ fn read_prelude(path: &Path) -> io::Result<(String, Vec<String>, u64, std::time:
     let md = f.metadata()?;
     let mut head = vec![0u8; (md.len() as usize).min(64 * 1024)];
     f.read_exact(&mut head)?;
-    let mut c = Cursor { buf: &head, pos: 0 };
-    if c.take(4)? != MAGIC {
-        return Err(corrupt());
-    }
-    let url = c.string()?;
-    let ntags = c.u32()? as usize;
-    let mut tags = Vec::with_capacity(ntags.min(1024));
-    for _ in 0..ntags {
-        tags.push(c.string()?);
-    }
+    let (url, tags) = read_head(&mut Cursor { buf: &head, pos: 0 })?;
     Ok((url, tags, md.len(), md.modified()?))
 }

@@ -185,6 +185,14 @@ pub fn ports() -> [u16; 4] {
     [base, base + 1, base + 2, base + 3]
 }
 
+/// An empty directory for one test's files, unique to this process.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("peakguard-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    dir
+}
+
 /// A running `peakguard serve`.
 pub struct Edge {
     pub addr: SocketAddr,
@@ -201,11 +209,7 @@ impl Edge {
     /// appended as given) and starts the binary.
     pub fn start(name: &str, sites_and_extra: &str) -> Edge {
         let [p, a, ..] = ports();
-        let dir =
-            std::env::temp_dir().join(format!("peakguard-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("test dir");
-        Self::start_in(dir, p, a, sites_and_extra, false)
+        Self::start_in(fresh_dir(name), p, a, sites_and_extra, false)
     }
 
     pub fn config_text(dir: &std::path::Path, port: u16, admin: u16, extra: &str) -> String {
