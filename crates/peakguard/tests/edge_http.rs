@@ -633,3 +633,60 @@ fn hop_by_hop_and_connection_listed_headers_are_not_forwarded_to_clients() {
     );
     assert!(r.header("keep-alive").is_none() || r.header("keep-alive") != Some("timeout=99"));
 }
+
+#[test]
+fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start("swr", &site(addr, ""));
+    assert_eq!(get(edge.addr, "t", "/swr").text(), "rev 1");
+    std::thread::sleep(Duration::from_millis(1300));
+    let started = std::time::Instant::now();
+    let stale = get(edge.addr, "t", "/swr");
+    assert_eq!(stale.text(), "rev 1", "the stale copy is served");
+    assert!(
+        stale.cache_status().contains("fwd=stale"),
+        "{:?}",
+        stale.cache_status()
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let mut refreshed = String::new();
+    for _ in 0..50 {
+        refreshed = get(edge.addr, "t", "/swr").text();
+        if refreshed == "rev 2" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        refreshed, "rev 2",
+        "the background refresh stored the new copy"
+    );
+    assert_eq!(origin.count("/swr"), 2, "exactly one background refresh");
+}
+
+#[test]
+fn coalesced_waiters_stop_waiting_after_the_bound() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start(
+        "bound",
+        &format!("coalesce_wait = \"1s\"\n#END-CACHE\n{}", site(addr, "")),
+    );
+    let first = std::thread::spawn({
+        let a = edge.addr;
+        move || get(a, "t", "/slow?ms=4000")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let second = get(edge.addr, "t", "/slow?ms=4000");
+    assert_eq!(second.status, 200);
+    assert_eq!(first.join().unwrap().status, 200);
+    assert_eq!(
+        origin.count("/slow"),
+        2,
+        "the waiter gave up after coalesce_wait and fetched itself"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "it then waited for its own fetch"
+    );
+}

@@ -10,6 +10,8 @@
 //! - `/big?mb=N` → N MiB streamed in 64 KiB chunks, `Cache-Control: no-store`
 //! - `/large?mb=N` → N MiB streamed with Content-Length, cacheable
 //! - `/chunked-large?mb=N` → the same without Content-Length (chunked)
+//! - `/swr` → `max-age=1, stale-while-revalidate=30`, body `rev N` (N counts fetches)
+//! - `/slow?ms=N` → answers after N ms, cacheable
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/fail` → 500
 //! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
@@ -186,6 +188,23 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         b.header("cache-control", "max-age=60")
             .header("content-length", (mb(&path) << 20).to_string())
             .body(stream_mb(mb(&path)))
+    } else if path.starts_with("/swr") {
+        let n = {
+            let mut rev = origin.revision.lock().unwrap();
+            *rev += 1;
+            *rev
+        };
+        b.header("cache-control", "max-age=1, stale-while-revalidate=30")
+            .body(full(format!("rev {n}")))
+    } else if path.starts_with("/slow") {
+        let ms = path
+            .split("ms=")
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        b.header("cache-control", "max-age=60")
+            .body(full(format!("slow {path}")))
     } else if path.starts_with("/hop") {
         b.header("cache-control", "max-age=60")
             .header("connection", "x-internal")
