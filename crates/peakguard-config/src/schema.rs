@@ -270,13 +270,3 @@ impl SiteConfig {
         }
     }
 }
-
-impl Config {
-    /// The configuration used by `serve --origin URL` without a file.
-    pub fn quick_start(listen: &str, origin: &str, profile: Profile) -> Self {
-        let mut config: Config = toml::from_str("").expect("empty config is valid");
-        config.server.listen = vec![listen.to_string()];
-        config.sites = vec![SiteConfig::quick(origin, profile)];
-        config
-    }
-}

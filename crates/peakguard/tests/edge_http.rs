@@ -690,3 +690,49 @@ fn coalesced_waiters_stop_waiting_after_the_bound() {
         "it then waited for its own fetch"
     );
 }
+
+#[test]
+fn quick_start_serves_without_a_configuration_file() {
+    let (addr, origin) = origin::start();
+    let [p, a, ..] = ports();
+    let dir = fresh_dir("quick");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{p}"),
+            "--origin",
+            &format!("http://{addr}"),
+        ])
+        .args(["--admin-listen", &format!("127.0.0.1:{a}")])
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let edge: std::net::SocketAddr = ([127, 0, 0, 1], p).into();
+    let mut status = 0;
+    for _ in 0..100 {
+        if let Ok(r) = exchange(
+            edge,
+            b"GET /cacheable-q HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(2),
+        ) {
+            if let Some(r) = r.first() {
+                status = r.status;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = get(edge, "any.test", "/cacheable-q?utm_source=x");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert!(
+        second.cache_status().contains("hit"),
+        "wordpress profile by default: {:?}",
+        second.cache_status()
+    );
+    assert_eq!(origin.count("/cacheable-q"), 1);
+}

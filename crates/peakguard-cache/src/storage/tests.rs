@@ -24,11 +24,11 @@ fn meta(tags: &str) -> CacheMeta {
     CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, h)
 }
 
-async fn put(s: &'static TieredStorage, url: &str, tags: &str, body: &'static [u8]) {
+async fn put(s: &'static TieredStorage, url: &str, tags: &str, body: &[u8]) {
     let span = Span::inactive().handle();
     let key = CacheKey::new(url, "");
     let mut miss = s.get_miss_handler(&key, &meta(tags), &span).await.unwrap();
-    miss.write_body(Bytes::from_static(body), true)
+    miss.write_body(Bytes::copy_from_slice(body), true)
         .await
         .unwrap();
     miss.finish().await.unwrap();
@@ -179,5 +179,37 @@ async fn a_pass_through_reader_that_lags_too_far_is_dropped() {
     assert!(
         slow.read_body().await.is_err(),
         "memory is not held for a reader that far behind"
+    );
+}
+
+#[tokio::test]
+async fn the_disk_tier_stays_within_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = StorageSettings {
+        memory_bytes: 1 << 20,
+        disk: Some((dir.path().to_path_buf(), 64 << 10)),
+        max_object_bytes: 1 << 20,
+        tag_headers: vec![],
+    };
+    let s: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings).unwrap()));
+    for i in 0..100 {
+        put(s, &format!("http://a/{i}"), "", &[7u8; 4096]).await;
+    }
+    s.flush();
+    assert!(
+        s.disk_bytes() <= 64 << 10,
+        "{} bytes on disk",
+        s.disk_bytes()
+    );
+    assert!(s.disk_evictions() > 0);
+    let files: usize = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|d| std::fs::read_dir(d.ok()?.path()).ok())
+        .map(|d| d.count())
+        .sum();
+    assert_eq!(
+        files,
+        s.disk_objects(),
+        "evicted objects are deleted from disk"
     );
 }
