@@ -713,15 +713,16 @@ fn quick_start_serves_without_a_configuration_file() {
     let edge: std::net::SocketAddr = ([127, 0, 0, 1], p).into();
     let mut status = 0;
     for _ in 0..100 {
-        if let Ok(r) = exchange(
+        let first = exchange(
             edge,
             b"GET /cacheable-q HTTP/1.1\r\nHost: any.test\r\nConnection: close\r\n\r\n",
             Duration::from_secs(2),
-        ) {
-            if let Some(r) = r.first() {
-                status = r.status;
-                break;
-            }
+        )
+        .ok()
+        .and_then(|r| r.first().map(|r| r.status));
+        if let Some(s) = first {
+            status = s;
+            break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
