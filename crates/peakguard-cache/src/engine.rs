@@ -2,6 +2,7 @@
 //! one hook, so the edge never has to build or inspect a pingora_cache type itself; it only
 //! passes through the ones the hook signatures carry.
 
+use crate::backoff::OriginBackoff;
 use crate::freshness::{self, Decision, RequestFacts};
 use crate::rules::SiteRules;
 use crate::storage::{StorageSettings, TieredStorage};
@@ -9,8 +10,8 @@ use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::predictor::Predictor;
 use pingora_cache::{
-    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, HttpCache, NoCacheReason, RespCacheable,
-    VarianceBuilder,
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, HttpCache,
+    NoCacheReason, RespCacheable, VarianceBuilder,
 };
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::sync::atomic::Ordering;
@@ -66,6 +67,16 @@ pub struct CacheEngine {
     predictor: &'static Predictor<16>,
     coalesce_wait: Duration,
     max_object_bytes: u64,
+    backoff: OriginBackoff,
+}
+
+/// Timing settings of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineTiming {
+    /// How long concurrent misses wait for the one origin fetch.
+    pub coalesce_wait: Duration,
+    /// After an origin error on a key, how long its stale copy is served without retrying.
+    pub origin_error_backoff: Duration,
 }
 
 /// Uncacheable reasons that describe the content (remembered, so later requests for the key
@@ -87,10 +98,8 @@ fn skip_remembering(reason: &'static str) -> bool {
 impl CacheEngine {
     /// Opens the storage (indexing a disk tier left by a previous run). Lives for the
     /// process: pingora wants `'static` storage.
-    pub fn open(
-        settings: StorageSettings,
-        coalesce_wait: Duration,
-    ) -> std::io::Result<&'static Self> {
+    pub fn open(settings: StorageSettings, timing: EngineTiming) -> std::io::Result<&'static Self> {
+        let coalesce_wait = timing.coalesce_wait;
         let max_object_bytes = settings.max_object_bytes as u64;
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
@@ -103,6 +112,7 @@ impl CacheEngine {
             predictor,
             coalesce_wait,
             max_object_bytes,
+            backoff: OriginBackoff::new(timing.origin_error_backoff, 100_000),
         })))
     }
 
@@ -207,6 +217,29 @@ impl CacheEngine {
         builder.finalize()
     }
 
+    /// The origin failed for this key (`should_serve_stale` with an error).
+    pub fn note_origin_failure(&self, key_url: &str) {
+        self.backoff.note_failure(key_url);
+    }
+
+    /// `cache_hit_filter`: a stale copy of a key whose origin failed moments ago is served as
+    /// is (forced fresh), within its stale-if-error window, instead of retrying the origin on
+    /// every request. Returns whether it was.
+    pub fn hit_during_backoff(
+        &self,
+        key_url: &str,
+        meta: &CacheMeta,
+        is_fresh: bool,
+    ) -> Option<ForcedFreshness> {
+        if is_fresh
+            || !self.backoff.active(key_url)
+            || !meta.serve_stale_if_error(SystemTime::now())
+        {
+            return None;
+        }
+        Some(ForcedFreshness::ForceFresh)
+    }
+
     /// Should a stale copy be served for this error? (`should_serve_stale`.) Always for
     /// origin failures (connect, timeout, 5xx); the stored windows still apply.
     pub fn serve_stale_on_error(&self) -> bool {
@@ -216,6 +249,8 @@ impl CacheEngine {
     /// How this request used the cache, from the cache's final phase.
     pub fn outcome(&self, cache: &HttpCache, stale_error: bool) -> CacheOutcome {
         match cache.phase() {
+            // A stale copy forced fresh during an origin back-off.
+            CachePhase::Hit if stale_error => CacheOutcome::StaleError,
             CachePhase::Hit => CacheOutcome::Hit,
             CachePhase::Stale if stale_error => CacheOutcome::StaleError,
             CachePhase::Stale | CachePhase::StaleUpdating => CacheOutcome::StaleRevalidating,

@@ -10,6 +10,7 @@
 //! about who may do what (that is the shield's), configuration files (it gets values).
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod engine;
 pub mod freshness;
 pub mod hop;
@@ -19,7 +20,7 @@ pub mod rules;
 pub mod stats;
 pub mod storage;
 
-pub use engine::{CacheEngine, CacheOutcome, CacheSnapshot};
+pub use engine::{CacheEngine, CacheOutcome, CacheSnapshot, EngineTiming};
 pub use key::{KeyParts, cache_key_url};
 pub use rules::{Bypass, SiteRules};
 pub use storage::{StorageSettings, TieredStorage};
@@ -28,5 +29,7 @@ pub use storage::{StorageSettings, TieredStorage};
 /// pingora-cache itself.
 pub mod hook_types {
     pub use pingora_cache::key::HashBinary;
-    pub use pingora_cache::{CacheKey, CacheMeta, HttpCache, RespCacheable};
+    pub use pingora_cache::{
+        CacheKey, CacheMeta, ForcedFreshness, HitHandler, HttpCache, RespCacheable,
+    };
 }

@@ -105,6 +105,9 @@ pub struct CacheConfig {
     pub max_object_size: ByteSize,
     /// How long concurrent misses wait for the one origin fetch before going themselves.
     pub coalesce_wait: Seconds,
+    /// After the origin fails for a page, serve its stale copy this long without asking the
+    /// origin again (one retry per page per period instead of one per request). 0 = off.
+    pub origin_error_backoff: Seconds,
 }
 
 impl Default for CacheConfig {
@@ -115,6 +118,7 @@ impl Default for CacheConfig {
             disk_size: ByteSize(2 << 30),
             max_object_size: ByteSize(64 << 20),
             coalesce_wait: Seconds::secs(10),
+            origin_error_backoff: Seconds::secs(5),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod tls;
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
-use peakguard_cache::{CacheEngine, StorageSettings};
+use peakguard_cache::{CacheEngine, EngineTiming, StorageSettings};
 use peakguard_config::Config;
 use peakguard_shield::MaintenancePolicy;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -138,11 +138,16 @@ pub fn build_state(
         max_object_bytes: config.cache.max_object_size.0 as usize,
         tag_headers,
     };
-    let cache = CacheEngine::open(settings, config.cache.coalesce_wait.0).map_err(|source| {
-        EdgeError::Cache {
-            path: config.cache.disk_path.display().to_string(),
-            source,
-        }
+    let cache = CacheEngine::open(
+        settings,
+        EngineTiming {
+            coalesce_wait: config.cache.coalesce_wait.0,
+            origin_error_backoff: config.cache.origin_error_backoff.0,
+        },
+    )
+    .map_err(|source| EdgeError::Cache {
+        path: config.cache.disk_path.display().to_string(),
+        source,
     })?;
     let access_log =
         match config.server.access_log.as_str() {

@@ -9,7 +9,9 @@ use crate::sites::Site;
 use crate::state::EdgeState;
 use async_trait::async_trait;
 use bytes::Bytes;
-use peakguard_cache::hook_types::{CacheKey, CacheMeta, HashBinary, RespCacheable};
+use peakguard_cache::hook_types::{
+    CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
+};
 use peakguard_cache::{Bypass, CacheOutcome, KeyParts, cache_key_url};
 use peakguard_shield::{ClientInfo, client_info};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -77,6 +79,7 @@ async fn drain_safe_method_body(session: &mut Session, ctx: &mut RequestCtx) -> 
         session.set_keepalive(None);
         respond_local(
             session,
+            "body-too-large",
             413,
             &[],
             pages::page(
@@ -98,6 +101,7 @@ async fn drain_safe_method_body(session: &mut Session, ctx: &mut RequestCtx) -> 
             session.set_keepalive(None);
             respond_local(
                 session,
+                "bad-body",
                 400,
                 &[],
                 pages::page("Bad request", "The request body could not be read.", 0),
@@ -122,8 +126,11 @@ fn request_host(req: &RequestHeader) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// A response the edge writes itself. `detail` names why, in `Cache-Status` (RFC 9211: this
+/// response was neither a hit nor forwarded).
 async fn respond_local(
     session: &mut Session,
+    detail: &str,
     status: u16,
     headers: &[(&str, String)],
     body: Bytes,
@@ -132,6 +139,7 @@ async fn respond_local(
     resp.insert_header("content-type", "text/html; charset=utf-8")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("cache-status", format!("peakguard; detail=\"{detail}\""))?;
     for (k, v) in headers {
         resp.insert_header(k.to_string(), v.as_str())?;
     }
@@ -184,6 +192,7 @@ impl ProxyHttp for EdgeProxy {
             ctx.local = Some("no-host");
             respond_local(
                 session,
+                "no-host",
                 400,
                 &[],
                 pages::page("Bad request", "The request named no host.", 0),
@@ -196,6 +205,7 @@ impl ProxyHttp for EdgeProxy {
             ctx.host = host;
             respond_local(
                 session,
+                "unknown-host",
                 421,
                 &[],
                 pages::page("Unknown site", "This server does not serve that site.", 0),
@@ -250,7 +260,14 @@ impl ProxyHttp for EdgeProxy {
             );
             ctx.client = Some(client);
             ctx.site = Some(site);
-            respond_local(session, 301, &[("location", location)], Bytes::new()).await?;
+            respond_local(
+                session,
+                "https-redirect",
+                301,
+                &[("location", location)],
+                Bytes::new(),
+            )
+            .await?;
             return Ok(true);
         }
 
@@ -272,6 +289,7 @@ impl ProxyHttp for EdgeProxy {
                 session.set_keepalive(None);
                 respond_local(
                     session,
+                    "maintenance",
                     503,
                     &[("retry-after", retry.to_string())],
                     pages::maintenance(&maintenance.message, retry),
@@ -348,8 +366,28 @@ impl ProxyHttp for EdgeProxy {
         if error.is_some() {
             ctx.stale_error = true;
             ctx.origin_error = true;
+            self.state.cache.note_origin_failure(&ctx.key_url);
         }
         self.state.cache.serve_stale_on_error()
+    }
+
+    /// While the origin is in back-off for this page, its stale copy is served as is.
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<ForcedFreshness>> {
+        let forced = self
+            .state
+            .cache
+            .hit_during_backoff(&ctx.key_url, meta, is_fresh);
+        if forced.is_some() {
+            ctx.stale_error = true;
+        }
+        Ok(forced)
     }
 
     async fn upstream_peer(
@@ -535,6 +573,7 @@ impl ProxyHttp for EdgeProxy {
             let page = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
             let _ = respond_local(
                 session,
+                "origin-unavailable",
                 503,
                 &[("retry-after", RETRY_AFTER_ORIGIN_DOWN.to_string())],
                 page,

@@ -348,7 +348,12 @@ fn unknown_hosts_are_refused_and_sighup_reloads_sites() {
         format!("[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://{addr}\"\n");
     let edge = Edge::start("reload", &site_a);
     assert_eq!(get(edge.addr, "a.test", "/cacheable-a").status, 200);
-    assert_eq!(get(edge.addr, "b.test", "/cacheable-b").status, 421);
+    let unknown = get(edge.addr, "b.test", "/cacheable-b");
+    assert_eq!(unknown.status, 421);
+    assert!(
+        unknown.cache_status().contains("unknown-host"),
+        "every response says what the cache did"
+    );
     let text = std::fs::read_to_string(&edge.config).unwrap()
         + &format!("[[site]]\nname = \"b\"\nhosts = [\"b.test\"]\norigin = \"http://{addr}\"\n");
     std::fs::write(&edge.config, text).unwrap();
@@ -503,6 +508,35 @@ fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The access log has one JSON line per request with the documented fields.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(edge.dir.join("access.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for field in [
+        "time",
+        "client",
+        "host",
+        "path",
+        "status",
+        "cache",
+        "bytes",
+        "total_ms",
+        "origin_ms",
+    ] {
+        assert!(
+            lines[1].get(field).is_some(),
+            "access log lacks {field}: {}",
+            lines[1]
+        );
+    }
+    assert_eq!(lines[0]["cache"], "miss");
+    assert_eq!(lines[1]["cache"], "hit");
+    assert_eq!(lines[1]["path"], "/cacheable-m");
+    assert!(lines[0]["origin_ms"].is_number() && lines[1]["origin_ms"].is_null());
     let unauthorized = get(edge.admin, "admin", "/metrics");
     assert_eq!(unauthorized.status, 401, "the admin API wants its token");
 }
@@ -736,4 +770,141 @@ fn quick_start_serves_without_a_configuration_file() {
         second.cache_status()
     );
     assert_eq!(origin.count("/cacheable-q"), 1);
+}
+
+/// A raw origin answering every request with a short-lived cacheable page (one request per
+/// connection, so nothing is pooled), until told to stop: `Refuse` closes the listening
+/// socket (connections are refused), `Hang` accepts and never answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Failure {
+    None,
+    Refuse,
+    Hang,
+}
+
+fn failing_origin() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Failure>>,
+) {
+    use std::io::{Read, Write};
+    let mode = std::sync::Arc::new(std::sync::Mutex::new(Failure::None));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let m = mode.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        loop {
+            let now = *m.lock().unwrap();
+            if now == Failure::Refuse {
+                return; // the listener is dropped: connections are refused
+            }
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    if now == Failure::Hang {
+                        held.push(s);
+                        continue;
+                    }
+                    let body = "the page";
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nCache-Control: max-age=1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (addr, mode)
+}
+
+#[test]
+fn stale_copies_are_served_when_the_origin_refuses_or_times_out() {
+    for failure in [Failure::Refuse, Failure::Hang] {
+        let (addr, mode) = failing_origin();
+        let name = if failure == Failure::Refuse {
+            "refuse"
+        } else {
+            "hang"
+        };
+        let edge = Edge::start(
+            name,
+            &site(addr, "read_timeout = \"1s\"\nconnect_timeout = \"1s\""),
+        );
+        assert_eq!(get(edge.addr, "t", "/seen").text(), "the page");
+        *mode.lock().unwrap() = failure;
+        std::thread::sleep(Duration::from_millis(1300)); // the copy is now stale
+        let started = std::time::Instant::now();
+        let stale = get(edge.addr, "t", "/seen");
+        assert_eq!(stale.status, 200, "{name}: the stale copy is served");
+        assert_eq!(stale.text(), "the page");
+        assert!(
+            stale.cache_status().contains("fwd=stale"),
+            "{name}: {:?}",
+            stale.cache_status()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: within the timeouts"
+        );
+        let unseen = get(edge.addr, "t", "/unseen");
+        assert_eq!(
+            unseen.status, 503,
+            "{name}: a page never seen gets the branded 503"
+        );
+        assert!(
+            unseen.cache_status().contains("origin-unavailable"),
+            "{:?}",
+            unseen.cache_status()
+        );
+    }
+}
+
+#[test]
+fn a_failing_origin_is_retried_once_per_backoff_not_once_per_request() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start(
+        "backoff",
+        &format!(
+            "origin_error_backoff = \"3s\"\n#END-CACHE\n{}",
+            site(addr, "")
+        ),
+    );
+    assert_eq!(get(edge.addr, "t", "/flaky").text(), "flaky page");
+    origin
+        .failing
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = origin.count("/flaky");
+    for _ in 0..30 {
+        let r = get(edge.addr, "t", "/flaky");
+        assert_eq!((r.status, r.text().as_str()), (200, "flaky page"));
+        assert!(
+            r.cache_status().contains("fwd=stale"),
+            "{:?}",
+            r.cache_status()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let during = origin.count("/flaky") - before;
+    assert!(
+        during <= 2,
+        "the failing origin got {during} requests for one page within one back-off window"
+    );
+    // When the window ends and the origin is back, the page is refreshed.
+    origin
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(3100));
+    get(edge.addr, "t", "/flaky");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(get(edge.addr, "t", "/flaky").cache_status().contains("hit"));
+    assert!(
+        origin.count("/flaky") > before + during,
+        "retried after the window"
+    );
 }

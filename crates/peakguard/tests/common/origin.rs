@@ -12,6 +12,7 @@
 //! - `/chunked-large?mb=N` → the same without Content-Length (chunked)
 //! - `/swr` → `max-age=1, stale-while-revalidate=30`, body `rev N` (N counts fetches)
 //! - `/slow?ms=N` → answers after N ms, cacheable
+//! - `/flaky` → `max-age=1` page, or 500 while `failing` is set
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/fail` → 500
 //! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
@@ -38,6 +39,8 @@ pub struct Seen {
 pub struct Origin {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub revision: Arc<Mutex<u32>>,
+    /// When set, `/flaky` answers 500.
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Origin {
@@ -205,6 +208,13 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         b.header("cache-control", "max-age=60")
             .body(full(format!("slow {path}")))
+    } else if path.starts_with("/flaky") {
+        if origin.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            b.status(500).body(full("database down"))
+        } else {
+            b.header("cache-control", "max-age=1")
+                .body(full("flaky page"))
+        }
     } else if path.starts_with("/hop") {
         b.header("cache-control", "max-age=60")
             .header("connection", "x-internal")
