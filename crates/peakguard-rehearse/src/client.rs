@@ -1,0 +1,346 @@
+//! The rehearsal's HTTP client: HTTP/1.1 keep-alive connections (one request at a time each,
+//! reused), or HTTP/2 (one multiplexed connection; ALPN on TLS, prior knowledge on plain
+//! http), TLS via rustls, and curl-style `--resolve host:port:addr` so a new server is
+//! rehearsed before the DNS switch with the right Host and SNI.
+
+use crate::stats::Outcome;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {0:?} is not an http:// or https:// URL")]
+    Url(String),
+    #[error("--resolve {0:?}: write HOST:PORT:ADDRESS, e.g. shop.example.com:443:127.0.0.1")]
+    Resolve(String),
+    #[error("cannot resolve {0}: {1}")]
+    Lookup(String, String),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub base: url::Url,
+    pub tls: bool,
+    /// `Host` header and SNI name (with port when not the default).
+    pub host_header: String,
+    pub server_name: String,
+    pub connect_to: SocketAddr,
+    pub http2: bool,
+    pub insecure: bool,
+}
+
+impl Target {
+    /// `resolve`: curl-style overrides `HOST:PORT:ADDR`.
+    pub fn new(
+        url: &str,
+        resolve: &[String],
+        http2: bool,
+        insecure: bool,
+    ) -> Result<Self, TargetError> {
+        let base = url::Url::parse(url).map_err(|_| TargetError::Url(url.into()))?;
+        let tls = match base.scheme() {
+            "http" => false,
+            "https" => true,
+            _ => return Err(TargetError::Url(url.into())),
+        };
+        let host = base
+            .host_str()
+            .ok_or_else(|| TargetError::Url(url.into()))?
+            .to_string();
+        let port = base
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let mut connect_to = None;
+        for r in resolve {
+            let mut parts = r.splitn(3, ':');
+            let (Some(h), Some(p), Some(a)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(TargetError::Resolve(r.clone()));
+            };
+            let p: u16 = p.parse().map_err(|_| TargetError::Resolve(r.clone()))?;
+            let a: std::net::IpAddr = a
+                .trim_matches(['[', ']'])
+                .parse()
+                .map_err(|_| TargetError::Resolve(r.clone()))?;
+            if h.eq_ignore_ascii_case(&host) && p == port {
+                connect_to = Some(SocketAddr::new(a, p));
+            }
+        }
+        let connect_to = match connect_to {
+            Some(a) => a,
+            None => {
+                std::net::ToSocketAddrs::to_socket_addrs(&(host.trim_matches(['[', ']']), port))
+                    .map_err(|e| TargetError::Lookup(host.clone(), e.to_string()))?
+                    .next()
+                    .ok_or_else(|| TargetError::Lookup(host.clone(), "no address".into()))?
+            }
+        };
+        let host_header = match base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        Ok(Target {
+            base,
+            tls,
+            host_header,
+            server_name: host,
+            connect_to,
+            http2,
+            insecure,
+        })
+    }
+}
+
+/// A finished exchange.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+type Body = Full<Bytes>;
+
+enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+pub struct Client {
+    target: Target,
+    tls: Option<TlsConnector>,
+    idle: Mutex<Vec<http1::SendRequest<Body>>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
+    timeout: Duration,
+    /// Keep response bodies (discovery, login) or only count them (load).
+    pub connections_opened: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector(target: &Target) -> Result<TlsConnector, TargetError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TargetError::Tls(e.to_string()))?;
+    let mut config = if target.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = if target.http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+impl Client {
+    pub fn new(target: Target, timeout: Duration) -> Result<Self, TargetError> {
+        let tls = if target.tls {
+            Some(tls_connector(&target)?)
+        } else {
+            None
+        };
+        Ok(Client {
+            target,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            h2: tokio::sync::Mutex::new(None),
+            timeout,
+            connections_opened: Default::default(),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// A request for `path_and_query` with the target's Host.
+    pub fn request(&self, method: http::Method, path_and_query: &str) -> http::request::Builder {
+        let uri = if self.target.http2 {
+            format!(
+                "{}://{}{}",
+                if self.target.tls { "https" } else { "http" },
+                self.target.host_header,
+                path_and_query
+            )
+        } else {
+            path_and_query.to_string()
+        };
+        let b = Request::builder().method(method).uri(uri);
+        if self.target.http2 {
+            b
+        } else {
+            b.header(http::header::HOST, &self.target.host_header)
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, Outcome> {
+        let tcp = TcpStream::connect(self.target.connect_to)
+            .await
+            .map_err(|_| Outcome::ConnectError)?;
+        let _ = tcp.set_nodelay(true);
+        self.connections_opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &self.tls {
+            Some(tls) => {
+                let name = ServerName::try_from(self.target.server_name.clone())
+                    .map_err(|_| Outcome::ConnectError)?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|_| Outcome::ConnectError)?;
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                self.handshake(TokioIo::new(stream), h2).await
+            }
+            None => self.handshake(TokioIo::new(tcp), self.target.http2).await,
+        }
+    }
+
+    async fn handshake<I>(&self, io: I, h2: bool) -> Result<Sender, Outcome>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        if h2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|_| Outcome::ConnectError)?;
+            tokio::spawn(conn);
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = http1::handshake(io)
+                .await
+                .map_err(|_| Outcome::ConnectError)?;
+            tokio::spawn(conn);
+            Ok(Sender::H1(sender))
+        }
+    }
+
+    async fn sender(&self) -> Result<Sender, Outcome> {
+        if self.target.http2 {
+            let mut h2 = self.h2.lock().await;
+            if let Some(s) = h2.as_ref().filter(|s| !s.is_closed()) {
+                return Ok(Sender::H2(s.clone()));
+            }
+            match self.connect().await? {
+                Sender::H2(s) => {
+                    *h2 = Some(s.clone());
+                    return Ok(Sender::H2(s));
+                }
+                other => return Ok(other), // the server refused h2 over ALPN
+            }
+        }
+        loop {
+            let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+            match idle {
+                Some(s) if !s.is_closed() && s.is_ready() => return Ok(Sender::H1(s)),
+                Some(_) => continue,
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    /// Sends one request; the whole response body is read (and returned).
+    pub async fn send(&self, req: Request<Body>) -> Result<Reply, Outcome> {
+        match tokio::time::timeout(self.timeout, self.send_inner(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(Outcome::Timeout),
+        }
+    }
+
+    async fn send_inner(&self, req: Request<Body>) -> Result<Reply, Outcome> {
+        let sender = self.sender().await?;
+        let (resp, back) = match sender {
+            Sender::H1(mut s) => {
+                let resp = s.send_request(req).await.map_err(|_| Outcome::IoError)?;
+                (resp, Some(s))
+            }
+            Sender::H2(mut s) => (
+                s.send_request(req).await.map_err(|_| Outcome::IoError)?,
+                None,
+            ),
+        };
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|_| Outcome::IoError)?
+            .to_bytes();
+        if let Some(s) = back {
+            let keep = !parts
+                .headers
+                .get(http::header::CONNECTION)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            if let (true, Ok(mut idle)) = (keep, self.idle.lock()) {
+                idle.push(s);
+            }
+        }
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}
