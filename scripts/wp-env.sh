@@ -34,13 +34,14 @@ install_packages() {
   done
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
+  php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
   if [ ${#need[@]} -eq 0 ]; then log "packages present"; return; fi
   log "installing Debian packages (missing: ${need[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql mariadb-server nginx wrk curl prometheus varnish >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus varnish openssl >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 

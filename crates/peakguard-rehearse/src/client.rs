@@ -20,7 +20,9 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 pub enum TargetError {
     #[error("target {0:?} is not an http:// or https:// URL")]
     Url(String),
-    #[error("--resolve {0:?}: write HOST:PORT:ADDRESS, e.g. shop.example.com:443:127.0.0.1")]
+    #[error(
+        "--resolve {0:?}: write HOST:PORT:ADDRESS (e.g. shop.example.com:443:127.0.0.1) or HOST:PORT:ADDRESS:PORT2 to reach another port"
+    )]
     Resolve(String),
     #[error("cannot resolve {0}: {1}")]
     Lookup(String, String),
@@ -64,17 +66,24 @@ impl Target {
             .unwrap_or(if tls { 443 } else { 80 });
         let mut connect_to = None;
         for r in resolve {
-            let mut parts = r.splitn(3, ':');
-            let (Some(h), Some(p), Some(a)) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(TargetError::Resolve(r.clone()));
+            let bad = || TargetError::Resolve(r.clone());
+            let (h, rest) = r.split_once(':').ok_or_else(bad)?;
+            let (p, addr) = rest.split_once(':').ok_or_else(bad)?;
+            let p: u16 = p.parse().map_err(|_| bad())?;
+            // ADDR, [V6ADDR], ADDR:PORT2 or [V6ADDR]:PORT2
+            let (a, p2) = match addr.rsplit_once(':') {
+                Some((a, p2)) if !a.is_empty() && (a.ends_with(']') || !a.contains(':')) => {
+                    (a, Some(p2))
+                }
+                _ => (addr, None),
             };
-            let p: u16 = p.parse().map_err(|_| TargetError::Resolve(r.clone()))?;
-            let a: std::net::IpAddr = a
-                .trim_matches(['[', ']'])
-                .parse()
-                .map_err(|_| TargetError::Resolve(r.clone()))?;
+            let a: std::net::IpAddr = a.trim_matches(['[', ']']).parse().map_err(|_| bad())?;
+            let p2: u16 = match p2 {
+                Some(x) => x.parse().map_err(|_| bad())?,
+                None => p,
+            };
             if h.eq_ignore_ascii_case(&host) && p == port {
-                connect_to = Some(SocketAddr::new(a, p));
+                connect_to = Some(SocketAddr::new(a, p2));
             }
         }
         let connect_to = match connect_to {
@@ -342,5 +351,43 @@ impl Client {
             headers: parts.headers,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_keeps_host_and_changes_the_address() {
+        let t = Target::new(
+            "https://shop.test/",
+            &["shop.test:443:127.0.0.2".into()],
+            false,
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.connect_to, "127.0.0.2:443".parse().unwrap());
+        assert_eq!(t.host_header, "shop.test");
+        assert_eq!(t.server_name, "shop.test");
+        let t = Target::new(
+            "http://shop.test",
+            &["shop.test:80:127.0.0.1:24180".into()],
+            false,
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.connect_to, "127.0.0.1:24180".parse().unwrap());
+        assert_eq!(t.host_header, "shop.test");
+        let t = Target::new(
+            "http://shop.test",
+            &["shop.test:80:[::1]:8080".into()],
+            false,
+            false,
+        )
+        .unwrap();
+        assert_eq!(t.connect_to, "[::1]:8080".parse().unwrap());
+        assert!(Target::new("http://shop.test", &["shop.test:80".into()], false, false).is_err());
+        assert!(Target::new("ftp://x", &[], false, false).is_err());
     }
 }

@@ -39,6 +39,89 @@ pub enum Command {
     Config(ConfigCommand),
     /// See it work: a simulated WordPress, peakguard in front, a short spike against both.
     Demo(DemoArgs),
+    /// Replay the expected peak against a site before the campaign (open-model load).
+    ///
+    /// Requests start at their scheduled times whatever the server does, and latency counts
+    /// from that time, so a stall shows in the percentiles. Examples:
+    ///   peakguard rehearse --target http://127.0.0.1:8080 --rate 200 --duration 1m --sitemap
+    ///   peakguard rehearse --target https://shop.example.com --resolve shop.example.com:443:10.0.0.5 \
+    ///       --profile "ramp 0-500 30s, hold 2m, drop" --urls key-pages.txt --html report.html
+    ///   peakguard rehearse --scenario launch.toml --json after.json
+    ///   peakguard rehearse compare before.json after.json
+    Rehearse(Box<RehearseArgs>),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RehearseArgs {
+    #[command(subcommand)]
+    pub command: Option<RehearseCommand>,
+    #[command(flatten)]
+    pub run: RehearseRunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum RehearseCommand {
+    /// Per URL group: how p50, p99 and the error rate changed between two `--json` reports.
+    Compare { before: PathBuf, after: PathBuf },
+}
+
+#[derive(Args, Default)]
+pub struct RehearseRunArgs {
+    /// The site: http://host:port or https://host.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Scenario file (TOML) with the same settings plus traffic classes; flags override it.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Constant arrival rate, requests per second (with --duration).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long at --rate (default 30s).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Stages instead of a constant rate: "ramp 0-2000 30s, hold 2m, drop".
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// URL list file: `PATH [weight=N] [group=NAME]` per line.
+    #[arg(long)]
+    pub urls: Option<PathBuf>,
+    /// Discover URLs from the WordPress sitemap (/wp-sitemap.xml, or Yoast's /sitemap_index.xml).
+    #[arg(long)]
+    pub sitemap: bool,
+    /// At most this many discovered URLs.
+    #[arg(long)]
+    pub max_urls: Option<usize>,
+    /// Traffic mix by weight, e.g. anonymous=80,campaign=20 (shopper and logged_in need a scenario).
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Requests in flight at most.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Requests in total at most.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Per-request timeout.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Connect HOST:PORT to ADDRESS (like curl), keeping Host and SNI.
+    #[arg(long)]
+    pub resolve: Vec<String>,
+    /// Use HTTP/2 (ALPN on https, prior knowledge on http).
+    #[arg(long)]
+    pub http2: bool,
+    /// Accept any TLS certificate (self-signed staging servers).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Write the full result as JSON (for `compare`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// No live progress.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args)]

@@ -5,6 +5,7 @@
 mod admin_client;
 mod cli;
 mod demo;
+mod rehearse;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -185,5 +186,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rehearse(args) => rehearse::run(*args),
     }
 }
