@@ -34,9 +34,11 @@ struct Series<'a> {
     color: &'a str,
     points: Vec<(f64, f64)>,
     bars: bool,
+    dashed: bool,
 }
 
-fn chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
+/// A chart; series are drawn in order (the last on top). `integer`: counts, whole ticks.
+fn chart(title: &str, unit: &str, integer: bool, series: &[Series<'_>]) -> String {
     let (w, h, left, right, top, bottom) = (860.0, 260.0, 64.0, 16.0, 36.0, 40.0);
     let x_max = series
         .iter()
@@ -46,7 +48,10 @@ fn chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
-    let y_step = nice_step(if y_top > 0.0 { y_top } else { 1.0 }, 5.0);
+    let mut y_step = nice_step(if y_top > 0.0 { y_top } else { 1.0 }, 5.0);
+    if integer {
+        y_step = y_step.max(1.0).round();
+    }
     let y_max = (y_top / y_step).ceil().max(1.0) * y_step;
     let px = |x: f64| left + x / x_max * (w - left - right);
     let py = |y: f64| top + (1.0 - y / y_max) * (h - top - bottom);
@@ -117,7 +122,12 @@ fn chart(title: &str, unit: &str, series: &[Series<'_>]) -> String {
             );
         }
     }
-    let mut lx = left + 260.0;
+    // Legend at the top right, clear of the title.
+    let legend_width: f64 = series
+        .iter()
+        .map(|se| 24.0 + 7.5 * se.name.len() as f64)
+        .sum();
+    let mut lx = w - right - legend_width;
     for se in series {
         let _ = write!(
             s,
@@ -176,56 +186,42 @@ pub fn render(r: &Report) -> String {
             .map(|s| (s.t as f64, f(s)))
             .collect::<Vec<_>>()
     };
+    let line = |name, color, points, dashed| Series {
+        name,
+        color,
+        points,
+        bars: false,
+        dashed,
+    };
     let throughput = chart(
         "Throughput (requests per second)",
         "req/s",
+        true,
         &[
-            Series {
-                name: "scheduled",
-                color: "#9aa5b1",
-                points: pts(|s| s.scheduled as f64),
-                bars: false,
-            },
-            Series {
-                name: "completed",
-                color: "#2271b1",
-                points: pts(|s| s.completed as f64),
-                bars: false,
-            },
+            line("completed", "#2271b1", pts(|s| s.completed as f64), false),
+            line("scheduled", "#8c8f94", pts(|s| s.scheduled as f64), true),
         ],
     );
     let latency = chart(
         "Latency from the intended send time",
         "ms",
+        false,
         &[
-            Series {
-                name: "p50",
-                color: "#00a32a",
-                points: pts(|s| s.p50_ms),
-                bars: false,
-            },
-            Series {
-                name: "p99",
-                color: "#dba617",
-                points: pts(|s| s.p99_ms),
-                bars: false,
-            },
-            Series {
-                name: "max",
-                color: "#d63638",
-                points: pts(|s| s.max_ms),
-                bars: false,
-            },
+            line("max", "#d63638", pts(|s| s.max_ms), true),
+            line("p99", "#dba617", pts(|s| s.p99_ms), false),
+            line("p50", "#00a32a", pts(|s| s.p50_ms), false),
         ],
     );
     let errors = chart(
         "Errors per second",
         "errors",
+        true,
         &[Series {
             name: "errors",
             color: "#d63638",
             points: pts(|s| s.errors as f64),
             bars: true,
+            dashed: false,
         }],
     );
     let classes: Vec<(String, &Summary)> = r.classes.iter().map(|(k, v)| (k.clone(), v)).collect();

@@ -13,6 +13,9 @@
 //! - `/swr` → `max-age=1, stale-while-revalidate=30`, body `rev N` (N counts fetches)
 //! - `/slow?ms=N` → answers after N ms, cacheable
 //! - `/flaky` → `max-age=1` page, or 500 while `failing` is set
+//! - `/?add-to-cart=ID` sets a cart session cookie; `/cart/` and `/checkout/` answer 409
+//!   without it
+//! - any request waits while `stall_until` is in the future
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/fail` → 500
 //! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
@@ -41,6 +44,8 @@ pub struct Origin {
     pub revision: Arc<Mutex<u32>>,
     /// When set, `/flaky` answers 500.
     pub failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Until this instant every request waits (a stalled server).
+    pub stall_until: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl Origin {
@@ -119,6 +124,11 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         })
         .collect();
     let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let stall = *origin.stall_until.lock().unwrap();
+    if let Some(until) = stall.filter(|u| *u > std::time::Instant::now()) {
+        tokio::time::sleep_until(until.into()).await;
+    }
+    let cookie = header("cookie").unwrap_or_default();
     let inm = header("if-none-match");
     let variant = header("x-variant").unwrap_or_default();
     let echo: String = headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
@@ -214,6 +224,19 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         } else {
             b.header("cache-control", "max-age=1")
                 .body(full("flaky page"))
+        }
+    } else if path.starts_with("/?add-to-cart=") {
+        // A WooCommerce-like cart: the session cookie is set when something is added.
+        b.header("set-cookie", "wp_woocommerce_session_abc=cart-1; path=/")
+            .header("set-cookie", "woocommerce_items_in_cart=1; path=/")
+            .header("cache-control", "no-store")
+            .body(full("added"))
+    } else if path.starts_with("/cart/") || path.starts_with("/checkout/") {
+        if cookie.contains("wp_woocommerce_session_abc=cart-1") {
+            b.header("cache-control", "no-store")
+                .body(full("your cart: 1 item"))
+        } else {
+            b.status(409).body(full("empty cart: no session cookie"))
         }
     } else if path.starts_with("/hop") {
         b.header("cache-control", "max-age=60")
