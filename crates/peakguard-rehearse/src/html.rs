@@ -114,9 +114,14 @@ fn chart(title: &str, unit: &str, integer: bool, series: &[Series<'_>]) -> Strin
                 .iter()
                 .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
                 .collect();
+            let dash = if se.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
             let _ = write!(
                 s,
-                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
                 pts.join(" "),
                 se.color
             );
