@@ -115,7 +115,9 @@ impl Target {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body when it was kept ([`Client::fetch`]); empty for [`Client::send`].
     pub body: Bytes,
+    pub body_len: u64,
 }
 
 type Body = Full<Bytes>;
@@ -131,7 +133,9 @@ pub struct Client {
     idle: Mutex<Vec<http1::SendRequest<Body>>>,
     h2: tokio::sync::Mutex<Option<http2::SendRequest<Body>>>,
     timeout: Duration,
-    /// Keep response bodies (discovery, login) or only count them (load).
+    /// The Host header, built once.
+    host_value: http::HeaderValue,
+    /// Connections opened so far.
     pub connections_opened: std::sync::atomic::AtomicU64,
 }
 
@@ -207,6 +211,8 @@ fn tls_connector(target: &Target) -> Result<TlsConnector, TargetError> {
 
 impl Client {
     pub fn new(target: Target, timeout: Duration) -> Result<Self, TargetError> {
+        let host_value = http::HeaderValue::from_str(&target.host_header)
+            .map_err(|_| TargetError::Url(target.base.to_string()))?;
         let tls = if target.tls {
             Some(tls_connector(&target)?)
         } else {
@@ -218,6 +224,7 @@ impl Client {
             idle: Mutex::new(Vec::new()),
             h2: tokio::sync::Mutex::new(None),
             timeout,
+            host_value,
             connections_opened: Default::default(),
         })
     }
@@ -242,7 +249,7 @@ impl Client {
         if self.target.http2 {
             b
         } else {
-            b.header(http::header::HOST, &self.target.host_header)
+            b.header(http::header::HOST, self.host_value.clone())
         }
     }
 
@@ -312,14 +319,25 @@ impl Client {
     }
 
     /// Sends one request; the whole response body is read (and returned).
+    /// Sends one request and reads the whole response, counting the body's bytes without
+    /// keeping them (the load path: no copy).
     pub async fn send(&self, req: Request<Body>) -> Result<Reply, Outcome> {
-        match tokio::time::timeout(self.timeout, self.send_inner(req)).await {
+        self.exchange(req, false).await
+    }
+
+    /// Sends one request and keeps the response body (discovery, login).
+    pub async fn fetch(&self, req: Request<Body>) -> Result<Reply, Outcome> {
+        self.exchange(req, true).await
+    }
+
+    async fn exchange(&self, req: Request<Body>, keep_body: bool) -> Result<Reply, Outcome> {
+        match tokio::time::timeout(self.timeout, self.send_inner(req, keep_body)).await {
             Ok(r) => r,
             Err(_) => Err(Outcome::Timeout),
         }
     }
 
-    async fn send_inner(&self, req: Request<Body>) -> Result<Reply, Outcome> {
+    async fn send_inner(&self, req: Request<Body>, keep_body: bool) -> Result<Reply, Outcome> {
         let sender = self.sender().await?;
         let (resp, back) = match sender {
             Sender::H1(mut s) => {
@@ -332,11 +350,19 @@ impl Client {
             ),
         };
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|_| Outcome::IoError)?
-            .to_bytes();
+        let (body, body_len) = if keep_body {
+            let b = body.collect().await.map_err(|_| Outcome::IoError)?.to_bytes();
+            let n = b.len() as u64;
+            (b, n)
+        } else {
+            let mut body = body;
+            let mut n = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|_| Outcome::IoError)?;
+                n += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            (Bytes::new(), n)
+        };
         if let Some(s) = back {
             let keep = !parts
                 .headers
@@ -350,6 +376,7 @@ impl Client {
             status: parts.status,
             headers: parts.headers,
             body,
+            body_len,
         })
     }
 }

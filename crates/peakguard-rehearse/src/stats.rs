@@ -139,6 +139,14 @@ pub struct Second {
     pub max_ms: f64,
 }
 
+/// The bucket named `name`, created on first use (no allocation once it exists).
+fn bucket<'a>(map: &'a mut BTreeMap<String, Bucket>, name: &str) -> &'a mut Bucket {
+    if !map.contains_key(name) {
+        map.insert(name.to_string(), Bucket::default());
+    }
+    map.get_mut(name).expect("inserted above")
+}
+
 /// Everything being measured during a run.
 #[derive(Default)]
 pub struct Recorder {
@@ -168,6 +176,13 @@ impl Recorder {
         self.second(at).0 += 1;
     }
 
+    /// Adds per-second scheduled counts tallied elsewhere.
+    pub fn add_scheduled(&mut self, per_second: &[u64]) {
+        for (i, n) in per_second.iter().enumerate() {
+            self.second(Duration::from_secs(i as u64)).0 += n;
+        }
+    }
+
     /// A response (or failure) for a request intended at `intended`, completed at `done`
     /// (both from the start of the run).
     pub fn record(
@@ -181,14 +196,8 @@ impl Recorder {
     ) {
         let latency = done.saturating_sub(intended);
         self.total.record(outcome, latency, bytes);
-        self.groups
-            .entry(group.to_string())
-            .or_default()
-            .record(outcome, latency, bytes);
-        self.classes
-            .entry(class.to_string())
-            .or_default()
-            .record(outcome, latency, bytes);
+        bucket(&mut self.groups, group).record(outcome, latency, bytes);
+        bucket(&mut self.classes, class).record(outcome, latency, bytes);
         let s = self.second(done);
         s.1 += 1;
         if outcome.is_error() {

@@ -200,7 +200,7 @@ async fn fetch(client: &Client, path: &str) -> Result<Option<String>, String> {
         .body(Full::default())
         .map_err(|e| e.to_string())?;
     let reply = client
-        .send(req)
+        .fetch(req)
         .await
         .map_err(|o| format!("GET {path}: {o:?}"))?;
     if reply.status.as_u16() == 404 {

@@ -165,7 +165,8 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
             classes,
             limits: Limits {
                 concurrency,
-                backlog: concurrency.saturating_mul(10),
+                // Waiting requests are small (about 1 KB each): hold a whole stall's worth.
+                backlog: concurrency.saturating_mul(10).max(10_000),
                 max_requests,
                 timeout,
             },
