@@ -109,7 +109,6 @@ struct Shared {
     client: Arc<Client>,
     recorder: Mutex<Recorder>,
     start: Instant,
-    classes: Vec<ClassSpec>,
     /// Each class's label, computed once.
     labels: Vec<String>,
     visitors: Vec<Visitors>,
@@ -282,7 +281,6 @@ pub async fn run(
         client: plan.client.clone(),
         recorder: Mutex::new(Recorder::default()),
         start: Instant::now(),
-        classes: plan.classes.clone(),
         labels: plan.classes.iter().map(ClassSpec::label).collect(),
         visitors,
         in_flight: AtomicUsize::new(0),
