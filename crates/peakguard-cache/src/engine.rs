@@ -129,6 +129,16 @@ impl CacheEngine {
         );
     }
 
+    /// A `response_cache_filter` answer for a response that is not stored, with its reason.
+    pub fn not_storable(&self, reason: &'static str) -> RespCacheable {
+        RespCacheable::Uncacheable(NoCacheReason::Custom(reason))
+    }
+
+    /// Is this request filling the cache (a miss or an expired copy being replaced)?
+    pub fn filling(cache: &HttpCache) -> bool {
+        matches!(cache.phase(), CachePhase::Miss | CachePhase::Expired)
+    }
+
     /// `cache_key_callback`: the key is the key URL.
     pub fn key(&self, key_url: String) -> CacheKey {
         CacheKey::new(key_url, "")

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use peakguard_cache::hook_types::{
     CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
 };
-use peakguard_cache::{Bypass, CacheOutcome, KeyParts, cache_key_url};
+use peakguard_cache::{Bypass, CacheEngine, CacheOutcome, KeyParts, cache_key_url};
 use peakguard_shield::{ClientInfo, client_info};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -325,9 +325,7 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Self::CTX,
     ) -> Result<RespCacheable> {
         let Some(site) = &ctx.site else {
-            return Ok(RespCacheable::Uncacheable(
-                pingora::cache::NoCacheReason::Custom("no site"),
-            ));
+            return Ok(self.state.cache.not_storable("no site"));
         };
         let cache = &self.state.cache;
         let Some(fields) = ctx.not_modified_fields.take() else {
@@ -649,12 +647,7 @@ impl ProxyHttp for EdgeProxy {
 }
 
 fn stored(session: &Session) -> &'static str {
-    if session.cache.enabled()
-        && !session.cache.bypassing()
-        && matches!(
-            session.cache.phase(),
-            pingora::cache::CachePhase::Miss | pingora::cache::CachePhase::Expired
-        )
+    if session.cache.enabled() && !session.cache.bypassing() && CacheEngine::filling(&session.cache)
     {
         "; stored"
     } else {

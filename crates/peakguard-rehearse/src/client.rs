@@ -351,7 +351,11 @@ impl Client {
         };
         let (parts, body) = resp.into_parts();
         let (body, body_len) = if keep_body {
-            let b = body.collect().await.map_err(|_| Outcome::IoError)?.to_bytes();
+            let b = body
+                .collect()
+                .await
+                .map_err(|_| Outcome::IoError)?
+                .to_bytes();
             let n = b.len() as u64;
             (b, n)
         } else {
