@@ -379,3 +379,78 @@ fn logged_in_users_log_in_once_and_browse_with_their_session() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn rehearses_over_tls_with_http2_and_over_http1() {
+    let (addr, origin) = origin::start();
+    let [_, _, tls_port, _] = ports();
+    let dir = fresh_dir("rehearse-tls-files");
+    let (cert, key) = self_signed(&dir, "shop.test");
+    let extra = format!(
+        "tls_listen = [\"127.0.0.1:{tls_port}\"]\n#END-SERVER\n[[site]]\nname = \"s\"\nhosts = [\"shop.test\"]\norigin = \"http://{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let _edge = Edge::start("rehearse-tls", &extra);
+    let urls = dir.join("urls.txt");
+    std::fs::write(&urls, "/cacheable-tls/\n").unwrap();
+    let target = format!("https://shop.test:{tls_port}");
+    let resolve = format!("shop.test:{tls_port}:127.0.0.1");
+    let common = [
+        "--target",
+        &target,
+        "--resolve",
+        &resolve,
+        "--insecure",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--concurrency",
+        "20",
+    ];
+    let h2 = rehearse(&[&common[..], &["--http2", "--urls", urls.to_str().unwrap()]].concat());
+    assert_eq!(h2["total"]["errors"].as_u64(), Some(0), "{}", h2["total"]);
+    assert_eq!(h2["sent"].as_u64(), Some(200));
+    assert_eq!(
+        h2["connections_opened"].as_u64(),
+        Some(1),
+        "HTTP/2: one multiplexed connection"
+    );
+    let h1 = rehearse(&[&common[..], &["--urls", urls.to_str().unwrap()]].concat());
+    assert_eq!(h1["total"]["errors"].as_u64(), Some(0));
+    assert!(h1["connections_opened"].as_u64().unwrap() >= 1);
+    // SNI and Host named shop.test reached the right site through --resolve.
+    assert_eq!(
+        origin.count("/cacheable-tls/"),
+        1,
+        "cached by the edge after the first request"
+    );
+    // Without --insecure the self-signed certificate is refused: every request fails to connect.
+    let out = Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args([
+            "rehearse",
+            "--quiet",
+            "--target",
+            &target,
+            "--resolve",
+            &resolve,
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--json",
+        ])
+        .arg(dir.join("strict.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let strict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("strict.json")).unwrap()).unwrap();
+    assert_eq!(
+        strict["total"]["connect_errors"].as_u64(),
+        Some(10),
+        "{}",
+        strict["total"]
+    );
+}
