@@ -11,6 +11,7 @@ use crate::targets::Pages;
 use bytes::Bytes;
 use http::Method;
 use http_body_util::Full;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -240,6 +241,9 @@ async fn wait_until(due: Instant) {
     }
 }
 
+/// Jobs for the workers: a step and its intended send time; `None` tells a worker to stop.
+type JobQueue = VecDeque<Option<(Step, Duration)>>;
+
 /// Runs the plan. `progress` is called about once a second.
 pub async fn run(
     plan: Plan,
@@ -287,7 +291,11 @@ pub async fn run(
         waiting: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
     });
-    let slots = Arc::new(Semaphore::new(plan.limits.concurrency.max(1)));
+    // A fixed pool of workers (one per allowed request in flight) takes jobs from a FIFO
+    // queue: a waiting request costs a queue entry, not a task.
+    let queue: Arc<Mutex<JobQueue>> = Arc::new(Mutex::new(VecDeque::new()));
+    let ready = Arc::new(Semaphore::new(0));
+    let workers = plan.limits.concurrency.max(1);
     let total = plan.profile.duration();
     let ticker = {
         let (shared, profile) = (shared.clone(), plan.profile.clone());
@@ -317,6 +325,23 @@ pub async fn run(
     };
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (shared, queue, ready) = (shared.clone(), queue.clone(), ready.clone());
+        tasks.spawn(async move {
+            loop {
+                match ready.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return,
+                }
+                let job = queue.lock().ok().and_then(|mut q| q.pop_front()).flatten();
+                let Some((step, offset)) = job else { return };
+                shared.waiting.fetch_sub(1, Ordering::Relaxed);
+                shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                execute(shared.clone(), step, offset).await;
+                shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
     let mut scheduled = 0u64;
     let mut scheduled_per_second: Vec<u64> = Vec::new();
     let mut not_sent = 0u64;
@@ -346,20 +371,18 @@ pub async fn run(
             n,
             &mut rng,
         );
-        let (shared, slots) = (shared.clone(), slots.clone());
         shared.waiting.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(async move {
-            let permit = slots.acquire_owned().await;
-            shared.waiting.fetch_sub(1, Ordering::Relaxed);
-            shared.in_flight.fetch_add(1, Ordering::Relaxed);
-            execute(shared.clone(), step, offset).await;
-            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
-        });
-        // Reap finished tasks so the set stays small.
-        while tasks.try_join_next().is_some() {}
+        if let Ok(mut q) = queue.lock() {
+            q.push_back(Some((step, offset)));
+        }
+        ready.add_permits(1);
     }
-    // Requests still in flight end by their own timeout; waiting ones are bounded by the backlog.
+    // One stop marker per worker, queued behind the remaining jobs: every waiting request is
+    // still sent (the backlog bounds them), requests in flight end by their own timeout.
+    if let Ok(mut q) = queue.lock() {
+        q.extend((0..workers).map(|_| None));
+    }
+    ready.add_permits(workers);
     while tasks.join_next().await.is_some() {}
     ticker.abort();
     let duration = shared.start.elapsed();
