@@ -116,6 +116,10 @@ struct Shared {
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
     sent: AtomicU64,
+    /// No request starts after this: the profile's duration plus one request timeout.
+    deadline: Instant,
+    /// Queued requests dropped at the deadline.
+    late: AtomicU64,
 }
 
 fn choose_step(
@@ -290,6 +294,8 @@ pub async fn run(
         in_flight: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
+        deadline: Instant::now() + plan.profile.duration() + plan.limits.timeout,
+        late: AtomicU64::new(0),
     });
     // A fixed pool of workers (one per allowed request in flight) takes jobs from a FIFO
     // queue: a waiting request costs a queue entry, not a task.
@@ -335,6 +341,13 @@ pub async fn run(
                 }
                 let job = queue.lock().ok().and_then(|mut q| q.pop_front()).flatten();
                 let Some((step, offset)) = job else { return };
+                if Instant::now() > shared.deadline {
+                    // Past the hard bound: a request that never started is not sent.
+                    shared.waiting.fetch_sub(1, Ordering::Relaxed);
+                    shared.late.fetch_add(1, Ordering::Relaxed);
+                    shared.visitors[step.class].give_back(step.visitor);
+                    continue;
+                }
                 shared.waiting.fetch_sub(1, Ordering::Relaxed);
                 shared.in_flight.fetch_add(1, Ordering::Relaxed);
                 execute(shared.clone(), step, offset).await;
@@ -386,6 +399,7 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
     ticker.abort();
     let duration = shared.start.elapsed();
+    let late = shared.late.load(Ordering::Relaxed);
     let mut rec = match Arc::try_unwrap(shared) {
         Ok(s) => s.recorder.into_inner().unwrap_or_default(),
         Err(s) => s
@@ -394,7 +408,7 @@ pub async fn run(
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default(),
     };
-    rec.not_sent = not_sent;
+    rec.not_sent = not_sent + late;
     rec.add_scheduled(&scheduled_per_second);
     let total_summary = rec.total.summary();
     Ok(Report {

@@ -454,3 +454,64 @@ fn rehearses_over_tls_with_http2_and_over_http1() {
         strict["total"]
     );
 }
+
+#[test]
+fn the_run_ends_on_time_even_when_the_server_hangs() {
+    let (addr, origin) = origin::start();
+    *origin.stall_until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(120));
+    let started = Instant::now();
+    let r = rehearse(&[
+        "--target",
+        &format!("http://{addr}"),
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--timeout",
+        "2s",
+        "--concurrency",
+        "4",
+    ]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "2 s of load + 2 s timeout, then stop (took {took:?})"
+    );
+    assert_eq!(r["scheduled"].as_u64(), Some(100));
+    let timeouts = r["total"]["timeouts"].as_u64().unwrap();
+    assert!(
+        timeouts >= 4,
+        "the requests that were sent timed out ({timeouts})"
+    );
+    assert_eq!(
+        r["sent"].as_u64().unwrap() + r["not_sent"].as_u64().unwrap(),
+        100,
+        "every scheduled request is accounted for"
+    );
+}
+
+#[test]
+#[ignore = "needs the nginx of scripts/test.sh"]
+fn the_arrival_rate_is_held_against_debian_nginx() {
+    let origin = std::env::var("PG_E2E_ORIGIN").expect("PG_E2E_ORIGIN: run scripts/test.sh");
+    let dir = fresh_dir("nginx-rate");
+    std::fs::write(dir.join("urls.txt"), "/static/20k.html\n").unwrap();
+    let r = rehearse(&[
+        "--target",
+        &origin,
+        "--rate",
+        "500",
+        "--duration",
+        "4s",
+        "--urls",
+        dir.join("urls.txt").to_str().unwrap(),
+    ]);
+    let sent = r["sent"].as_u64().unwrap();
+    assert!(
+        (1980..=2020).contains(&sent),
+        "500/s for 4 s is 2,000 requests, sent {sent}"
+    );
+    let rps = r["achieved_rps"].as_f64().unwrap();
+    assert!((rps - 500.0).abs() / 500.0 < 0.05, "achieved {rps} req/s");
+    assert_eq!(r["total"]["errors"].as_u64(), Some(0));
+}
