@@ -515,3 +515,30 @@ fn the_arrival_rate_is_held_against_debian_nginx() {
     assert!((rps - 500.0).abs() / 500.0 < 0.05, "achieved {rps} req/s");
     assert_eq!(r["total"]["errors"].as_u64(), Some(0));
 }
+
+#[test]
+fn yoast_sitemaps_are_discovered_when_core_sitemaps_are_off() {
+    let (addr, origin) = origin::start();
+    let r = rehearse(&[
+        "--target",
+        &format!("http://{addr}"),
+        "--rate",
+        "50",
+        "--duration",
+        "2s",
+        "--sitemap",
+    ]);
+    assert_eq!(r["total"]["errors"].as_u64(), Some(0));
+    let groups = r["groups"].as_object().unwrap();
+    for g in ["home", "post", "product"] {
+        assert!(
+            groups.contains_key(g),
+            "group {g} missing: {:?}",
+            groups.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        origin.count("/post-") + origin.count("/product-") > 0,
+        "the discovered pages were requested on the target"
+    );
+}

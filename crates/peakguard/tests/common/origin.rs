@@ -16,6 +16,8 @@
 //! - `/?add-to-cart=ID` sets a cart session cookie; `/cart/` and `/checkout/` answer 409
 //!   without it
 //! - any request waits while `stall_until` is in the future
+//! - Yoast-shaped sitemaps: `/wp-sitemap.xml` 404, `/sitemap_index.xml` → post and product
+//!   sitemaps of 3 URLs each
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/fail` → 500
 //! - POST anything → reads the whole body, answers 303 `Location: /cacheable-target`
@@ -238,6 +240,23 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         } else {
             b.status(409).body(full("empty cart: no session cookie"))
         }
+    } else if path == "/wp-sitemap.xml" {
+        // A site with Yoast: WordPress core's sitemap is off, Yoast's index is there.
+        b.status(404).body(full("not found"))
+    } else if path == "/sitemap_index.xml" {
+        b.header("content-type", "application/xml").body(full(
+            "<?xml version=\"1.0\"?><sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"><sitemap><loc>https://shop.example/post-sitemap.xml</loc></sitemap><sitemap><loc>https://shop.example/product-sitemap.xml</loc></sitemap></sitemapindex>",
+        ))
+    } else if path == "/post-sitemap.xml" || path == "/product-sitemap.xml" {
+        let kind = path
+            .trim_start_matches('/')
+            .trim_end_matches("-sitemap.xml");
+        let urls: String = (1..=3)
+            .map(|i| format!("<url><loc>https://shop.example/{kind}-{i}/</loc></url>"))
+            .collect();
+        b.header("content-type", "application/xml").body(full(format!(
+            "<?xml version=\"1.0\"?><urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">{urls}</urlset>"
+        )))
     } else if path.starts_with("/hop") {
         b.header("cache-control", "max-age=60")
             .header("connection", "x-internal")
