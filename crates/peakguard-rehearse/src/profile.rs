@@ -47,7 +47,16 @@ impl Profile {
         let mut stages = Vec::new();
         let mut last = 0.0f64;
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let words: Vec<&str> = part.split_whitespace().collect();
+            // Filler words people write are accepted: "ramp 0→2000 rps in 30s", "hold 500 rps for 2m".
+            let words: Vec<&str> = part
+                .split_whitespace()
+                .filter(|w| {
+                    !matches!(
+                        w.to_ascii_lowercase().as_str(),
+                        "rps" | "req/s" | "in" | "for" | "over"
+                    )
+                })
+                .collect();
             let dur = |w: &str| {
                 humantime::parse_duration(w)
                     .map_err(|e| err(format!("{w:?} is not a duration ({e})")))
@@ -219,7 +228,13 @@ mod tests {
 
     #[test]
     fn parse_stages_like_the_issue_writes_them() {
+        let literal = Profile::parse("ramp 0→2000 rps in 30s, hold 2m, drop").unwrap();
         let p = Profile::parse("ramp 0→2000 30s, hold 2m, drop").unwrap();
+        assert_eq!(literal, p, "the issue's own wording parses");
+        assert_eq!(
+            Profile::parse("hold 500 rps for 1m").unwrap().stages[0].from,
+            500.0
+        );
         assert_eq!(p.stages.len(), 3);
         assert_eq!(
             p.stages[1],
