@@ -271,8 +271,12 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
 
-        let maintenance = self.state.maintenance.read().clone();
-        if maintenance.on {
+        // Cloned only while maintenance is on: the common path takes a read lock and a bool.
+        let maintenance = {
+            let m = self.state.maintenance.read();
+            m.on.then(|| m.clone())
+        };
+        if let Some(maintenance) = maintenance {
             let cookies = session.req_header().headers.get_all(http::header::COOKIE);
             if !live
                 .maintenance_policy

@@ -130,12 +130,7 @@ fn forwarding_headers_are_trusted_only_from_configured_proxies() {
         b"",
     );
     let seen = origin.last("/echo").unwrap();
-    let h = |n: &str| {
-        seen.headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
+    let h = |n: &str| seen.header(n);
     assert_eq!(
         h("x-forwarded-for"),
         Some("127.0.0.1"),
@@ -163,12 +158,7 @@ fn forwarding_headers_are_trusted_only_from_configured_proxies() {
         b"",
     );
     let seen = origin.last("/echo").unwrap();
-    let h = |n: &str| {
-        seen.headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
+    let h = |n: &str| seen.header(n);
     assert_eq!(h("x-forwarded-for"), Some("198.51.100.7, 127.0.0.1"));
     assert_eq!(h("x-forwarded-proto"), Some("https"));
     assert_eq!(h("x-real-ip"), Some("198.51.100.7"));
@@ -378,34 +368,8 @@ fn unknown_hosts_are_refused_and_sighup_reloads_sites() {
 fn tls_with_http2_uses_the_authority_as_host() {
     let (addr, origin) = origin::start();
     let [_, _, tls_port, _] = ports();
-    let dir = std::env::temp_dir().join(format!("peakguard-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=shop.test",
-            "-addext",
-            "subjectAltName=DNS:shop.test",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let dir = fresh_dir("tls-files");
+    let (cert, key) = self_signed(&dir, "shop.test");
     let extra = format!(
         "tls_listen = [\"127.0.0.1:{tls_port}\"]\n#END-SERVER\n[[site]]\nname = \"t\"\nhosts = [\"shop.test\"]\norigin = \"http://{addr}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
         cert.display(),

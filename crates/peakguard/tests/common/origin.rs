@@ -50,6 +50,16 @@ pub struct Origin {
     pub stall_until: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
+impl Seen {
+    /// The first value of a request header (names are lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Origin {
     pub fn count(&self, path_prefix: &str) -> usize {
         self.seen
