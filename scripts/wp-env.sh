@@ -183,7 +183,7 @@ install_wordpress() {
   mariadb --socket="$DIR/run/mysql.sock" -uroot <<SQL
 CREATE DATABASE IF NOT EXISTS peakguard_e2e;
 CREATE USER IF NOT EXISTS 'wp'@'localhost' IDENTIFIED BY 'wp-e2e';
-GRANT ALL ON peakguard_e2e.* TO 'wp'@'localhost';
+GRANT ALL ON \`peakguard\\_e2e%\`.* TO 'wp'@'localhost';
 SQL
   wp_php <<'PHP'
 if (!is_blog_installed()) {

@@ -5,12 +5,14 @@
 //! I/O here is reading the file the caller names.
 #![forbid(unsafe_code)]
 
+mod backup;
 mod error;
 mod locate;
 mod schema;
 mod units;
 mod validate;
 
+pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use schema::*;
 pub use units::{ByteSize, Seconds};

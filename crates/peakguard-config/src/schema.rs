@@ -196,6 +196,8 @@ pub struct SiteConfig {
     pub tls_key: Option<PathBuf>,
     /// Redirect plain HTTP to HTTPS.
     pub https_redirect: bool,
+    /// Snapshots of the site's files and database (`[site.backup]`).
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 pub const DEFAULT_TRACKING_PARAMS: &[&str] = &[
@@ -245,6 +247,7 @@ impl Default for SiteConfig {
             tls_cert: None,
             tls_key: None,
             https_redirect: false,
+            backup: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Checks that go beyond types: addresses, URLs, host uniqueness, TLS pairs.
 //! Returns `(key path, message)`; the caller adds line numbers.
 
+use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -139,11 +140,65 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
             );
         }
     }
+    if let Some(backup) = &site.backup {
+        backup_problems(i, backup, p);
+    }
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),
             "profile \"http\" is a strict RFC 9111 cache: it has no default TTL (use profile \"wordpress\")".into(),
         );
+    }
+}
+
+fn backup_problems(i: usize, backup: &BackupConfig, p: &mut impl FnMut(String, String)) {
+    let key = |k: &str| format!("site[{i}].backup.{k}");
+    if backup.root.as_os_str().is_empty() {
+        p(
+            key("root"),
+            "a backup needs the site's root directory, e.g. root = \"/var/www/shop\"".into(),
+        );
+    } else if !backup.root.is_absolute() {
+        p(
+            key("root"),
+            format!("{:?} must be an absolute path", backup.root),
+        );
+    }
+    let every = backup.every.0.as_secs();
+    if every != 0 && every < 60 {
+        p(
+            key("every"),
+            format!(
+                "{every}s is too often: scheduled snapshots run at most once a minute (or 0 = off)"
+            ),
+        );
+    }
+    for (e, pattern) in backup.exclude.iter().enumerate() {
+        if pattern.trim().is_empty() {
+            p(
+                format!("site[{i}].backup.exclude[{e}]"),
+                "empty pattern".into(),
+            );
+        }
+    }
+    if let Some(bunker) = &backup.bunker {
+        if bunker.repository.trim().is_empty() {
+            p(
+                key("bunker.repository"),
+                "the bunker needs a repository, e.g. \"rest:http://backup-host:8000/shop\"".into(),
+            );
+        } else if bunker.repository == backup.repository {
+            p(
+                key("bunker.repository"),
+                "the bunker must be a different repository from the main one".into(),
+            );
+        }
+        if bunker.password.is_empty() && bunker.password_file.as_os_str().is_empty() {
+            p(
+                key("bunker.password_file"),
+                "the bunker needs its own credentials: give `password_file` (or `password`)".into(),
+            );
+        }
     }
 }
 

@@ -1,0 +1,336 @@
+//! The site's MariaDB as the command-line tools see it: credentials (from the config or
+//! `wp-config.php`), the consistent dump stream, and SQL run through the `mariadb` client.
+
+use crate::error::{BackupError, Result};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Where and how to reach the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Database {
+    pub name: String,
+    pub user: String,
+    pub password: String,
+    /// `localhost`, `host:port`, or `localhost:/path/to/socket`, as WordPress writes it.
+    pub host: String,
+    pub table_prefix: String,
+    pub dump_command: String,
+    pub client_command: String,
+}
+
+impl Database {
+    /// Fills the empty fields of `given` from `wp-config.php`.
+    pub fn resolve(given: Database, wp_config: &Path) -> Result<Database> {
+        let mut db = given;
+        let needs_file = db.name.is_empty() || db.user.is_empty() || db.host.is_empty();
+        if needs_file || db.table_prefix.is_empty() {
+            match std::fs::read_to_string(wp_config) {
+                Ok(text) => {
+                    let fill = |field: &mut String, key: &str| {
+                        if field.is_empty()
+                            && let Some(v) = php_define(&text, key)
+                        {
+                            *field = v;
+                        }
+                    };
+                    fill(&mut db.name, "DB_NAME");
+                    fill(&mut db.user, "DB_USER");
+                    fill(&mut db.password, "DB_PASSWORD");
+                    fill(&mut db.host, "DB_HOST");
+                    if db.table_prefix.is_empty()
+                        && let Some(p) = php_table_prefix(&text)
+                    {
+                        db.table_prefix = p;
+                    }
+                }
+                Err(e) if needs_file => {
+                    return Err(BackupError::Credentials(format!(
+                        "cannot read {wp_config:?} ({e}); set [site.backup.database] name/user/password/host or `wp_config`"
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        if db.name.is_empty() || db.user.is_empty() {
+            return Err(BackupError::Credentials(format!(
+                "no DB_NAME/DB_USER found in {wp_config:?}; set [site.backup.database] or point `wp_config` at the file with the define()s"
+            )));
+        }
+        if db.host.is_empty() {
+            db.host = "localhost".into();
+        }
+        if db.table_prefix.is_empty() {
+            db.table_prefix = "wp_".into();
+        }
+        if db.dump_command.is_empty() {
+            db.dump_command = "mariadb-dump".into();
+        }
+        if db.client_command.is_empty() {
+            db.client_command = "mariadb".into();
+        }
+        Ok(db)
+    }
+
+    /// Connection arguments (the password goes through the environment, never argv).
+    pub fn connection_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--user={}", self.user)];
+        let (host, rest) = match self.host.split_once(':') {
+            Some((h, r)) => (h, Some(r)),
+            None => (self.host.as_str(), None),
+        };
+        match rest {
+            Some(r) if r.starts_with('/') => {
+                args.push(format!("--socket={r}"));
+            }
+            Some(port) => {
+                args.push(format!(
+                    "--host={}",
+                    if host == "localhost" {
+                        "127.0.0.1"
+                    } else {
+                        host
+                    }
+                ));
+                args.push(format!("--port={port}"));
+            }
+            None if host != "localhost" => args.push(format!("--host={host}")),
+            None => {}
+        }
+        args
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(self.connection_args());
+        cmd.env("MYSQL_PWD", &self.password);
+        cmd
+    }
+
+    /// `mariadb-dump --single-transaction --routines --triggers` of the site's database.
+    pub fn dump_command_line(&self) -> Command {
+        let mut cmd = self.command(&self.dump_command);
+        cmd.args([
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+            "--skip-dump-date",
+        ]);
+        cmd.arg(&self.name);
+        cmd
+    }
+
+    /// Runs SQL on `schema` (or none) and returns the tab-separated rows.
+    pub fn query(&self, schema: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
+        let mut cmd = self.command(&self.client_command);
+        cmd.args(["--batch", "--skip-column-names", "--raw"]);
+        if let Some(s) = schema {
+            cmd.arg(format!("--database={s}"));
+        }
+        cmd.arg("--execute").arg(sql);
+        let out = cmd.output().map_err(|e| BackupError::Command {
+            command: self.client_command.clone(),
+            message: format!("{e} (is the MariaDB client installed?)"),
+        })?;
+        if !out.status.success() {
+            return Err(BackupError::Command {
+                command: format!(
+                    "{} on {}",
+                    self.client_command,
+                    schema.unwrap_or("(server)")
+                ),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect())
+    }
+
+    /// Feeds a dump file into `schema` through the client; fails on the first error.
+    pub fn import(&self, schema: &str, dump: &Path) -> Result<()> {
+        let file = std::fs::File::open(dump).map_err(|e| BackupError::io("opening", dump, e))?;
+        let mut cmd = self.command(&self.client_command);
+        cmd.arg(format!("--database={schema}"));
+        cmd.stdin(Stdio::from(file))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = cmd.output().map_err(|e| BackupError::Command {
+            command: self.client_command.clone(),
+            message: e.to_string(),
+        })?;
+        if !out.status.success() {
+            return Err(BackupError::Command {
+                command: format!("import into {schema}"),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The database's size in bytes (data + indexes), for the snapshot's tags.
+    pub fn size_bytes(&self) -> Result<u64> {
+        let rows = self.query(
+            None,
+            &format!(
+                "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = {}",
+                sql_string(&self.name)
+            ),
+        )?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Runs a statement list read from a script (used by tests and the rollback).
+    pub fn execute_script(&self, schema: Option<&str>, script: &str) -> Result<()> {
+        let mut cmd = self.command(&self.client_command);
+        if let Some(s) = schema {
+            cmd.arg(format!("--database={s}"));
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| BackupError::Command {
+            command: self.client_command.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(script.as_bytes())
+                .map_err(|e| BackupError::io("writing SQL to", &self.client_command, e))?;
+        }
+        let out = child.wait_with_output().map_err(|e| BackupError::Command {
+            command: self.client_command.clone(),
+            message: e.to_string(),
+        })?;
+        if !out.status.success() {
+            return Err(BackupError::Command {
+                command: self.client_command.clone(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A SQL string literal.
+pub fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A quoted identifier.
+pub fn sql_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// The value of `define('KEY', 'value')` in PHP source (single or double quotes).
+fn php_define(text: &str, key: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("//") || line.starts_with('#') {
+            continue;
+        }
+        let Some(pos) = line.find("define") else {
+            continue;
+        };
+        let rest = &line[pos + "define".len()..];
+        let rest = rest.trim_start().strip_prefix('(')?.trim_start();
+        let (name, rest) = php_string(rest)?;
+        if name != key {
+            continue;
+        }
+        let rest = rest.trim_start().strip_prefix(',')?.trim_start();
+        return php_string(rest).map(|(v, _)| v);
+    }
+    None
+}
+
+fn php_table_prefix(text: &str) -> Option<String> {
+    let pos = text.find("$table_prefix")?;
+    let rest = text[pos + "$table_prefix".len()..]
+        .trim_start()
+        .strip_prefix('=')?;
+    php_string(rest.trim_start()).map(|(v, _)| v)
+}
+
+/// A PHP quoted string at the start of `s`, and what follows it.
+fn php_string(s: &str) -> Option<(String, &str)> {
+    let quote = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let mut out = String::new();
+    let mut chars = s[1..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\\' {
+            if let Some((_, n)) = chars.next() {
+                out.push(n);
+            }
+        } else if c == quote {
+            return Some((out, &s[1 + i + 1..]));
+        } else {
+            out.push(c);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wp_config_defines_and_prefix() {
+        let text = r#"<?php
+// define('DB_NAME', 'commented');
+define( 'DB_NAME', 'shop' );
+define("DB_USER", "shop_user");
+define('DB_PASSWORD', 'p\'w"d');
+define('DB_HOST', 'localhost:/run/mysqld/mysqld.sock');
+$table_prefix = 'wpx_';
+"#;
+        assert_eq!(php_define(text, "DB_NAME").as_deref(), Some("shop"));
+        assert_eq!(php_define(text, "DB_USER").as_deref(), Some("shop_user"));
+        assert_eq!(php_define(text, "DB_PASSWORD").as_deref(), Some("p'w\"d"));
+        assert_eq!(php_table_prefix(text).as_deref(), Some("wpx_"));
+        let dir = std::env::temp_dir().join(format!("pg-wpconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("wp-config.php");
+        std::fs::write(&file, text).expect("write");
+        let db = Database::resolve(Database::default(), &file).expect("resolve");
+        assert_eq!(
+            db.connection_args(),
+            vec!["--user=shop_user", "--socket=/run/mysqld/mysqld.sock"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn host_forms() {
+        let db = |host: &str| Database {
+            user: "u".into(),
+            host: host.into(),
+            ..Database::default()
+        };
+        assert_eq!(db("localhost").connection_args(), vec!["--user=u"]);
+        assert_eq!(
+            db("127.0.0.1:3307").connection_args(),
+            vec!["--user=u", "--host=127.0.0.1", "--port=3307"]
+        );
+        assert_eq!(
+            db("db.internal").connection_args(),
+            vec!["--user=u", "--host=db.internal"]
+        );
+    }
+
+    #[test]
+    fn missing_config_says_what_to_set() {
+        let err = Database::resolve(Database::default(), Path::new("/nonexistent/wp-config.php"))
+            .expect_err("no file");
+        assert!(err.to_string().contains("[site.backup.database]"), "{err}");
+    }
+}

@@ -1,0 +1,41 @@
+//! peakguard-backup: snapshots of a WordPress site's files and MariaDB database in
+//! restic-format repositories (through rustic_core), the bunker copy, retention, check,
+//! restore, diff, export and rollback.
+//!
+//! Every rustic type stays inside this crate (its API changes every minor release): callers
+//! see `Repo`, `SnapshotInfo`, plans and outcomes. It must not touch the edge or the cache:
+//! the rollback's maintenance and purge steps are callbacks the binary provides.
+//!
+//! Never run `restic prune` on these repositories while peakguard may write: rustic writes
+//! no repository locks; `WriterLock` keeps peakguard's own writers one at a time.
+
+mod backup;
+mod bunker;
+mod check;
+mod database;
+mod diff;
+mod error;
+mod export;
+mod lock;
+mod progress;
+mod repo;
+mod restore;
+mod retention;
+mod rollback;
+mod snapshot;
+mod source;
+
+pub use backup::{BackupOutcome, BackupPlan};
+pub use bunker::{BunkerLag, CopyOutcome};
+pub use check::CheckOutcome;
+pub use database::{Database, sql_ident, sql_string};
+pub use diff::DiffOutcome;
+pub use error::{BackupError, Result};
+pub use export::ExportOutcome;
+pub use lock::WriterLock;
+pub use progress::TermProgress;
+pub use repo::{Repo, RepoSpec};
+pub use restore::RestoreOutcome;
+pub use retention::{Retention, RetentionOutcome};
+pub use rollback::{Carried, EdgeHooks, RollbackOutcome, RollbackPlan, Step};
+pub use snapshot::{Kind, SnapshotInfo};
