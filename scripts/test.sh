@@ -23,4 +23,5 @@ trap 'scripts/wp-env.sh down || true' EXIT
 scripts/wp-env.sh up
 eval "$(scripts/wp-env.sh env | sed 's/^/export /')"
 cargo test --release -p peakguard --test wordpress -- --include-ignored --test-threads=1
+cargo test --release -p peakguard --test backup -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test rehearse -- --ignored --test-threads=1

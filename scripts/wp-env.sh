@@ -244,6 +244,7 @@ case "${1:-}" in
     echo "PG_E2E_DIR=$DIR"
     echo "PG_E2E_ORIGIN=http://127.0.0.1:$NGINX_PORT"
     echo "PG_E2E_HOST=$HOST"
-    echo "PG_E2E_ACCESS_LOG=$DIR/nginx-access.log" ;;
+    echo "PG_E2E_ACCESS_LOG=$DIR/nginx-access.log"
+    echo "WP_CONFIG=$WP_CONFIG" ;;
   *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

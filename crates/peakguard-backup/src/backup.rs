@@ -22,6 +22,18 @@ pub struct BackupPlan {
     pub database: Option<Database>,
     pub allow_unreadable: bool,
     pub kind: Kind,
+    /// Where the dump file is written while it is archived (the state directory).
+    pub work_dir: PathBuf,
+}
+
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +65,7 @@ impl Repo {
             Some(db) => Some(db.size_bytes()?),
             None => None,
         };
+        log::info!("database size read after {:?}", started.elapsed());
         let wp = snapshot::wordpress_version(&plan.root);
         let mut opts = SnapshotOptions::default();
         opts.label = Some(plan.site.clone());
@@ -73,18 +86,35 @@ impl Repo {
         parent_opts.force = parent.is_none();
         let mut backup_opts = BackupOptions::default();
         backup_opts.parent_opts = parent_opts;
-        let source = SiteSource::new(&plan.root, &plan.excludes, plan.database.clone())
-            .map_err(|e| self.err(e))?;
+        // The size scan only feeds the progress bar's ETA; skip it when nobody watches.
+        backup_opts.no_scan = !self.progress.visible;
+        // The dump first: if it fails, no snapshot is written at all.
+        let dump_file = plan.work_dir.join("database.sql.dump");
+        let dump = match &plan.database {
+            Some(db) => {
+                std::fs::create_dir_all(&plan.work_dir)
+                    .map_err(|e| BackupError::io("creating", &plan.work_dir, e))?;
+                let size = db.dump_to(&dump_file)?;
+                Some((dump_file.clone(), size))
+            }
+            None => None,
+        };
+        let dump_bytes = dump.as_ref().map_or(0, |d| d.1);
+        let _remove_dump = RemoveOnDrop(dump.as_ref().map(|d| d.0.clone()));
+        let source = SiteSource::new(&plan.root, &plan.excludes, dump).map_err(|e| self.err(e))?;
         let report = source.report();
         let mut paths = vec![PathBuf::from(SITE_DIR)];
         if plan.database.is_some() {
             paths.insert(0, PathBuf::from(DUMP_PATH));
         }
+        log::info!("parent chosen after {:?}", started.elapsed());
         let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
+        log::info!("index read after {:?}", started.elapsed());
         let saved = indexed
             .archive(&backup_opts, &source, snap, &paths)
             .map_err(|e| self.err(e))?;
 
+        log::info!("archived after {:?}", started.elapsed());
         let report = report.lock();
         let remove = |why: BackupError| -> BackupError {
             if let Err(e) = indexed.delete_snapshots(&[saved.id]) {
@@ -96,23 +126,6 @@ impl Repo {
             }
             why
         };
-        if let Some(db) = &plan.database {
-            match &report.dump_result {
-                Some(Ok(())) => {}
-                Some(Err(why)) => {
-                    return Err(remove(BackupError::DumpFailed {
-                        command: db.dump_command.clone(),
-                        message: why.clone(),
-                    }));
-                }
-                None => {
-                    return Err(remove(BackupError::DumpFailed {
-                        command: db.dump_command.clone(),
-                        message: "the dump was never read (reused from the parent?)".into(),
-                    }));
-                }
-            }
-        }
         if !report.unreadable.is_empty() && !plan.allow_unreadable {
             return Err(remove(BackupError::Unreadable {
                 root: plan.root.clone(),
@@ -124,7 +137,7 @@ impl Repo {
         Ok(BackupOutcome {
             snapshot: SnapshotInfo::from_file(&saved),
             unreadable: report.unreadable.clone(),
-            dump_bytes: report.dump_bytes,
+            dump_bytes,
             parent: parent.map(|p| SnapshotInfo::from_file(&p).id),
             files_new: summary.files_new,
             files_changed: summary.files_changed,

@@ -123,6 +123,51 @@ impl Database {
         cmd
     }
 
+    /// Dumps the database into `path` (replaced); returns its size. A non-zero exit status is
+    /// an error and the file is removed.
+    pub fn dump_to(&self, path: &Path) -> Result<u64> {
+        let fail = |message: String| BackupError::DumpFailed {
+            command: self.dump_command.clone(),
+            message,
+        };
+        let file = std::fs::File::create(path).map_err(|e| BackupError::io("creating", path, e))?;
+        let mut cmd = self.dump_command_line();
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| {
+            fail(format!(
+                "cannot start it: {e} (is the MariaDB client installed?)"
+            ))
+        })?;
+        let mut stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| fail("no output pipe".into()))?;
+        let mut stderr = child.stderr.take();
+        let err_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = std::io::Read::read_to_string(e, &mut text);
+            }
+            text
+        });
+        let mut out = std::io::BufWriter::with_capacity(8 << 20, file);
+        let copied = std::io::copy(&mut stdout, &mut out).and_then(|n| out.flush().map(|_| n));
+        let status = child.wait();
+        let stderr_text = err_reader.join().unwrap_or_default();
+        let result = match (copied, status) {
+            (Err(e), _) => Err(fail(format!("writing {}: {e}", path.display()))),
+            (Ok(_), Err(e)) => Err(fail(format!("waiting for it: {e}"))),
+            (Ok(_), Ok(s)) if !s.success() => Err(fail(format!("{s}: {}", stderr_text.trim()))),
+            (Ok(n), Ok(_)) => Ok(n),
+        };
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
     /// Runs SQL on `schema` (or none) and returns the tab-separated rows.
     pub fn query(&self, schema: Option<&str>, sql: &str) -> Result<Vec<Vec<String>>> {
         let mut cmd = self.command(&self.client_command);

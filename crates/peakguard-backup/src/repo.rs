@@ -109,6 +109,7 @@ impl Repo {
         &self.location
     }
 
+    #[allow(clippy::boxed_local)] // rustic returns its errors boxed
     pub(crate) fn err(&self, e: Box<rustic_core::RusticError>) -> BackupError {
         BackupError::repo(&self.location, e.display_log())
     }

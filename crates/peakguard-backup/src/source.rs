@@ -3,11 +3,12 @@
 //!
 //! Guards against rustic_core 0.13's pitfalls live here:
 //! - unreadable files are counted and named (rustic only logs them and goes on);
-//! - the dump is read through a large buffer (a pipe read in small pieces is ~10× slower);
-//! - the dump entry carries the dump's start time as its mtime, so a parent snapshot can
-//!   never match it and keep an old dump; the caller also checks the stored size.
+//! - the dump is not a stream source: rustic records a stream's size as 0, and restic then
+//!   restores an EMPTY `database.sql` (seen with Debian's restic 0.14). The dump is written
+//!   to a file in the state directory first (through an 8 MiB buffer, its exit status
+//!   checked before anything is archived), then archived as a regular file with its real
+//!   size and the snapshot's time as mtime, so a parent can never match it.
 
-use crate::database::Database;
 use parking_lot::Mutex;
 use rustic_core::repofile::{Metadata, Node, NodeType};
 use rustic_core::{
@@ -16,7 +17,6 @@ use rustic_core::{
 };
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Stdio};
 use std::sync::Arc;
 
 /// The snapshot's layout: files under `/site`, the dump at `/database.sql`.
@@ -28,10 +28,6 @@ const DUMP_BUFFER: usize = 8 << 20;
 #[derive(Debug, Default)]
 pub struct SourceReport {
     pub unreadable: Vec<String>,
-    pub dump_bytes: u64,
-    pub dump_started: Option<std::time::SystemTime>,
-    /// `Some(Ok)` once the dump finished, `Some(Err(why))` when it failed.
-    pub dump_result: Option<Result<(), String>>,
 }
 
 type Shared = Arc<Mutex<SourceReport>>;
@@ -41,12 +37,17 @@ type LocalOpen = <LocalSource as ReadSource>::Open;
 pub struct SiteSource {
     local: LocalSource,
     root: PathBuf,
-    dump: Option<Database>,
+    dump: Option<(PathBuf, u64)>,
     report: Shared,
 }
 
 impl SiteSource {
-    pub fn new(root: &Path, excludes: &[String], dump: Option<Database>) -> RusticResult<Self> {
+    /// `dump`: the finished dump file and its size.
+    pub fn new(
+        root: &Path,
+        excludes: &[String],
+        dump: Option<(PathBuf, u64)>,
+    ) -> RusticResult<Self> {
         let mut globs = Excludes::default();
         globs.globs = excludes
             .iter()
@@ -77,7 +78,7 @@ impl SiteSource {
 
 pub enum SiteOpen {
     File(LocalOpen, PathBuf, Shared),
-    Dump(Database, Shared),
+    Dump(PathBuf),
 }
 
 impl ReadSourceOpen for SiteOpen {
@@ -100,29 +101,15 @@ impl ReadSourceOpen for SiteOpen {
                     Err(e)
                 }
             },
-            SiteOpen::Dump(db, report) => {
-                let mut cmd = db.dump_command_line();
-                cmd.stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .stdin(Stdio::null());
-                let mut child = cmd.spawn().map_err(|e| {
-                    report.lock().dump_result =
-                        Some(Err(format!("cannot start {}: {e}", db.dump_command)));
+            SiteOpen::Dump(path) => {
+                let file = std::fs::File::open(&path).map_err(|e| {
                     RusticError::with_source(
-                        ErrorKind::ExternalCommand,
-                        "cannot start the database dump",
+                        ErrorKind::InputOutput,
+                        "cannot open the database dump",
                         e,
                     )
                 })?;
-                let stdout = child.stdout.take().ok_or_else(|| {
-                    RusticError::new(ErrorKind::ExternalCommand, "the dump has no output pipe")
-                })?;
-                Ok(Box::new(DumpReader {
-                    inner: BufReader::with_capacity(DUMP_BUFFER, stdout),
-                    child: Some(child),
-                    report,
-                    bytes: 0,
-                }))
+                Ok(Box::new(BufReader::with_capacity(DUMP_BUFFER, file)))
             }
         }
     }
@@ -146,70 +133,6 @@ impl<R: Read> Read for CountErrors<R> {
     }
 }
 
-/// Reads the dump's output; at its end, waits for the process and records its status.
-struct DumpReader {
-    inner: BufReader<ChildStdout>,
-    child: Option<Child>,
-    report: Shared,
-    bytes: u64,
-}
-
-impl Read for DumpReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(0) => {
-                self.finish(None);
-                Ok(0)
-            }
-            Ok(n) => {
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                self.finish(Some(format!("reading its output: {e}")));
-                Err(e)
-            }
-        }
-    }
-}
-
-impl DumpReader {
-    fn finish(&mut self, error: Option<String>) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let mut stderr = String::new();
-        if let Some(mut err) = child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
-        let status = child.wait();
-        let result = match (error, status) {
-            (Some(e), _) => Err(e),
-            (None, Ok(s)) if s.success() => Ok(()),
-            (None, Ok(s)) => Err(format!("{s}: {}", stderr.trim())),
-            (None, Err(e)) => Err(format!("waiting for it: {e}")),
-        };
-        let mut report = self.report.lock();
-        report.dump_bytes = self.bytes;
-        report.dump_result = Some(result);
-    }
-}
-
-impl Drop for DumpReader {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Dropped before the end: the dump is incomplete.
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut report = self.report.lock();
-            report.dump_bytes = self.bytes;
-            if report.dump_result.is_none() {
-                report.dump_result = Some(Err("the dump was not read to its end".into()));
-            }
-        }
-    }
-}
-
 impl ReadSource for SiteSource {
     type Open = SiteOpen;
     type Iter = Box<dyn Iterator<Item = RusticResult<ReadSourceEntry<SiteOpen>>> + Send>;
@@ -219,19 +142,19 @@ impl ReadSource for SiteSource {
     }
 
     fn entries(&self) -> Self::Iter {
-        let dump = self.dump.clone().map(|db| {
+        let dump = self.dump.clone().map(|(file, size)| {
             let now = std::time::SystemTime::now();
-            self.report.lock().dump_started = Some(now);
             let meta = Metadata {
                 mode: Some(0o100600),
                 mtime: rustic_core::jiff::Timestamp::try_from(now).ok(),
+                size,
                 ..Metadata::default()
             };
             let node = Node::new_node(std::ffi::OsStr::new("database.sql"), NodeType::File, meta);
             Ok(ReadSourceEntry {
                 path: PathBuf::from(DUMP_PATH),
                 node,
-                open: Some(SiteOpen::Dump(db, self.report.clone())),
+                open: Some(SiteOpen::Dump(file)),
             })
         });
         let root = self.root.clone();

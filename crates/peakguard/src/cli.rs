@@ -49,6 +49,125 @@ pub enum Command {
     ///   peakguard rehearse --scenario launch.toml --json after.json
     ///   peakguard rehearse compare before.json after.json
     Rehearse(Box<RehearseArgs>),
+    #[command(flatten)]
+    Backup(BackupCommand),
+}
+
+/// Which site's backups (from the configuration's `[site.backup]`).
+#[derive(Args, Clone)]
+pub struct SiteArgs {
+    /// Configuration file (default ./peakguard.toml).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// The site (needed when several sites have backups).
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// Snapshots are named by their peakguard id (or a unique prefix), a repository id, or
+/// `latest`. Never run `restic prune` on these repositories while peakguard runs.
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Take a snapshot now: the site's files and a consistent database dump.
+    Backup {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the snapshots (of the bunker with --bunker, with how far it lags).
+    Snapshots {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[arg(long)]
+        bunker: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Files added/changed/removed between two snapshots, and whether the database changed.
+    Diff {
+        #[command(flatten)]
+        site: SiteArgs,
+        from: String,
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot into a directory: `DIR/site/` (files) and `DIR/database.sql`.
+    Restore {
+        #[command(flatten)]
+        site: SiteArgs,
+        snapshot: String,
+        #[arg(long)]
+        to: PathBuf,
+        /// Read from the bunker instead of the main repository.
+        #[arg(long)]
+        bunker: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the repository (exit 1 when damaged); --read-data reads every pack.
+    Check {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        bunker: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a snapshot as a downloadable .tar.gz.
+    Export {
+        #[command(flatten)]
+        site: SiteArgs,
+        snapshot: String,
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        bunker: bool,
+    },
+    /// Copy the snapshots the bunker lacks (serve does this after every scheduled snapshot).
+    Copy {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the retention rules and prune unreferenced data.
+    Prune {
+        #[command(flatten)]
+        site: SiteArgs,
+        #[arg(long)]
+        bunker: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the live site back as it was at SNAPSHOT (files and database), in one step.
+    ///
+    /// Maintenance on (through the edge's admin API) → safety snapshot (the undo) → files
+    /// restored to a staging directory and swapped in → dump imported into a fresh schema and
+    /// swapped in with RENAME TABLE → cache purged → maintenance off. Any failure undoes what
+    /// was done. WooCommerce orders and customers created since the snapshot are kept.
+    Rollback {
+        #[command(flatten)]
+        site: SiteArgs,
+        snapshot: String,
+        /// Carry orders/customers made since the snapshot over (default: when WooCommerce tables exist).
+        #[arg(long, conflicts_with = "no_keep_orders")]
+        keep_orders: bool,
+        #[arg(long)]
+        no_keep_orders: bool,
+        /// The edge's admin API (default: admin.listen from the configuration).
+        #[arg(long, env = "PEAKGUARD_ADMIN")]
+        admin: Option<String>,
+        /// Admin bearer token (default: admin.token or admin.token_file).
+        #[arg(long, env = "PEAKGUARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

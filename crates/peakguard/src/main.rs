@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod admin_client;
+mod backup_cmd;
+mod backup_site;
 mod cli;
 mod demo;
 mod rehearse;
@@ -187,5 +189,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rehearse(args) => rehearse::run(*args),
+        Command::Backup(command) => backup_cmd::run(command),
     }
 }

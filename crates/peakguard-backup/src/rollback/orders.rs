@@ -132,7 +132,7 @@ pub fn carry_over(db: &Database, live: &str, target: &str) -> Result<Carried> {
         carried.rows.push((table.clone(), before));
     }
     script = format!("START TRANSACTION;\n{script}COMMIT;\n");
-    db.execute_script(None, &script)?;
+    db.execute_script(Some(target), &script)?;
     for entry in &mut carried.rows {
         let after = count(db, target, &entry.0)?;
         entry.1 = after.saturating_sub(entry.1);

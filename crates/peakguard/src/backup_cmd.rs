@@ -1,0 +1,389 @@
+//! The backup commands: backup, snapshots, diff, restore, check, export, copy, prune,
+//! rollback. They parse, call peakguard-backup, and print (text, or `--json`).
+
+use crate::admin_client::AdminClient;
+use crate::backup_site::{BackupSite, pick};
+use crate::cli::{BackupCommand, SiteArgs};
+use anyhow::{Context, Result};
+use peakguard_backup::{
+    EdgeHooks, Kind, Repo, RollbackPlan, SnapshotInfo, TermProgress, WriterLock,
+};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn site_of(args: &SiteArgs) -> Result<(peakguard_config::Config, BackupSite)> {
+    let config = crate::load_config(args.config.as_deref())?
+        .context("no configuration: pass --config FILE (or create ./peakguard.toml) with a [site.backup] section")?;
+    let site = BackupSite::from_site(pick(&config, args.site.as_deref())?)?;
+    Ok((config, site))
+}
+
+fn progress(json: bool) -> TermProgress {
+    TermProgress {
+        visible: !json && std::io::stderr().is_terminal(),
+    }
+}
+
+fn open(site: &BackupSite, bunker: bool, create: bool, json: bool) -> Result<Repo> {
+    let spec = if bunker {
+        site.bunker
+            .as_ref()
+            .with_context(|| format!("site {:?} has no [site.backup.bunker]", site.name))?
+    } else {
+        &site.main
+    };
+    Ok(Repo::open(spec, create, progress(json))?)
+}
+
+fn lock(site: &BackupSite) -> Result<WriterLock> {
+    Ok(WriterLock::acquire(
+        &site.state_dir,
+        Duration::from_secs(5),
+    )?)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn snapshot_line(s: &SnapshotInfo) -> String {
+    format!(
+        "{:28} {:25} {:9} {:>7} files {:>10}  wp {:8} db {}",
+        s.id,
+        s.time,
+        s.kind.map_or("-", |k| k.as_str()),
+        s.files,
+        human_bytes(s.bytes),
+        s.wordpress_version.as_deref().unwrap_or("-"),
+        s.database_bytes.map_or("-".into(), human_bytes),
+    )
+}
+
+pub fn run(command: BackupCommand) -> Result<ExitCode> {
+    match command {
+        BackupCommand::Backup { site, json } => {
+            let (_, site) = site_of(&site)?;
+            let _lock = lock(&site)?;
+            let repo = open(&site, false, true, json)?;
+            let out = repo.backup(&site.plan(Kind::Manual))?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "snapshot {} of {}: {} files ({} new, {} changed, {} unchanged), {} read, {} added, database dump {}, in {:.2}s",
+                    out.snapshot.id,
+                    site.name,
+                    out.snapshot.files,
+                    out.files_new,
+                    out.files_changed,
+                    out.files_unmodified,
+                    human_bytes(out.snapshot.bytes),
+                    human_bytes(out.snapshot.added_bytes),
+                    if site.database.is_some() {
+                        human_bytes(out.dump_bytes)
+                    } else {
+                        "skipped".into()
+                    },
+                    out.seconds
+                );
+                for f in &out.unreadable {
+                    println!("  unreadable (allowed): {f}");
+                }
+            }
+            if let Some(bunker) = &site.bunker
+                && !json
+            {
+                println!(
+                    "the bunker ({}) receives it at the next `peakguard copy` or scheduled run",
+                    bunker.location
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Snapshots { site, bunker, json } => {
+            let (_, site) = site_of(&site)?;
+            let repo = open(&site, bunker, false, json)?;
+            let snaps = repo.snapshots(Some(&site.name))?;
+            let lag = if bunker {
+                let main = open(&site, false, false, json)?;
+                Some(main.missing_in(&repo, &site.name)?)
+            } else {
+                None
+            };
+            if json {
+                print_json(
+                    &serde_json::json!({ "repository": repo.location(), "snapshots": snaps, "bunker_lag": lag }),
+                )?;
+            } else {
+                println!(
+                    "{} snapshot(s) of {} in {}",
+                    snaps.len(),
+                    site.name,
+                    repo.location()
+                );
+                for s in &snaps {
+                    println!("{}", snapshot_line(s));
+                }
+                if let Some(lag) = lag {
+                    if lag.missing.is_empty() {
+                        println!("bunker is up to date");
+                    } else {
+                        println!(
+                            "bunker lags by {} snapshot(s), oldest missing {}s old: {}",
+                            lag.missing.len(),
+                            lag.lag_secs,
+                            lag.missing
+                                .iter()
+                                .map(|s| s.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Diff {
+            site,
+            from,
+            to,
+            json,
+        } => {
+            let (_, site) = site_of(&site)?;
+            let repo = open(&site, false, false, json)?;
+            let d = repo.diff(Some(&site.name), &from, &to)?;
+            if json {
+                print_json(&d)?;
+            } else {
+                println!("{} → {}", d.from.id, d.to.id);
+                for p in &d.added {
+                    println!("+ {p}");
+                }
+                for p in &d.changed {
+                    println!("M {p}");
+                }
+                for p in &d.removed {
+                    println!("- {p}");
+                }
+                println!(
+                    "{} added, {} changed, {} removed; database {}",
+                    d.added.len(),
+                    d.changed.len(),
+                    d.removed.len(),
+                    if d.database_changed {
+                        "CHANGED"
+                    } else {
+                        "unchanged"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Restore {
+            site,
+            snapshot,
+            to,
+            bunker,
+            json,
+        } => {
+            let (_, site) = site_of(&site)?;
+            let repo = open(&site, bunker, false, json)?;
+            let out = repo.restore(Some(&site.name), &snapshot, &to)?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "restored {} into {} (files in site/, database in database.sql) in {:.2}s",
+                    out.snapshot.id,
+                    out.to.display(),
+                    out.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Check {
+            site,
+            read_data,
+            bunker,
+            json,
+        } => {
+            let (_, site) = site_of(&site)?;
+            let repo = open(&site, bunker, false, json)?;
+            let out = repo.check(read_data)?;
+            let ok = out.errors.is_empty();
+            if json {
+                print_json(&out)?;
+            } else {
+                for w in &out.warnings {
+                    println!("warning: {w}");
+                }
+                for e in &out.errors {
+                    println!("ERROR: {e}");
+                }
+                println!(
+                    "{}: {} ({}) in {:.2}s",
+                    out.location,
+                    if ok { "no errors" } else { "DAMAGED" },
+                    if read_data {
+                        "structure and all data read"
+                    } else {
+                        "structure; add --read-data to read every pack"
+                    },
+                    out.seconds
+                );
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        BackupCommand::Export {
+            site,
+            snapshot,
+            to,
+            bunker,
+        } => {
+            let (_, site) = site_of(&site)?;
+            let repo = open(&site, bunker, false, false)?;
+            let out = repo.export(Some(&site.name), &snapshot, &to)?;
+            println!(
+                "wrote {} ({} entries, {} of content) from {}",
+                out.to.display(),
+                out.entries,
+                human_bytes(out.bytes),
+                out.snapshot.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Copy { site, json } => {
+            let (_, site) = site_of(&site)?;
+            let _lock = lock(&site)?;
+            let main = open(&site, false, false, json)?;
+            let bunker_spec = site
+                .bunker
+                .as_ref()
+                .with_context(|| format!("site {:?} has no [site.backup.bunker]", site.name))?;
+            let bunker = Repo::open(bunker_spec, true, progress(json))?;
+            let out = main.copy_to(&bunker, &site.name)?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "copied {} snapshot(s) to {} in {:.2}s; {} still missing",
+                    out.copied.len(),
+                    bunker.location(),
+                    out.seconds,
+                    out.missing.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Prune { site, bunker, json } => {
+            let (_, site) = site_of(&site)?;
+            let _lock = lock(&site)?;
+            let repo = open(&site, bunker, false, json)?;
+            let out = repo.apply_retention(&site.name, &site.retention(bunker), true)?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "kept {}, forgot {}, pruned unreferenced data in {:.2}s",
+                    out.kept,
+                    out.forgotten.len(),
+                    out.seconds
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Rollback {
+            site,
+            snapshot,
+            keep_orders,
+            no_keep_orders,
+            admin,
+            token,
+            json,
+        } => {
+            let admin = crate::cli::AdminArgs {
+                admin,
+                token,
+                config: site.config.clone(),
+            };
+            let (config, site) = site_of(&site)?;
+            let _lock = lock(&site)?;
+            let repo = open(&site, false, false, json)?;
+            let hooks = Hooks {
+                client: AdminClient::from_args(&admin, Some(&config)).map_err(|e| e.to_string()),
+            };
+            let plan = RollbackPlan {
+                site: site.plan(Kind::Safety),
+                target: snapshot,
+                keep_orders: if keep_orders {
+                    Some(true)
+                } else if no_keep_orders {
+                    Some(false)
+                } else {
+                    None
+                },
+                work_dir: site.state_dir.clone(),
+            };
+            let mut print_step = |s: &peakguard_backup::Step| {
+                if !json {
+                    println!("{:>7.2}s  {:38} {}", s.seconds, s.name, s.note);
+                }
+            };
+            let out = repo.rollback(&plan, &hooks, &mut print_step)?;
+            if json {
+                print_json(&out)?;
+            } else {
+                println!(
+                    "rolled {} back to {} in {:.2}s; undo with `peakguard rollback {}`",
+                    site.name, out.target.id, out.seconds, out.safety.id
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+struct Hooks {
+    client: std::result::Result<AdminClient, String>,
+}
+
+impl EdgeHooks for Hooks {
+    fn maintenance(&self, on: bool) -> std::result::Result<(), String> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let q = if on {
+            "/maintenance?state=on&message=Restoring%20a%20backup"
+        } else {
+            "/maintenance?state=off"
+        };
+        client.post(q).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn purge_all(&self) -> std::result::Result<(), String> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        client
+            .post("/purge?all=1")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
