@@ -219,14 +219,16 @@ impl Database {
 
     /// The database's size in bytes (data + indexes), for the snapshot's tags.
     pub fn size_bytes(&self) -> Result<u64> {
-        let rows = self.query(
-            None,
-            &format!(
-                "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = {}",
-                sql_string(&self.name)
-            ),
-        )?;
-        Ok(rows
+        self.scalar(&format!(
+            "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = {}",
+            sql_string(&self.name)
+        ))
+    }
+
+    /// The first cell of a query's result as a number (0 when empty).
+    pub fn scalar(&self, sql: &str) -> Result<u64> {
+        Ok(self
+            .query(None, sql)?
             .first()
             .and_then(|r| r.first())
             .and_then(|v| v.parse().ok())

@@ -358,18 +358,10 @@ fn drop_schema(db: &Database, schema: &str) {
 }
 
 fn refuse_triggers(db: &Database) -> Result<()> {
-    let rows = db.query(
-        None,
-        &format!(
-            "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {}",
-            sql_string(&db.name)
-        ),
-    )?;
-    let n: u64 = rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let n = db.scalar(&format!(
+        "SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = {}",
+        sql_string(&db.name)
+    ))?;
     if n > 0 {
         return Err(BackupError::Other(format!(
             "`{}` has {n} trigger(s): tables with triggers cannot be swapped between schemas with RENAME TABLE; restore with `peakguard restore` and import by hand",

@@ -142,17 +142,9 @@ pub fn carry_over(db: &Database, live: &str, target: &str) -> Result<Carried> {
 }
 
 fn count(db: &Database, schema: &str, table: &str) -> Result<u64> {
-    let rows = db.query(
-        None,
-        &format!(
-            "SELECT COUNT(*) FROM {}.{}",
-            sql_ident(schema),
-            sql_ident(table)
-        ),
-    )?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM {}.{}",
+        sql_ident(schema),
+        sql_ident(table)
+    ))
 }
