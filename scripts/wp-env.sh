@@ -29,7 +29,7 @@ log() { printf '[wp-env] %s\n' "$*" >&2; }
 
 install_packages() {
   local need=()
-  for bin in nginx mariadbd php wrk curl cmake promtool varnishd chromium openssl; do
+  for bin in nginx mariadbd php wrk curl cmake promtool varnishd chromium openssl restic rclone; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
   done
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
@@ -41,7 +41,7 @@ install_packages() {
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus varnish openssl chromium >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus varnish openssl chromium restic rclone >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 
