@@ -7,6 +7,8 @@ use crate::error::{BackupError, Result};
 use crate::repo::Repo;
 use crate::snapshot::{self, Kind, SnapshotInfo};
 use crate::source::{DUMP_PATH, SITE_DIR, SiteSource};
+use crate::unchanged::{LastSnapshot, files_digest};
+use rustic_core::repofile::SnapshotFile;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -26,14 +28,16 @@ pub struct BackupPlan {
     pub work_dir: PathBuf,
 }
 
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+/// How much of the previous snapshot a run could reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reuse {
+    /// Files and database read (unchanged files still deduplicated against the parent).
+    Nothing,
+    /// The files were unchanged: only the database was dumped and stored.
+    Files,
+    /// Nothing changed: the new snapshot points at the previous snapshot's tree.
+    Everything,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,14 +48,21 @@ pub struct BackupOutcome {
     pub dump_bytes: u64,
     /// The previous snapshot whose unchanged files were reused.
     pub parent: Option<String>,
+    pub reused: Reuse,
     pub files_new: u64,
     pub files_changed: u64,
     pub files_unmodified: u64,
     pub seconds: f64,
 }
 
+/// The tag of the short-lived database-only snapshot a [`Reuse::Files`] run merges from.
+const PARTIAL_TAG: &str = "peakguard-partial";
+
 impl Repo {
     /// Takes a snapshot. The caller holds the site's writer lock.
+    ///
+    /// When the files and the database are as the latest snapshot recorded them (see
+    /// [`crate::unchanged`]), the run reuses that snapshot instead of reading everything.
     pub fn backup(&self, plan: &BackupPlan) -> Result<BackupOutcome> {
         let started = Instant::now();
         if !plan.root.is_dir() {
@@ -61,11 +72,29 @@ impl Repo {
             )));
         }
         let id = snapshot::new_id();
-        let db_bytes = match &plan.database {
-            Some(db) => Some(db.size_bytes()?),
-            None => None,
+        let parent = self
+            .snapshot_files(Some(&plan.site))?
+            .into_iter()
+            .next_back();
+        let parent_id = parent.as_ref().map(|p| SnapshotInfo::from_file(p).id);
+        let recorded =
+            LastSnapshot::load(&plan.work_dir).filter(|r| Some(&r.snapshot) == parent_id.as_ref());
+        // Fingerprints first, data second: a change racing with this run shows next time.
+        let (db_bytes, db_print) = match &plan.database {
+            Some(db) => {
+                let (size, print) = db.fingerprint()?;
+                (Some(size), print)
+            }
+            None => (None, None),
         };
-        log::info!("database size read after {:?}", started.elapsed());
+        let files = files_digest(
+            &SiteSource::new(&plan.root, &plan.excludes, None).map_err(|e| self.err(e))?,
+        );
+        log::info!("fingerprints read after {:?}", started.elapsed());
+        let files_same = recorded.as_ref().is_some_and(|r| r.files == files);
+        let database_same = plan.database.is_none()
+            || (db_print.is_some() && recorded.as_ref().is_some_and(|r| r.database == db_print));
+
         let wp = snapshot::wordpress_version(&plan.root);
         let mut opts = SnapshotOptions::default();
         opts.label = Some(plan.site.clone());
@@ -77,10 +106,127 @@ impl Repo {
             BackupError::Other(format!("snapshot tags {tags:?}: {e}"))
         })?]);
 
-        let parent = self
-            .snapshot_files(Some(&plan.site))?
-            .into_iter()
-            .next_back();
+        let mut outcome = match (&parent, files_same, database_same) {
+            (Some(p), true, true) => self.reuse_everything(plan, p, snap, &id)?,
+            (Some(p), true, false) => self.reuse_files(plan, p, snap)?,
+            _ => self.read_everything(plan, parent.as_ref(), snap)?,
+        };
+        outcome.seconds = started.elapsed().as_secs_f64();
+        let record = LastSnapshot {
+            snapshot: outcome.snapshot.id.clone(),
+            files,
+            database: db_print,
+        };
+        if let Err(e) = record.store(&plan.work_dir) {
+            log::warn!(
+                "could not record what snapshot {} holds in {}: {e} (the next run reads everything)",
+                record.snapshot,
+                plan.work_dir.display()
+            );
+        }
+        log::info!(
+            "snapshot {} ({:?} reused) in {:?}",
+            outcome.snapshot.id,
+            outcome.reused,
+            started.elapsed()
+        );
+        Ok(outcome)
+    }
+
+    /// Nothing changed: a new snapshot (its own id, time and tags) of the parent's tree.
+    fn reuse_everything(
+        &self,
+        plan: &BackupPlan,
+        parent: &SnapshotFile,
+        mut snap: SnapshotFile,
+        id: &str,
+    ) -> Result<BackupOutcome> {
+        snap.tree = parent.tree;
+        snap.paths = parent.paths.clone();
+        snap.parent = Some(parent.id);
+        let mut summary = parent.summary.clone().unwrap_or_default();
+        summary.files_unmodified = summary.total_files_processed;
+        summary.files_new = 0;
+        summary.files_changed = 0;
+        summary.dirs_unmodified = summary.total_dirs_processed;
+        summary.dirs_new = 0;
+        summary.dirs_changed = 0;
+        summary.data_blobs = 0;
+        summary.tree_blobs = 0;
+        summary.data_added = 0;
+        summary.data_added_packed = 0;
+        summary.data_added_files = 0;
+        summary.data_added_files_packed = 0;
+        summary.data_added_trees = 0;
+        summary.data_added_trees_packed = 0;
+        summary.command = snap
+            .summary
+            .as_ref()
+            .map(|s| s.command.clone())
+            .unwrap_or_default();
+        summary.backup_start = snap.time.clone();
+        summary.backup_end = rustic_core::jiff::Zoned::now();
+        summary.backup_duration = 0.0;
+        summary.total_duration = 0.0;
+        snap.summary = Some(summary);
+        self.handle()?
+            .save_snapshots(vec![snap])
+            .map_err(|e| self.err(e))?;
+        let saved = self.find(Some(&plan.site), id)?;
+        Ok(self.outcome(&saved, Some(parent), Reuse::Everything, 0, Vec::new()))
+    }
+
+    /// Only the database changed: its dump is stored alone, then merged with the parent's
+    /// tree (whose `/site` is reused as it is).
+    fn reuse_files(
+        &self,
+        plan: &BackupPlan,
+        parent: &SnapshotFile,
+        mut snap: SnapshotFile,
+    ) -> Result<BackupOutcome> {
+        let dump = Dump::take(plan)?;
+        let source = SiteSource::dump_only(dump.file_and_size());
+        let mut partial = SnapshotOptions::default();
+        partial.label = Some(plan.site.clone());
+        partial.host = Some(hostname());
+        let mut partial = partial.to_snapshot().map_err(|e| self.err(e))?;
+        partial.add_tags(vec![PARTIAL_TAG.parse().map_err(|e| {
+            BackupError::Other(format!("snapshot tag {PARTIAL_TAG}: {e}"))
+        })?]);
+        let mut opts = BackupOptions::default();
+        opts.parent_opts.force = true;
+        opts.no_scan = !self.progress.visible;
+        let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
+        let partial = indexed
+            .archive(&opts, &source, partial, &[PathBuf::from(DUMP_PATH)])
+            .map_err(|e| self.err(e))?;
+        snap.parent = Some(parent.id);
+        // Indexed again: the merge reads the tree the archive just wrote.
+        let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
+        // The newer node wins: the fresh dump over the parent's.
+        let merged = indexed.merge_snapshots(
+            &[partial.clone(), parent.clone()],
+            &|a, b| a.meta.mtime.cmp(&b.meta.mtime),
+            snap,
+        );
+        if let Err(e) = indexed.delete_snapshots(&[partial.id]) {
+            log::warn!(
+                "could not remove the helper snapshot {} ({PARTIAL_TAG}): {}",
+                partial.id,
+                e.display_log()
+            );
+        }
+        let merged = merged.map_err(|e| self.err(e))?;
+        Ok(self.outcome(&merged, Some(parent), Reuse::Files, dump.bytes, Vec::new()))
+    }
+
+    /// Files and database read (unchanged files deduplicated against the parent).
+    fn read_everything(
+        &self,
+        plan: &BackupPlan,
+        parent: Option<&SnapshotFile>,
+        snap: SnapshotFile,
+    ) -> Result<BackupOutcome> {
         let mut parent_opts = ParentOptions::default();
         parent_opts.parents = parent.iter().map(|p| p.id.to_string()).collect();
         parent_opts.force = parent.is_none();
@@ -89,34 +235,27 @@ impl Repo {
         // The size scan only feeds the progress bar's ETA; skip it when nobody watches.
         backup_opts.no_scan = !self.progress.visible;
         // The dump first: if it fails, no snapshot is written at all.
-        let dump_file = plan.work_dir.join("database.sql.dump");
         let dump = match &plan.database {
-            Some(db) => {
-                std::fs::create_dir_all(&plan.work_dir)
-                    .map_err(|e| BackupError::io("creating", &plan.work_dir, e))?;
-                let size = db.dump_to(&dump_file)?;
-                Some((dump_file.clone(), size))
-            }
+            Some(_) => Some(Dump::take(plan)?),
             None => None,
         };
-        let dump_bytes = dump.as_ref().map_or(0, |d| d.1);
-        let _remove_dump = RemoveOnDrop(dump.as_ref().map(|d| d.0.clone()));
-        let source = SiteSource::new(&plan.root, &plan.excludes, dump).map_err(|e| self.err(e))?;
+        let source = SiteSource::new(
+            &plan.root,
+            &plan.excludes,
+            dump.as_ref().map(Dump::file_and_size),
+        )
+        .map_err(|e| self.err(e))?;
         let report = source.report();
         let mut paths = vec![PathBuf::from(SITE_DIR)];
-        if plan.database.is_some() {
+        if dump.is_some() {
             paths.insert(0, PathBuf::from(DUMP_PATH));
         }
-        log::info!("parent chosen after {:?}", started.elapsed());
         let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
-        log::info!("index read after {:?}", started.elapsed());
         let saved = indexed
             .archive(&backup_opts, &source, snap, &paths)
             .map_err(|e| self.err(e))?;
-
-        log::info!("archived after {:?}", started.elapsed());
         let report = report.lock();
-        let remove = |why: BackupError| -> BackupError {
+        if !report.unreadable.is_empty() && !plan.allow_unreadable {
             if let Err(e) = indexed.delete_snapshots(&[saved.id]) {
                 log::error!(
                     "could not remove the failed snapshot {}: {}",
@@ -124,26 +263,72 @@ impl Repo {
                     e.display_log()
                 );
             }
-            why
-        };
-        if !report.unreadable.is_empty() && !plan.allow_unreadable {
-            return Err(remove(BackupError::Unreadable {
+            LastSnapshot::forget(&plan.work_dir);
+            return Err(BackupError::Unreadable {
                 root: plan.root.clone(),
                 count: report.unreadable.len(),
                 first: report.unreadable[0].clone(),
-            }));
+            });
         }
+        Ok(self.outcome(
+            &saved,
+            parent,
+            Reuse::Nothing,
+            dump.map_or(0, |d| d.bytes),
+            report.unreadable.clone(),
+        ))
+    }
+
+    fn outcome(
+        &self,
+        saved: &SnapshotFile,
+        parent: Option<&SnapshotFile>,
+        reused: Reuse,
+        dump_bytes: u64,
+        unreadable: Vec<String>,
+    ) -> BackupOutcome {
         let summary = saved.summary.clone().unwrap_or_default();
-        Ok(BackupOutcome {
-            snapshot: SnapshotInfo::from_file(&saved),
-            unreadable: report.unreadable.clone(),
+        BackupOutcome {
+            snapshot: SnapshotInfo::from_file(saved),
+            unreadable,
             dump_bytes,
-            parent: parent.map(|p| SnapshotInfo::from_file(&p).id),
+            parent: parent.map(|p| SnapshotInfo::from_file(p).id),
+            reused,
             files_new: summary.files_new,
             files_changed: summary.files_changed,
             files_unmodified: summary.files_unmodified,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+            seconds: 0.0,
+        }
+    }
+}
+
+/// The database dump in the state directory while it is archived; removed when dropped.
+struct Dump {
+    file: PathBuf,
+    bytes: u64,
+}
+
+impl Dump {
+    /// Dumps the plan's database; a failed dump is an error (and leaves no file).
+    fn take(plan: &BackupPlan) -> Result<Dump> {
+        let db = plan.database.as_ref().ok_or_else(|| {
+            BackupError::Other("internal: a dump was asked for a plan without database".into())
+        })?;
+        std::fs::create_dir_all(&plan.work_dir)
+            .map_err(|e| BackupError::io("creating", &plan.work_dir, e))?;
+        let file = plan.work_dir.join("database.sql.dump");
+        let bytes = db.dump_to(&file)?;
+        Ok(Dump { file, bytes })
+    }
+
+    fn file_and_size(&self) -> (PathBuf, u64) {
+        (self.file.clone(), self.bytes)
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
     }
 }
 

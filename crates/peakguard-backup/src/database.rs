@@ -225,6 +225,41 @@ impl Database {
         ))
     }
 
+    /// The database's size and a fingerprint of its state, read in one query: `None` as
+    /// fingerprint when the server gives none (then every run dumps).
+    ///
+    /// The fingerprint is InnoDB's current log sequence number (it moves with every
+    /// committed write and every InnoDB DDL, and stands still while the server only reads:
+    /// checked against a dump, which leaves it unchanged), the server's DDL counters for
+    /// what does not live in InnoDB (routines, triggers, events, views), and every
+    /// non-InnoDB table of the schema with its update time and row count. A restart moves
+    /// the sequence number too (checked), so counters that restart from zero cannot
+    /// repeat an old fingerprint.
+    pub fn fingerprint(&self) -> Result<(u64, Option<String>)> {
+        let schema = sql_string(&self.name);
+        let sql = format!(
+            "SET SESSION group_concat_max_len = 16777216; \
+             SELECT \
+               (SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = {schema}), \
+               (SELECT variable_value FROM information_schema.global_status WHERE variable_name = 'INNODB_LSN_CURRENT'), \
+               SHA2(CONCAT_WS('|', \
+                 (SELECT GROUP_CONCAT(CONCAT(variable_name, '=', variable_value) ORDER BY variable_name) \
+                    FROM information_schema.global_status \
+                    WHERE variable_name REGEXP '^COM_(CREATE|DROP|ALTER|RENAME)_|^COM_TRUNCATE'), \
+                 (SELECT GROUP_CONCAT(CONCAT_WS(':', table_name, engine, create_time, IFNULL(update_time, '-'), IF(engine = 'InnoDB', '', table_rows)) ORDER BY table_name) \
+                    FROM information_schema.tables WHERE table_schema = {schema})), 256)"
+        );
+        let rows = self.query(None, &sql)?;
+        let row = rows.first().cloned().unwrap_or_default();
+        let size = row.first().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let lsn = row.get(1).filter(|v| !v.is_empty() && *v != "NULL");
+        let rest = row.get(2).filter(|v| !v.is_empty() && *v != "NULL");
+        Ok((
+            size,
+            lsn.zip(rest).map(|(lsn, rest)| format!("lsn={lsn};{rest}")),
+        ))
+    }
+
     /// The first cell of a query's result as a number (0 when empty).
     pub fn scalar(&self, sql: &str) -> Result<u64> {
         Ok(self

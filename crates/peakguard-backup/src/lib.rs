@@ -24,8 +24,9 @@ mod retention;
 mod rollback;
 mod snapshot;
 mod source;
+pub mod unchanged;
 
-pub use backup::{BackupOutcome, BackupPlan};
+pub use backup::{BackupOutcome, BackupPlan, Reuse};
 pub use bunker::{BunkerLag, CopyOutcome};
 pub use check::CheckOutcome;
 pub use database::{Database, sql_ident, sql_string};

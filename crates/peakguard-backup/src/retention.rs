@@ -21,6 +21,12 @@ pub struct RetentionOutcome {
     pub kept: usize,
     pub forgotten: Vec<String>,
     pub pruned: bool,
+    /// Bytes of data no kept snapshot uses, found by this prune. Their packs are marked
+    /// and deleted by a prune at least 23 hours later (rustic's two-phase prune: a restore
+    /// or copy that started before never loses a pack under it).
+    pub unused_bytes: u64,
+    /// Packs marked by an earlier prune and deleted now.
+    pub packs_deleted: u64,
     pub seconds: f64,
 }
 
@@ -70,15 +76,21 @@ impl Repo {
         if !ids.is_empty() {
             repo.delete_snapshots(&ids).map_err(|e| self.err(e))?;
         }
+        let (mut unused_bytes, mut packs_deleted) = (0, 0);
         if prune {
             let opts = PruneOptions::default();
             let plan = repo.prune_plan(&opts).map_err(|e| self.err(e))?;
+            let size = plan.stats.size_sum();
+            unused_bytes = size.remove + size.repackrm;
+            packs_deleted = plan.stats.packs_to_delete.remove;
             repo.prune(&opts, plan).map_err(|e| self.err(e))?;
         }
         Ok(RetentionOutcome {
             kept: total - forgotten.len(),
             forgotten,
             pruned: prune,
+            unused_bytes,
+            packs_deleted,
             seconds: started.elapsed().as_secs_f64(),
         })
     }

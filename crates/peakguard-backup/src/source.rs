@@ -35,7 +35,8 @@ type Shared = Arc<Mutex<SourceReport>>;
 type LocalOpen = <LocalSource as ReadSource>::Open;
 
 pub struct SiteSource {
-    local: LocalSource,
+    /// `None`: the dump alone.
+    local: Option<LocalSource>,
     root: PathBuf,
     dump: Option<(PathBuf, u64)>,
     report: Shared,
@@ -64,11 +65,21 @@ impl SiteSource {
             &[root.to_path_buf()],
         )?;
         Ok(SiteSource {
-            local,
+            local: Some(local),
             root: root.to_path_buf(),
             dump,
             report: Shared::default(),
         })
+    }
+
+    /// The dump alone (for a run whose files are unchanged).
+    pub fn dump_only(dump: (PathBuf, u64)) -> Self {
+        SiteSource {
+            local: None,
+            root: PathBuf::new(),
+            dump: Some(dump),
+            report: Shared::default(),
+        }
     }
 
     pub fn report(&self) -> Shared {
@@ -138,7 +149,11 @@ impl ReadSource for SiteSource {
     type Iter = Box<dyn Iterator<Item = RusticResult<ReadSourceEntry<SiteOpen>>> + Send>;
 
     fn size(&self) -> RusticResult<Option<u64>> {
-        self.local.size()
+        let dump = self.dump.as_ref().map_or(0, |d| d.1);
+        match &self.local {
+            Some(local) => Ok(local.size()?.map(|s| s + dump)),
+            None => Ok(Some(dump)),
+        }
     }
 
     fn entries(&self) -> Self::Iter {
@@ -159,19 +174,23 @@ impl ReadSource for SiteSource {
         });
         let root = self.root.clone();
         let report = self.report.clone();
-        let files = self.local.entries().filter_map(move |item| match item {
-            Ok(entry) => {
-                let Ok(rel) = entry.path.strip_prefix(&root) else {
-                    return Some(Ok(entry_with(entry, PathBuf::from(SITE_DIR), &report)));
-                };
-                let path = Path::new(SITE_DIR).join(rel);
-                Some(Ok(entry_with(entry, path, &report)))
-            }
-            Err(e) => {
-                report.lock().unreadable.push(e.display_log());
-                None
-            }
-        });
+        let local = self.local.as_ref().map(|l| l.entries());
+        let files = local
+            .into_iter()
+            .flatten()
+            .filter_map(move |item| match item {
+                Ok(entry) => {
+                    let Ok(rel) = entry.path.strip_prefix(&root) else {
+                        return Some(Ok(entry_with(entry, PathBuf::from(SITE_DIR), &report)));
+                    };
+                    let path = Path::new(SITE_DIR).join(rel);
+                    Some(Ok(entry_with(entry, path, &report)))
+                }
+                Err(e) => {
+                    report.lock().unreadable.push(e.display_log());
+                    None
+                }
+            });
         Box::new(dump.into_iter().chain(files))
     }
 }

@@ -6,6 +6,10 @@
 //! - `POST /purge?url=URL` | `?prefix=URL` | `?tag=TAG` | `?all=1` → `{"purged": N}`
 //! - `GET  /maintenance`, `POST /maintenance?state=on|off[&message=..][&retry_after=SECS]`
 //!
+//! - whatever the [`AdminExtension`]s add (the backup daemon: `GET /backups`,
+//!   `POST /backup?site=NAME`), their metrics appended to `/metrics` and their status to
+//!   `/status`.
+//!
 //! A purge URL without a scheme purges both `http://` and `https://` copies.
 
 use crate::state::EdgeState;
@@ -20,6 +24,24 @@ use std::sync::Arc;
 
 pub struct AdminApp {
     pub state: Arc<EdgeState>,
+}
+
+/// A part of peakguard that serves endpoints, metrics and status through the admin API
+/// without the edge knowing it (the backup daemon). Called on the admin listener's runtime:
+/// must answer without blocking.
+pub trait AdminExtension: Send + Sync {
+    /// Its key in `/status`.
+    fn name(&self) -> &str;
+    /// Answers `method path` (status code and JSON) when the endpoint is its own.
+    fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Option<(u16, serde_json::Value)>;
+    /// Prometheus exposition text appended to `/metrics`.
+    fn metrics(&self) -> String;
+    fn status(&self) -> serde_json::Value;
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -134,9 +156,7 @@ impl AdminApp {
     fn status(&self) -> Response<Vec<u8>> {
         let s = self.state.cache.snapshot();
         let m = &self.state.metrics;
-        json_reply(
-            StatusCode::OK,
-            json!({
+        let mut status = json!({
                 "uptime_secs": self.state.started.elapsed().as_secs(),
                 "maintenance": self.state.maintenance.read().on,
                 "requests": m.total_requests(),
@@ -145,8 +165,11 @@ impl AdminApp {
                     "memory_bytes": s.memory_bytes, "memory_objects": s.memory_objects,
                     "disk_bytes": s.disk_bytes, "disk_objects": s.disk_objects,
                 },
-            }),
-        )
+        });
+        for ext in &self.state.extensions {
+            status[ext.name()] = ext.status();
+        }
+        json_reply(StatusCode::OK, status)
     }
 }
 
@@ -187,10 +210,13 @@ impl ServeHttp for AdminApp {
         }
         match (method.as_str(), path.as_str()) {
             ("GET", "/metrics") => {
-                let body = self.state.metrics.render(
+                let mut body = self.state.metrics.render(
                     &self.state.cache.snapshot(),
                     self.state.maintenance.read().on,
                 );
+                for ext in &self.state.extensions {
+                    body.push_str(&ext.metrics());
+                }
                 reply(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
@@ -200,10 +226,21 @@ impl ServeHttp for AdminApp {
             ("GET", "/status") => self.status(),
             ("POST", "/purge") => self.purge(&q),
             ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),
-            _ => json_reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": format!("no such admin endpoint: {method} {path}")}),
-            ),
+            (m, p) => {
+                if let Some((code, value)) = self
+                    .state
+                    .extensions
+                    .iter()
+                    .find_map(|ext| ext.handle(m, p, &q))
+                {
+                    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+                    return json_reply(code, value);
+                }
+                json_reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": format!("no such admin endpoint: {method} {path}")}),
+                )
+            }
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct ServeOptions {
     pub config_path: Option<PathBuf>,
     /// Take the listening sockets over from a running instance (zero-downtime upgrade).
     pub upgrade: bool,
+    /// Served through the admin API (the backup daemon).
+    pub extensions: Vec<Arc<dyn admin::AdminExtension>>,
 }
 
 /// Resolves the admin token: configured, else the token file, else a new random one written
@@ -119,6 +121,7 @@ pub fn live_from(config: &Config) -> Result<state::Live, EdgeError> {
 pub fn build_state(
     config: &Config,
     config_path: Option<PathBuf>,
+    extensions: Vec<Arc<dyn admin::AdminExtension>>,
 ) -> Result<Arc<state::EdgeState>, EdgeError> {
     if config.sites.is_empty() {
         return Err(EdgeError::NoSite);
@@ -170,6 +173,7 @@ pub fn build_state(
         admin_token: admin_token(config)?,
         config_path,
         started: std::time::Instant::now(),
+        extensions,
     }))
 }
 
@@ -200,7 +204,7 @@ fn l4_buffers(config: &Config) -> L4BufferSettings {
 /// `run_forever()` on the result.
 pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>), EdgeError> {
     let config = opts.config;
-    let state = build_state(&config, opts.config_path)?;
+    let state = build_state(&config, opts.config_path, opts.extensions)?;
     let pid = std::process::id().to_string();
     let _ = std::fs::write(&config.server.pid_file, pid);
     let opt = Opt {

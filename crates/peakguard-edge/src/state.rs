@@ -30,6 +30,8 @@ pub struct EdgeState {
     pub admin_token: String,
     pub config_path: Option<PathBuf>,
     pub started: std::time::Instant,
+    /// Endpoints, metrics and status served for other parts (the backup daemon).
+    pub extensions: Vec<Arc<dyn crate::admin::AdminExtension>>,
 }
 
 impl EdgeState {

@@ -6,7 +6,8 @@ use crate::backup_site::{BackupSite, pick};
 use crate::cli::{BackupCommand, SiteArgs};
 use anyhow::{Context, Result};
 use peakguard_backup::{
-    EdgeHooks, Kind, Repo, RollbackPlan, SnapshotInfo, TermProgress, WriterLock,
+    BackupOutcome, EdgeHooks, Kind, Repo, Reuse, RollbackPlan, SnapshotInfo, TermProgress,
+    WriterLock,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -36,9 +37,18 @@ fn open(site: &BackupSite, bunker: bool, create: bool, json: bool) -> Result<Rep
     Ok(Repo::open(spec, create, progress(json))?)
 }
 
+/// The writer lock of the main repository.
 fn lock(site: &BackupSite) -> Result<WriterLock> {
     Ok(WriterLock::acquire(
         &site.state_dir,
+        Duration::from_secs(5),
+    )?)
+}
+
+/// The writer lock of the bunker (its own, so copies never hold up snapshots).
+fn bunker_lock(site: &BackupSite) -> Result<WriterLock> {
+    Ok(WriterLock::acquire(
+        &site.state_dir.join("bunker"),
         Duration::from_secs(5),
     )?)
 }
@@ -76,6 +86,39 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
     )
 }
 
+/// One line saying what a backup run did.
+pub fn backup_line(site: &BackupSite, out: &BackupOutcome) -> String {
+    let what = match out.reused {
+        Reuse::Everything => {
+            "nothing changed since the last snapshot: its files and database reused".to_string()
+        }
+        Reuse::Files => format!(
+            "files unchanged (reused), database dump {}",
+            human_bytes(out.dump_bytes)
+        ),
+        Reuse::Nothing => format!(
+            "{} new, {} changed, {} unchanged files, {} added, database dump {}",
+            out.files_new,
+            out.files_changed,
+            out.files_unmodified,
+            human_bytes(out.snapshot.added_bytes),
+            if site.database.is_some() {
+                human_bytes(out.dump_bytes)
+            } else {
+                "skipped".into()
+            },
+        ),
+    };
+    format!(
+        "snapshot {} of {}: {} files, {}; {what}; in {:.2}s",
+        out.snapshot.id,
+        site.name,
+        out.snapshot.files,
+        human_bytes(out.snapshot.bytes),
+        out.seconds
+    )
+}
+
 pub fn run(command: BackupCommand) -> Result<ExitCode> {
     match command {
         BackupCommand::Backup { site, json } => {
@@ -86,23 +129,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
             if json {
                 print_json(&out)?;
             } else {
-                println!(
-                    "snapshot {} of {}: {} files ({} new, {} changed, {} unchanged), {} read, {} added, database dump {}, in {:.2}s",
-                    out.snapshot.id,
-                    site.name,
-                    out.snapshot.files,
-                    out.files_new,
-                    out.files_changed,
-                    out.files_unmodified,
-                    human_bytes(out.snapshot.bytes),
-                    human_bytes(out.snapshot.added_bytes),
-                    if site.database.is_some() {
-                        human_bytes(out.dump_bytes)
-                    } else {
-                        "skipped".into()
-                    },
-                    out.seconds
-                );
+                println!("{}", backup_line(&site, &out));
                 for f in &out.unreadable {
                     println!("  unreadable (allowed): {f}");
                 }
@@ -275,7 +302,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Copy { site, json } => {
             let (_, site) = site_of(&site)?;
-            let _lock = lock(&site)?;
+            let _lock = bunker_lock(&site)?;
             let main = open(&site, false, false, json)?;
             let bunker_spec = site
                 .bunker
@@ -298,16 +325,22 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Prune { site, bunker, json } => {
             let (_, site) = site_of(&site)?;
-            let _lock = lock(&site)?;
+            let _lock = if bunker {
+                bunker_lock(&site)?
+            } else {
+                lock(&site)?
+            };
             let repo = open(&site, bunker, false, json)?;
             let out = repo.apply_retention(&site.name, &site.retention(bunker), true)?;
             if json {
                 print_json(&out)?;
             } else {
                 println!(
-                    "kept {}, forgot {}, pruned unreferenced data in {:.2}s",
+                    "kept {}, forgot {}; {} no longer used (marked now, deleted by a prune at least 23 h later), {} marked pack(s) deleted now; in {:.2}s",
                     out.kept,
                     out.forgotten.len(),
+                    human_bytes(out.unused_bytes),
+                    out.packs_deleted,
                     out.seconds
                 );
             }

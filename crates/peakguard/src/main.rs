@@ -4,6 +4,7 @@
 
 mod admin_client;
 mod backup_cmd;
+mod backup_daemon;
 mod backup_site;
 mod cli;
 mod demo;
@@ -94,10 +95,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(a) = &args.admin_listen {
                 config.admin.listen = a.clone();
             }
+            let backups = backup_daemon::BackupDaemon::start(&config)?;
+            let mut extensions: Vec<std::sync::Arc<dyn peakguard_edge::admin::AdminExtension>> =
+                Vec::new();
+            if let Some(b) = &backups {
+                extensions.push(b.clone());
+            }
             let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
                 config: config.clone(),
                 config_path: path,
                 upgrade: args.upgrade,
+                extensions,
             })?;
             eprintln!(
                 "peakguard: serving {} site(s) on {} (admin on {}, token in {})",

@@ -2,8 +2,11 @@
 //! Debian's WordPress tree, a private MariaDB, and Debian's `restic` reading our repository.
 //! Ignored by default; `scripts/test.sh` runs them after starting the environment.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_peakguard");
 
@@ -281,5 +284,543 @@ fn rollback_returns_files_and_database_and_keeps_new_orders() {
     // Leave the shared environment as it was.
     ok(pg(&config, &["rollback", &before_id, "--no-keep-orders"]));
     sql("DROP TABLE IF EXISTS wp_wc_orders");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn json(out: std::process::Output) -> serde_json::Value {
+    let text = ok(out);
+    let start = text.find('{').expect("JSON output");
+    serde_json::from_str(&text[start..text.rfind('}').expect("JSON end") + 1]).expect("JSON")
+}
+
+/// Debian's restic on a repository directory (`password` as given).
+fn restic(repo: &Path, password: &str, args: &[&str]) -> std::process::Output {
+    Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", password.trim())
+        .output()
+        .expect("restic")
+}
+
+fn random_file(path: &Path, megabytes: usize) {
+    let out = Command::new("head")
+        .args(["-c", &format!("{megabytes}M"), "/dev/urandom"])
+        .output()
+        .expect("head");
+    std::fs::write(path, out.stdout).expect("random file");
+}
+
+fn data_files(repo: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files = Vec::new();
+    for sub in std::fs::read_dir(repo.join("data"))
+        .expect("data dir")
+        .flatten()
+    {
+        for f in std::fs::read_dir(sub.path())
+            .expect("data subdir")
+            .flatten()
+        {
+            files.push((f.path(), f.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+    files
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn unchanged_runs_reuse_the_last_snapshot_and_restic_agrees() {
+    let (dir, config) = setup("reuse", "");
+    let site = dir.join("site");
+    let first = json(pg(&config, &["backup", "--json"]));
+    assert_eq!(first["reused"], "nothing", "{first}");
+    // Nothing changed. InnoDB may still flush its own background work for a moment after
+    // the previous test's writes, which rightly counts as a change: allow a few tries.
+    let mut reused = serde_json::Value::Null;
+    for _ in 0..5 {
+        reused = json(pg(&config, &["backup", "--json"]));
+        if reused["reused"] == "everything" {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(reused["reused"], "everything", "{reused}");
+    assert_eq!(reused["snapshot"]["files"], first["snapshot"]["files"]);
+
+    // Only the database changes: the files are reused, the new dump is stored.
+    let blogname = sql("SELECT option_value FROM wp_options WHERE option_name = 'blogname'");
+    let nonce = format!("{:?}", Instant::now());
+    sql(&format!(
+        "UPDATE wp_options SET option_value = 'Reuse test {nonce}' WHERE option_name = 'blogname'"
+    ));
+    let db_only = json(pg(&config, &["backup", "--json"]));
+    assert_eq!(db_only["reused"], "files", "{db_only}");
+    // One file changes: everything is read again (unchanged files deduplicated).
+    std::fs::write(
+        site.join("wp-content/uploads/2026/11/hero.jpg"),
+        vec![8u8; 300_000],
+    )
+    .expect("edit");
+    let changed = json(pg(&config, &["backup", "--json"]));
+    assert_eq!(changed["reused"], "nothing", "{changed}");
+    assert_eq!(
+        changed["files_changed"], 2,
+        "hero.jpg and the dump: {changed}"
+    );
+    assert_eq!(changed["files_new"], 0, "{changed}");
+
+    // Debian's restic reads each kind of snapshot: the database-only one holds the new
+    // option and the unchanged files.
+    let password = std::fs::read_to_string(dir.join("state/password")).expect("password");
+    let repo = dir.join("state/repo");
+    ok(restic(&repo, &password, &["check", "--read-data"]));
+    let id = db_only["snapshot"]["id"].as_str().expect("id");
+    let target = dir.join("db-only");
+    ok(restic(
+        &repo,
+        &password,
+        &[
+            "restore",
+            "latest",
+            "--tag",
+            &format!("pgid:{id}"),
+            "--target",
+            target.to_str().expect("utf8"),
+        ],
+    ));
+    let dump = std::fs::read_to_string(target.join("database.sql")).expect("dump");
+    assert!(
+        dump.contains(&format!("Reuse test {nonce}")),
+        "the new dump is in the snapshot"
+    );
+    std::fs::write(
+        site.join("wp-content/uploads/2026/11/hero.jpg"),
+        vec![7u8; 300_000],
+    )
+    .expect("edit back");
+    assert_eq!(
+        sums(&target.join("site")),
+        sums(&site),
+        "the reused files are the site's files"
+    );
+    sql(&format!(
+        "UPDATE wp_options SET option_value = '{}' WHERE option_name = 'blogname'",
+        blogname.trim()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn kill_9_during_a_backup_then_the_next_backup_and_check_succeed() {
+    let (dir, config) = setup("kill9", "");
+    ok(pg(&config, &["backup"]));
+    random_file(&dir.join("site/wp-content/uploads/2026/11/video.mp4"), 300);
+    let repo = dir.join("state/repo");
+    let before: u64 = data_files(&repo).iter().map(|f| f.1).sum();
+    let mut child = Command::new(BIN)
+        .args(["backup", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start backup");
+    // Killed once it has written some of the new data, before it can finish.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: u64 = data_files(&repo).iter().map(|f| f.1).sum();
+        if now > before + (20 << 20) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backup wrote no data in 60 s"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the backup ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let list = json(pg(&config, &["snapshots", "--json"]));
+    assert_eq!(
+        list["snapshots"].as_array().map(Vec::len),
+        Some(1),
+        "the killed run left no snapshot: {list}"
+    );
+
+    let next = json(pg(&config, &["backup", "--json"]));
+    assert_eq!(next["files_new"], 1, "{next}");
+    let check = ok(pg(&config, &["check", "--read-data"]));
+    assert!(check.contains("no errors"), "{check}");
+    let password = std::fs::read_to_string(dir.join("state/password")).expect("password");
+    ok(restic(&repo, &password, &["check", "--read-data"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn a_flipped_byte_is_reported_by_check_and_named_by_restore() {
+    let (dir, config) = setup("flip", "");
+    ok(pg(&config, &["backup"]));
+    let repo = dir.join("state/repo");
+    let before: Vec<PathBuf> = data_files(&repo).into_iter().map(|f| f.0).collect();
+    random_file(&dir.join("site/wp-content/uploads/2026/11/catalog.pdf"), 3);
+    ok(pg(&config, &["backup"]));
+    // The new data pack holds the new file alone (trees go to packs of their own).
+    let (pack, size) = data_files(&repo)
+        .into_iter()
+        .filter(|f| !before.contains(&f.0))
+        .max_by_key(|f| f.1)
+        .expect("a new pack");
+    assert!(size > 2 << 20, "the new file's pack: {size} bytes");
+    let mut bytes = std::fs::read(&pack).expect("pack");
+    bytes[(size / 2) as usize] ^= 0x01;
+    let mut perms = std::fs::metadata(&pack).expect("meta").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&pack, perms).expect("writable");
+    std::fs::write(&pack, bytes).expect("flip");
+
+    let check = pg(&config, &["check", "--read-data"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!check.status.success(), "check must fail: {text}");
+    assert!(text.contains("DAMAGED"), "{text}");
+    let name = pack
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("pack name");
+    assert!(
+        text.contains(&name[..8]),
+        "check names the pack {name}: {text}"
+    );
+
+    let target = dir.join("restored");
+    let restore = pg(
+        &config,
+        &["restore", "latest", "--to", target.to_str().expect("utf8")],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&restore.stdout),
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    assert!(!restore.status.success(), "restore must fail: {text}");
+    assert!(
+        text.contains("/site/wp-content/uploads/2026/11/catalog.pdf"),
+        "restore names the damaged file: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn an_import_failing_midway_leaves_the_live_site_untouched() {
+    // The client breaks the import halfway (the real MariaDB then stops with an error):
+    // queries pass through unchanged.
+    let dir = std::env::temp_dir().join(format!("pg-backup-{}-client", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let client = dir.join("half-import");
+    std::fs::write(
+        &client,
+        r#"#!/bin/sh
+# Queries (--execute) and short scripts pass through; a dump import is broken halfway.
+for a in "$@"; do case "$a" in --execute*) exec mariadb "$@";; esac; done
+tmp=$(mktemp); cat > "$tmp"; n=$(wc -l < "$tmp")
+if [ "$n" -lt 50 ]; then mariadb "$@" < "$tmp"; rc=$?; rm -f "$tmp"; exit $rc; fi
+{ head -n $((n / 2)) "$tmp"; echo 'THIS IS NOT SQL;'; tail -n +$((n / 2 + 1)) "$tmp"; } | mariadb "$@"
+rc=$?; rm -f "$tmp"; exit $rc
+"#,
+    )
+    .expect("client script");
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&client)
+        .status()
+        .expect("chmod");
+    let (site_dir, config) = setup(
+        "halfimport",
+        &format!(
+            "[site.backup.database]\nclient_command = \"{}\"\n",
+            client.display()
+        ),
+    );
+    let site = site_dir.join("site");
+    let snap = snapshot_id(&ok(pg(&config, &["backup"])));
+    std::fs::write(site.join("wp-content/uploads/2026/11/new.jpg"), "new").expect("add");
+    sql("UPDATE wp_posts SET post_title = CONCAT(post_title, ' CHANGED') WHERE post_type = 'post'");
+    let files = sums(&site);
+    let posts = sql("SELECT ID, post_title FROM wp_posts ORDER BY ID");
+
+    let out = pg(&config, &["rollback", &snap]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the rollback must stop: {text}");
+    assert!(text.contains("import database"), "{text}");
+    assert!(
+        text.contains("THIS IS NOT SQL") || text.contains("syntax"),
+        "the server's error is shown: {text}"
+    );
+    assert!(text.contains("were not changed"), "{text}");
+    assert_eq!(sums(&site), files, "live files untouched");
+    assert_eq!(
+        sql("SELECT ID, post_title FROM wp_posts ORDER BY ID"),
+        posts,
+        "live database untouched"
+    );
+    let leftovers = sql(
+        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'peakguard\\_e2e\\_\\_pg%'",
+    );
+    assert_eq!(leftovers.trim(), "0", "no half-imported schema left behind");
+    assert!(
+        !site_dir.join(".site.peakguard-staging").exists(),
+        "no staging directory left behind"
+    );
+
+    sql(
+        "UPDATE wp_posts SET post_title = REPLACE(post_title, ' CHANGED', '') WHERE post_type = 'post'",
+    );
+    let _ = std::fs::remove_dir_all(&site_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn retention_forgets_and_prunes_and_export_makes_an_archive() {
+    let (dir, config) = setup(
+        "retention",
+        "[site.backup.retention]\nkeep_last = 2\nkeep_hourly = 0\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n",
+    );
+    let site = dir.join("site");
+    // The site first; then snapshot i holds upload r{i} alone (4 MB of random data, in
+    // packs of its own).
+    ok(pg(&config, &["backup"]));
+    let upload = |i: usize| site.join(format!("wp-content/uploads/2026/11/r{i}.bin"));
+    for i in 0..4 {
+        if i > 0 {
+            std::fs::remove_file(upload(i - 1)).expect("rm");
+        }
+        random_file(&upload(i), 4);
+        ok(pg(&config, &["backup"]));
+    }
+    std::fs::remove_file(upload(3)).expect("rm");
+    let last = snapshot_id(&ok(pg(&config, &["backup"])));
+    let repo = dir.join("state/repo");
+    let pruned = json(pg(&config, &["prune", "--json"]));
+    assert_eq!(pruned["kept"], 2, "{pruned}");
+    assert_eq!(
+        pruned["forgotten"].as_array().map(Vec::len),
+        Some(4),
+        "{pruned}"
+    );
+    // r0, r1 and r2 (12 MB, incompressible) are used by forgotten snapshots only; their
+    // packs are marked now and deleted by a prune a day later (two-phase prune).
+    let unused = pruned["unused_bytes"].as_u64().expect("unused_bytes");
+    assert!(unused >= 12 << 20, "{pruned}");
+    assert!(unused < 14 << 20, "only the forgotten data: {pruned}");
+    let check = ok(pg(&config, &["check", "--read-data"]));
+    assert!(check.contains("no errors"), "{check}");
+    let password = std::fs::read_to_string(dir.join("state/password")).expect("password");
+    ok(restic(&repo, &password, &["check", "--read-data"]));
+
+    let archive = dir.join("site.tar.gz");
+    ok(pg(
+        &config,
+        &["export", &last, "--to", archive.to_str().expect("utf8")],
+    ));
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir_all(&unpacked).expect("dir");
+    let tar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    assert_eq!(
+        sums(&unpacked.join("site")),
+        sums(&site),
+        "the archive holds the site's files"
+    );
+    assert!(
+        std::fs::read_to_string(unpacked.join("database.sql"))
+            .expect("dump in the archive")
+            .contains("CREATE TABLE `wp_posts`")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn admin(edge: &common::Edge, method: &str, path: &str) -> serde_json::Value {
+    let r = common::request(
+        edge.admin,
+        method,
+        "admin",
+        path,
+        &[("Authorization", &format!("Bearer {}", common::TOKEN))],
+        b"",
+    );
+    serde_json::from_str(&r.text()).unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", r.text()))
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Rclone(std::process::Child);
+
+impl Rclone {
+    fn start(port: u16, dir: &Path) -> Rclone {
+        let child = Command::new("rclone")
+            .args(["serve", "restic", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rclone serve restic");
+        wait_for("rclone to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Rclone(child)
+    }
+}
+
+impl Drop for Rclone {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn serve_backs_up_on_schedule_and_on_demand_and_the_bunker_survives_its_server_dying() {
+    let [port, admin_port, rest_port, _] = common::ports();
+    let dir = common::fresh_dir("bunker");
+    let site = dir.join("site");
+    assert!(
+        Command::new("cp")
+            .args(["-rL", "/usr/share/wordpress"])
+            .arg(&site)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    std::fs::create_dir_all(site.join("wp-content/uploads")).expect("uploads");
+    let bunker_dir = dir.join("bunker");
+    std::fs::create_dir_all(&bunker_dir).expect("bunker dir");
+    std::fs::write(dir.join("bunker-password"), "bunker secret").expect("password");
+    let extra = format!(
+        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{}\"\nevery = \"10m\"\n[site.backup.bunker]\nrepository = \"rest:http://127.0.0.1:{rest_port}/\"\npassword_file = \"{d}/bunker-password\"\n",
+        site.display(),
+        wp_config().display(),
+        d = dir.display(),
+    );
+    let mut rclone = Rclone::start(rest_port, &bunker_dir);
+    let edge = common::Edge::start_in(dir.clone(), port, admin_port, &extra, false);
+
+    // The scheduled run at start, then its copy to the bunker.
+    wait_for(
+        "the first scheduled snapshot in the bunker",
+        Duration::from_secs(120),
+        || {
+            let s = admin(&edge, "GET", "/backups");
+            s["shop"]["runs_ok"] == 1
+                && s["shop"]["bunker"]["copies_ok"].as_u64() >= Some(1)
+                && s["shop"]["bunker"]["missing"] == 0
+        },
+    );
+    let s = admin(&edge, "GET", "/backups");
+    assert!(s["shop"]["next_run_unix"].as_i64().is_some(), "{s}");
+
+    // On demand, with 150 MB of new uploads: the copy is under way when the bunker's
+    // server is killed.
+    random_file(&site.join("wp-content/uploads/launch-video.mp4"), 150);
+    let queued = admin(&edge, "POST", "/backup?site=shop");
+    assert_eq!(queued["queued"], true, "{queued}");
+    wait_for("the on-demand snapshot", Duration::from_secs(120), || {
+        admin(&edge, "GET", "/backups")["shop"]["runs_ok"] == 2
+    });
+    let before: u64 = data_files(&bunker_dir).iter().map(|f| f.1).sum();
+    wait_for("the copy to be under way", Duration::from_secs(60), || {
+        data_files(&bunker_dir).iter().map(|f| f.1).sum::<u64>() > before + (30 << 20)
+    });
+    let _ = rclone.0.kill();
+    let _ = rclone.0.wait();
+    let s = admin(&edge, "GET", "/backups");
+    assert_eq!(s["shop"]["bunker"]["missing"], 1, "the lag is visible: {s}");
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics.contains("peakguard_bunker_missing_snapshots{site=\"shop\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("peakguard_backup_runs_total{site=\"shop\",result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    // Down long enough for the copy to give up (rustic's REST client retries ~30 s).
+    wait_for("the failed copy to show", Duration::from_secs(120), || {
+        admin(&edge, "GET", "/backups")["shop"]["bunker"]["copies_failed"].as_u64() >= Some(1)
+    });
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics.contains("peakguard_bunker_copies_total{site=\"shop\",result=\"failed\"} 1"),
+        "{metrics}"
+    );
+
+    rclone = Rclone::start(rest_port, &bunker_dir);
+    wait_for("the bunker to catch up", Duration::from_secs(120), || {
+        let s = admin(&edge, "GET", "/backups");
+        s["shop"]["bunker"]["missing"] == 0 && s["shop"]["bunker"]["last_error"].is_null()
+    });
+    drop(rclone);
+    let out = ok(restic(
+        &bunker_dir,
+        "bunker secret",
+        &["check", "--read-data"],
+    ));
+    assert!(out.contains("no errors"), "{out}");
+    let listed = ok(restic(
+        &bunker_dir,
+        "bunker secret",
+        &["snapshots", "--json"],
+    ));
+    let snaps: serde_json::Value = serde_json::from_str(&listed).expect("restic json");
+    assert_eq!(
+        snaps.as_array().map(Vec::len),
+        Some(2),
+        "both snapshots are in the bunker once: {listed}"
+    );
+    let restored = dir.join("from-bunker");
+    ok(restic(
+        &bunker_dir,
+        "bunker secret",
+        &[
+            "restore",
+            "latest",
+            "--target",
+            restored.to_str().expect("utf8"),
+        ],
+    ));
+    assert_eq!(
+        sums(&restored.join("site")),
+        sums(&site),
+        "the bunker's copy is the site"
+    );
+    drop(edge);
     let _ = std::fs::remove_dir_all(&dir);
 }

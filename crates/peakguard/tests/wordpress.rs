@@ -50,11 +50,31 @@ fn script(args: &[&str]) -> String {
 }
 
 /// Requests nginx logged for exactly this path (query included).
+/// Requests nginx logged for `path_prefix`. nginx writes its log line after the response
+/// went out, so a client can read the log before the line is there: the count is taken
+/// once it has stayed the same for half a second (3 s at most).
 fn origin_hits(wp: &Wp, path_prefix: &str) -> usize {
-    let log = std::fs::read_to_string(&wp.access_log).unwrap_or_default();
-    log.lines()
-        .filter(|l| l.contains(&format!("\"GET {path_prefix}")))
-        .count()
+    let count = || {
+        std::fs::read_to_string(&wp.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"GET {path_prefix}")))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut last = count();
+    let mut stable_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_millis(500) || Instant::now() > deadline
+        {
+            return now;
+        }
+    }
 }
 
 fn site(wp: &Wp, extra: &str) -> String {

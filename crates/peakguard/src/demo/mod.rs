@@ -80,6 +80,7 @@ default_ttl = "2s"
         config,
         config_path: None,
         upgrade: false,
+        extensions: Vec::new(),
     })?;
     std::thread::spawn(move || server.run_forever());
     rt.block_on(load::wait_ready(([127, 0, 0, 1], edge_port).into()))?;

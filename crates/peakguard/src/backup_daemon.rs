@@ -1,0 +1,605 @@
+//! `serve`'s backup daemon: for every site with `[site.backup]`, snapshots on a schedule
+//! (`every`) and on demand (admin API `POST /backup?site=NAME`), the bunker copy after each
+//! snapshot, and retention + prune on `retention.prune_every`. Its status and metrics are
+//! served by the admin API (`GET /backups`, `/status`, `/metrics`).
+//!
+//! Each site has two OS threads (the backup engine blocks; the proxy's runtime never waits
+//! for it): one takes snapshots and prunes the main repository, one copies to the bunker
+//! and prunes it. Their requests travel on channels of capacity one, so a burst of
+//! triggers queues one run, never a backlog. Repositories stay open between runs (the key
+//! is derived once). The writer locks are the same as the CLI's: the main lock for
+//! snapshots and main prunes, `<state_dir>/bunker/writer.lock` for the bunker, so a
+//! scheduled run waits for (or skips past) a `peakguard rollback` in progress.
+
+use crate::backup_site::BackupSite;
+use anyhow::Result;
+use parking_lot::Mutex;
+use peakguard_backup::{Kind, Repo, Reuse, TermProgress, WriterLock};
+use peakguard_config::Config;
+use peakguard_edge::admin::AdminExtension;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+/// How long a scheduled run waits for another writer (a CLI command) before skipping.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How soon the bunker copy is retried while the bunker is behind or failing.
+const BUNKER_RETRY: Duration = Duration::from_secs(15);
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+struct BunkerStatus {
+    location: String,
+    copies_ok: u64,
+    copies_failed: u64,
+    snapshots_copied: u64,
+    /// A copy is running.
+    copying: bool,
+    /// Snapshots of the main repository not in the bunker yet (at the last look).
+    missing: usize,
+    /// When the oldest snapshot not in the bunker yet was taken (`None`: up to date).
+    oldest_missing_unix: Option<i64>,
+    /// Its age now (0 = up to date).
+    lag_secs: i64,
+    last_ok_unix: Option<i64>,
+    last_error: Option<String>,
+    prunes_ok: u64,
+    prunes_failed: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+struct SiteStatus {
+    every_secs: u64,
+    running: bool,
+    queued: bool,
+    runs_ok: u64,
+    runs_failed: u64,
+    /// Runs skipped because another peakguard command held the writer lock.
+    runs_skipped: u64,
+    last_snapshot: Option<String>,
+    last_ok_unix: Option<i64>,
+    last_duration_secs: f64,
+    last_reused: Option<Reuse>,
+    last_error: Option<String>,
+    last_error_unix: Option<i64>,
+    next_run_unix: Option<i64>,
+    prunes_ok: u64,
+    prunes_failed: u64,
+    last_prune_unix: Option<i64>,
+    bunker: Option<BunkerStatus>,
+}
+
+struct SiteWorker {
+    site: BackupSite,
+    status: Mutex<SiteStatus>,
+    backup_tx: SyncSender<Kind>,
+    bunker_tx: Option<SyncSender<()>>,
+}
+
+/// The running daemon: what the admin API asks.
+pub struct BackupDaemon {
+    sites: Vec<Arc<SiteWorker>>,
+}
+
+fn hidden() -> TermProgress {
+    TermProgress { visible: false }
+}
+
+impl BackupDaemon {
+    /// Starts the threads of every site with `[site.backup]`; `None` when there is none.
+    /// A site whose backup settings cannot be resolved (unreadable wp-config.php, password
+    /// file) stops `serve` with the reason.
+    pub fn start(config: &Config) -> Result<Option<Arc<BackupDaemon>>> {
+        let mut sites = Vec::new();
+        for site_config in config.sites.iter().filter(|s| s.backup.is_some()) {
+            let site = BackupSite::from_site(site_config)?;
+            let every = site.config.every.0;
+            let prune_every = site.config.retention.prune_every.0;
+            let (backup_tx, backup_rx) = sync_channel(1);
+            let (bunker_tx, bunker_rx) = if site.bunker.is_some() {
+                let (tx, rx) = sync_channel(1);
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            };
+            let status = SiteStatus {
+                every_secs: every.as_secs(),
+                bunker: site.bunker.as_ref().map(|b| BunkerStatus {
+                    location: b.location.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let worker = Arc::new(SiteWorker {
+                site,
+                status: Mutex::new(status),
+                backup_tx,
+                bunker_tx,
+            });
+            let w = worker.clone();
+            std::thread::Builder::new()
+                .name(format!("pg-backup-{}", worker.site.name))
+                .spawn(move || w.backup_loop(backup_rx, every, prune_every))?;
+            if let Some(rx) = bunker_rx {
+                let w = worker.clone();
+                std::thread::Builder::new()
+                    .name(format!("pg-bunker-{}", worker.site.name))
+                    .spawn(move || w.bunker_loop(rx, every, prune_every))?;
+            }
+            log::info!(
+                "backups of site {:?}: {}",
+                worker.site.name,
+                if every.is_zero() {
+                    "on demand only (every = 0)".to_string()
+                } else {
+                    format!("every {}", humantime::format_duration(every))
+                }
+            );
+            sites.push(worker);
+        }
+        Ok((!sites.is_empty()).then(|| Arc::new(BackupDaemon { sites })))
+    }
+
+    fn site(&self, name: Option<&str>) -> Result<&Arc<SiteWorker>, (u16, serde_json::Value)> {
+        match name {
+            Some(n) => self.sites.iter().find(|w| w.site.name == n).ok_or_else(|| {
+                (
+                    404,
+                    json!({"error": format!("no site {n:?} with [site.backup]")}),
+                )
+            }),
+            None if self.sites.len() == 1 => Ok(&self.sites[0]),
+            None => Err((
+                400,
+                json!({"error": "several sites have backups: say which with ?site=NAME"}),
+            )),
+        }
+    }
+
+    fn trigger(&self, name: Option<&str>) -> (u16, serde_json::Value) {
+        let worker = match self.site(name) {
+            Ok(w) => w,
+            Err(e) => return e,
+        };
+        match worker.backup_tx.try_send(Kind::Manual) {
+            Ok(()) => {
+                worker.status.lock().queued = true;
+                (
+                    202,
+                    json!({"queued": true, "site": worker.site.name,
+                           "see": "GET /backups for the outcome"}),
+                )
+            }
+            Err(TrySendError::Full(_)) => (
+                409,
+                json!({"queued": false, "site": worker.site.name,
+                       "error": "a run is already queued for this site"}),
+            ),
+            Err(TrySendError::Disconnected(_)) => (
+                500,
+                json!({"error": "the backup thread of this site has stopped; see the log"}),
+            ),
+        }
+    }
+
+    fn statuses(&self) -> serde_json::Value {
+        let mut sites = serde_json::Map::new();
+        for w in &self.sites {
+            let s = w.status.lock().now();
+            sites.insert(
+                w.site.name.clone(),
+                serde_json::to_value(s).unwrap_or_default(),
+            );
+        }
+        serde_json::Value::Object(sites)
+    }
+}
+
+impl SiteWorker {
+    fn backup_loop(&self, rx: Receiver<Kind>, every: Duration, prune_every: Duration) {
+        let mut repo: Option<Repo> = None;
+        // The first scheduled run right away: a restarted daemon knows where it stands.
+        let mut next = Instant::now();
+        let mut next_prune = Instant::now() + prune_every;
+        loop {
+            self.status.lock().next_run_unix = (!every.is_zero()).then(|| {
+                now_unix() + next.saturating_duration_since(Instant::now()).as_secs() as i64
+            });
+            let kind = if every.is_zero() {
+                match rx.recv() {
+                    Ok(k) => k,
+                    Err(_) => return,
+                }
+            } else {
+                match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(k) => k,
+                    Err(RecvTimeoutError::Timeout) => Kind::Scheduled,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            self.run_backup(&mut repo, kind);
+            if !every.is_zero() {
+                while next <= Instant::now() {
+                    next += every;
+                }
+            }
+            if !prune_every.is_zero() && Instant::now() >= next_prune {
+                self.run_prune(&mut repo);
+                next_prune = Instant::now() + prune_every;
+            }
+            if let Some(tx) = &self.bunker_tx {
+                let _ = tx.try_send(());
+            }
+        }
+    }
+
+    fn open_main(&self, repo: &mut Option<Repo>) -> Result<Repo, String> {
+        if let Some(r) = repo {
+            return Ok(r.clone());
+        }
+        let r = Repo::open(&self.site.main, true, hidden()).map_err(|e| e.to_string())?;
+        *repo = Some(r.clone());
+        Ok(r)
+    }
+
+    fn run_backup(&self, repo: &mut Option<Repo>, kind: Kind) {
+        {
+            let mut s = self.status.lock();
+            s.running = true;
+            s.queued = false;
+        }
+        let started = Instant::now();
+        let result = (|| -> Result<Option<peakguard_backup::BackupOutcome>, String> {
+            let lock = match WriterLock::acquire(&self.site.state_dir, LOCK_WAIT) {
+                Ok(l) => l,
+                Err(peakguard_backup::BackupError::Locked { .. }) => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            };
+            let r = self.open_main(repo)?;
+            let out = r.backup(&self.site.plan(kind)).map_err(|e| e.to_string());
+            drop(lock);
+            out.map(Some)
+        })();
+        let mut s = self.status.lock();
+        s.running = false;
+        match result {
+            Ok(Some(out)) => {
+                log::info!("{}", crate::backup_cmd::backup_line(&self.site, &out));
+                s.runs_ok += 1;
+                s.last_snapshot = Some(out.snapshot.id.clone());
+                s.last_ok_unix = Some(now_unix());
+                s.last_duration_secs = started.elapsed().as_secs_f64();
+                s.last_reused = Some(out.reused);
+            }
+            Ok(None) => {
+                log::warn!(
+                    "site {:?}: backup skipped, another peakguard command held the writer lock for {}s",
+                    self.site.name,
+                    LOCK_WAIT.as_secs()
+                );
+                s.runs_skipped += 1;
+            }
+            Err(e) => {
+                log::error!("site {:?}: backup failed: {e}", self.site.name);
+                s.runs_failed += 1;
+                s.last_error = Some(e);
+                s.last_error_unix = Some(now_unix());
+                // Reopened at the next run (the repository may have been moved or fixed).
+                *repo = None;
+            }
+        }
+    }
+
+    fn run_prune(&self, repo: &mut Option<Repo>) {
+        let result = (|| -> Result<(), String> {
+            let _lock =
+                WriterLock::acquire(&self.site.state_dir, LOCK_WAIT).map_err(|e| e.to_string())?;
+            let r = self.open_main(repo)?;
+            let out = r
+                .apply_retention(&self.site.name, &self.site.retention(false), true)
+                .map_err(|e| e.to_string())?;
+            log::info!(
+                "site {:?}: retention kept {}, forgot {}, pruned in {:.1}s",
+                self.site.name,
+                out.kept,
+                out.forgotten.len(),
+                out.seconds
+            );
+            Ok(())
+        })();
+        let mut s = self.status.lock();
+        match result {
+            Ok(()) => {
+                s.prunes_ok += 1;
+                s.last_prune_unix = Some(now_unix());
+            }
+            Err(e) => {
+                log::error!("site {:?}: prune failed: {e}", self.site.name);
+                s.prunes_failed += 1;
+                s.last_error = Some(format!("prune: {e}"));
+                s.last_error_unix = Some(now_unix());
+            }
+        }
+    }
+
+    fn bunker_loop(&self, rx: Receiver<()>, every: Duration, prune_every: Duration) {
+        let Some(spec) = self.site.bunker.clone() else {
+            return;
+        };
+        let bunker_lock_dir = self.site.state_dir.join("bunker");
+        let mut main: Option<Repo> = None;
+        let mut bunker: Option<Repo> = None;
+        let mut next_prune = Instant::now() + prune_every;
+        let idle = if every.is_zero() {
+            Duration::from_secs(600)
+        } else {
+            every
+        };
+        let mut wait = idle;
+        loop {
+            match rx.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let result = (|| -> Result<(usize, usize), String> {
+                let _lock =
+                    WriterLock::acquire(&bunker_lock_dir, LOCK_WAIT).map_err(|e| e.to_string())?;
+                let m = self.open_main(&mut main)?;
+                let b = match &bunker {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b = Repo::open(&spec, true, hidden()).map_err(|e| e.to_string())?;
+                        bunker = Some(b.clone());
+                        b
+                    }
+                };
+                self.note_lag(&m, &b, true)?;
+                let copy = m.copy_to(&b, &self.site.name);
+                let lag = self.note_lag(&m, &b, false);
+                let copied = copy.map_err(|e| e.to_string())?.copied.len();
+                let missing = lag?;
+                if !prune_every.is_zero() && Instant::now() >= next_prune {
+                    b.apply_retention(&self.site.name, &self.site.retention(true), true)
+                        .map_err(|e| format!("prune: {e}"))?;
+                    next_prune = Instant::now() + prune_every;
+                    if let Some(bs) = self.status.lock().bunker.as_mut() {
+                        bs.prunes_ok += 1;
+                    }
+                }
+                Ok((copied, missing))
+            })();
+            let mut s = self.status.lock();
+            let Some(bs) = s.bunker.as_mut() else {
+                return;
+            };
+            bs.copying = false;
+            match result {
+                Ok((copied, missing)) => {
+                    bs.copies_ok += 1;
+                    bs.snapshots_copied += copied as u64;
+                    bs.last_ok_unix = Some(now_unix());
+                    bs.last_error = None;
+                    wait = if missing > 0 { BUNKER_RETRY } else { idle };
+                    if copied > 0 {
+                        log::info!(
+                            "site {:?}: {copied} snapshot(s) copied to the bunker",
+                            self.site.name
+                        );
+                    }
+                }
+                Err(e) => {
+                    log::error!(
+                        "site {:?}: bunker copy to {} failed: {e} (retrying in {}s)",
+                        self.site.name,
+                        bs.location,
+                        BUNKER_RETRY.as_secs()
+                    );
+                    if e.starts_with("prune:") {
+                        bs.prunes_failed += 1;
+                    } else {
+                        bs.copies_failed += 1;
+                    }
+                    bs.last_error = Some(e);
+                    // Reopened next time: the server may have restarted.
+                    bunker = None;
+                    wait = BUNKER_RETRY;
+                }
+            }
+        }
+    }
+}
+
+impl SiteWorker {
+    /// Records how far the bunker is behind; returns the number of missing snapshots.
+    fn note_lag(&self, main: &Repo, bunker: &Repo, copying: bool) -> Result<usize, String> {
+        let lag = main
+            .missing_in(bunker, &self.site.name)
+            .map_err(|e| e.to_string())?;
+        let mut s = self.status.lock();
+        if let Some(bs) = s.bunker.as_mut() {
+            bs.missing = lag.missing.len();
+            bs.oldest_missing_unix = lag.missing.first().map(|m| m.unix_time);
+            bs.copying = copying;
+        }
+        Ok(lag.missing.len())
+    }
+}
+
+impl SiteStatus {
+    /// The status as served, with ages computed now.
+    fn now(&self) -> SiteStatus {
+        let mut s = self.clone();
+        if let Some(b) = s.bunker.as_mut() {
+            b.lag_secs = b.oldest_missing_unix.map_or(0, |t| (now_unix() - t).max(0));
+        }
+        s
+    }
+}
+
+/// Prometheus text for one gauge or counter family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+impl AdminExtension for BackupDaemon {
+    fn name(&self) -> &str {
+        "backups"
+    }
+
+    fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Option<(u16, serde_json::Value)> {
+        match (method, path) {
+            ("GET", "/backups") => Some((200, self.statuses())),
+            ("POST", "/backup") => Some(self.trigger(query.get("site").map(String::as_str))),
+            _ => None,
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        self.statuses()
+    }
+
+    fn metrics(&self) -> String {
+        let now = now_unix();
+        let mut runs = Vec::new();
+        let mut last_ok = Vec::new();
+        let mut age = Vec::new();
+        let mut duration = Vec::new();
+        let mut running = Vec::new();
+        let mut prunes = Vec::new();
+        let mut copies = Vec::new();
+        let mut missing = Vec::new();
+        let mut lag = Vec::new();
+        let mut bunker_ok = Vec::new();
+        for w in &self.sites {
+            let s = w.status.lock().now();
+            let site = format!("site=\"{}\"", w.site.name.replace('"', "'"));
+            for (result, n) in [
+                ("ok", s.runs_ok),
+                ("failed", s.runs_failed),
+                ("skipped", s.runs_skipped),
+            ] {
+                runs.push((format!("{site},result=\"{result}\""), n.to_string()));
+            }
+            if let Some(t) = s.last_ok_unix {
+                last_ok.push((site.clone(), t.to_string()));
+                age.push((site.clone(), (now - t).max(0).to_string()));
+                duration.push((site.clone(), format!("{:.3}", s.last_duration_secs)));
+            }
+            running.push((site.clone(), u8::from(s.running).to_string()));
+            let mut prune_counts = vec![
+                ("main", "ok", s.prunes_ok),
+                ("main", "failed", s.prunes_failed),
+            ];
+            if let Some(b) = &s.bunker {
+                prune_counts.push(("bunker", "ok", b.prunes_ok));
+                prune_counts.push(("bunker", "failed", b.prunes_failed));
+                for (result, n) in [("ok", b.copies_ok), ("failed", b.copies_failed)] {
+                    copies.push((format!("{site},result=\"{result}\""), n.to_string()));
+                }
+                missing.push((site.clone(), b.missing.to_string()));
+                lag.push((site.clone(), b.lag_secs.to_string()));
+                if let Some(t) = b.last_ok_unix {
+                    bunker_ok.push((site.clone(), t.to_string()));
+                }
+            }
+            for (repo, result, n) in prune_counts {
+                prunes.push((
+                    format!("{site},repository=\"{repo}\",result=\"{result}\""),
+                    n.to_string(),
+                ));
+            }
+        }
+        let mut out = String::new();
+        family(
+            &mut out,
+            "peakguard_backup_runs_total",
+            "counter",
+            "Backup runs by result (skipped: another peakguard command held the writer lock).",
+            &runs,
+        );
+        family(
+            &mut out,
+            "peakguard_backup_last_success_timestamp_seconds",
+            "gauge",
+            "When the last successful snapshot finished (Unix time).",
+            &last_ok,
+        );
+        family(
+            &mut out,
+            "peakguard_backup_last_snapshot_age_seconds",
+            "gauge",
+            "Seconds since the last successful snapshot.",
+            &age,
+        );
+        family(
+            &mut out,
+            "peakguard_backup_last_duration_seconds",
+            "gauge",
+            "How long the last successful snapshot took.",
+            &duration,
+        );
+        family(
+            &mut out,
+            "peakguard_backup_running",
+            "gauge",
+            "1 while a snapshot is being taken.",
+            &running,
+        );
+        family(
+            &mut out,
+            "peakguard_backup_prunes_total",
+            "counter",
+            "Retention + prune runs by repository and result.",
+            &prunes,
+        );
+        family(
+            &mut out,
+            "peakguard_bunker_copies_total",
+            "counter",
+            "Bunker copy runs by result.",
+            &copies,
+        );
+        family(
+            &mut out,
+            "peakguard_bunker_missing_snapshots",
+            "gauge",
+            "Snapshots of the main repository not yet in the bunker.",
+            &missing,
+        );
+        family(
+            &mut out,
+            "peakguard_bunker_lag_seconds",
+            "gauge",
+            "Age of the oldest snapshot not yet in the bunker (0 = up to date).",
+            &lag,
+        );
+        family(
+            &mut out,
+            "peakguard_bunker_last_success_timestamp_seconds",
+            "gauge",
+            "When the last successful bunker copy finished (Unix time).",
+            &bunker_ok,
+        );
+        out
+    }
+}
