@@ -6,7 +6,7 @@ use crate::database::Database;
 use crate::error::{BackupError, Result};
 use crate::repo::Repo;
 use crate::snapshot::{self, Kind, SnapshotInfo};
-use crate::source::{DUMP_PATH, SITE_DIR, SiteSource};
+use crate::source::{DUMP_PATH, DumpEntry, SITE_DIR, SiteSource};
 use crate::unchanged::{LastSnapshot, files_digest};
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions};
@@ -36,6 +36,8 @@ pub enum Reuse {
     Nothing,
     /// The files were unchanged: only the database was dumped and stored.
     Files,
+    /// The database was unchanged: its previous dump kept, the files read.
+    Database,
     /// Nothing changed: the new snapshot points at the previous snapshot's tree.
     Everything,
 }
@@ -109,7 +111,8 @@ impl Repo {
         let mut outcome = match (&parent, files_same, database_same) {
             (Some(p), true, true) => self.reuse_everything(plan, p, snap, &id)?,
             (Some(p), true, false) => self.reuse_files(plan, p, snap)?,
-            _ => self.read_everything(plan, parent.as_ref(), snap)?,
+            (Some(_), false, true) => self.read_everything(plan, parent.as_ref(), snap, true)?,
+            _ => self.read_everything(plan, parent.as_ref(), snap, false)?,
         };
         outcome.seconds = started.elapsed().as_secs_f64();
         let record = LastSnapshot {
@@ -185,7 +188,7 @@ impl Repo {
         mut snap: SnapshotFile,
     ) -> Result<BackupOutcome> {
         let dump = Dump::take(plan)?;
-        let source = SiteSource::dump_only(dump.file_and_size());
+        let source = SiteSource::dump_only((dump.file.clone(), dump.bytes));
         let mut partial = SnapshotOptions::default();
         partial.label = Some(plan.site.clone());
         partial.host = Some(hostname());
@@ -220,12 +223,14 @@ impl Repo {
         Ok(self.outcome(&merged, Some(parent), Reuse::Files, dump.bytes, Vec::new()))
     }
 
-    /// Files and database read (unchanged files deduplicated against the parent).
+    /// Files read (unchanged files deduplicated against the parent); the database dumped,
+    /// unless `database_unchanged` and the parent has a dump to keep.
     fn read_everything(
         &self,
         plan: &BackupPlan,
         parent: Option<&SnapshotFile>,
         snap: SnapshotFile,
+        database_unchanged: bool,
     ) -> Result<BackupOutcome> {
         let mut parent_opts = ParentOptions::default();
         parent_opts.parents = parent.iter().map(|p| p.id.to_string()).collect();
@@ -234,28 +239,36 @@ impl Repo {
         backup_opts.parent_opts = parent_opts;
         // The size scan only feeds the progress bar's ETA; skip it when nobody watches.
         backup_opts.no_scan = !self.progress.visible;
-        // The dump first: if it fails, no snapshot is written at all.
-        let dump = match &plan.database {
-            Some(_) => Some(Dump::take(plan)?),
-            None => None,
+        let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
+        let kept_dump = match (parent, database_unchanged && plan.database.is_some()) {
+            (Some(p), true) => indexed
+                .node_from_snapshot_and_path(p, DUMP_PATH)
+                .ok()
+                .map(|node| node.meta),
+            _ => None,
         };
-        let source = SiteSource::new(
-            &plan.root,
-            &plan.excludes,
-            dump.as_ref().map(Dump::file_and_size),
-        )
-        .map_err(|e| self.err(e))?;
+        // The dump first: if it fails, no snapshot is written at all.
+        let dump = match (&plan.database, &kept_dump) {
+            (Some(_), None) => Some(Dump::take(plan)?),
+            _ => None,
+        };
+        let entry = match (&dump, &kept_dump) {
+            (Some(d), _) => Some(DumpEntry::File(d.file.clone(), d.bytes)),
+            (None, Some(meta)) => Some(DumpEntry::Unchanged(meta.clone())),
+            (None, None) => None,
+        };
+        let source = SiteSource::new(&plan.root, &plan.excludes, entry).map_err(|e| self.err(e))?;
         let report = source.report();
         let mut paths = vec![PathBuf::from(SITE_DIR)];
-        if dump.is_some() {
+        if plan.database.is_some() {
             paths.insert(0, PathBuf::from(DUMP_PATH));
         }
-        let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
         let saved = indexed
-            .archive(&backup_opts, &source, snap, &paths)
+            .archive(&backup_opts, &source, snap.clone(), &paths)
             .map_err(|e| self.err(e))?;
         let report = report.lock();
-        if !report.unreadable.is_empty() && !plan.allow_unreadable {
+        let unreadable = !report.unreadable.is_empty() && !plan.allow_unreadable;
+        if unreadable || report.dump_not_matched {
             if let Err(e) = indexed.delete_snapshots(&[saved.id]) {
                 log::error!(
                     "could not remove the failed snapshot {}: {}",
@@ -264,16 +277,27 @@ impl Repo {
                 );
             }
             LastSnapshot::forget(&plan.work_dir);
+        }
+        if unreadable {
             return Err(BackupError::Unreadable {
                 root: plan.root.clone(),
                 count: report.unreadable.len(),
                 first: report.unreadable[0].clone(),
             });
         }
+        if report.dump_not_matched {
+            log::warn!("the archiver did not match the unchanged dump with the parent's; dumping");
+            drop(report);
+            return self.read_everything(plan, parent, snap, false);
+        }
         Ok(self.outcome(
             &saved,
             parent,
-            Reuse::Nothing,
+            if kept_dump.is_some() {
+                Reuse::Database
+            } else {
+                Reuse::Nothing
+            },
             dump.map_or(0, |d| d.bytes),
             report.unreadable.clone(),
         ))
@@ -319,10 +343,6 @@ impl Dump {
         let file = plan.work_dir.join("database.sql.dump");
         let bytes = db.dump_to(&file)?;
         Ok(Dump { file, bytes })
-    }
-
-    fn file_and_size(&self) -> (PathBuf, u64) {
-        (self.file.clone(), self.bytes)
     }
 }
 

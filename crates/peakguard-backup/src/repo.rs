@@ -48,6 +48,15 @@ impl Repo {
     pub fn open(spec: &RepoSpec, create: bool, progress: TermProgress) -> Result<Repo> {
         let loc = spec.location.as_str();
         let err = |e: Box<rustic_core::RusticError>| BackupError::repo(loc, e.display_log());
+        if cfg!(not(feature = "opendal")) && loc.starts_with("opendal:") {
+            return Err(BackupError::repo(
+                loc,
+                "this peakguard was built without the opendal backends (S3, SFTP, …): \
+                 build it with `cargo build --release --features opendal`, or use a local \
+                 directory or `rest:http://…` (e.g. `rclone serve restic`)"
+                    .to_string(),
+            ));
+        }
         let mut backend = BackendOptions::default().repository(loc);
         backend.options = spec.options.clone();
         let backends = backend.to_backends().map_err(err)?;

@@ -28,27 +28,36 @@ const DUMP_BUFFER: usize = 8 << 20;
 #[derive(Debug, Default)]
 pub struct SourceReport {
     pub unreadable: Vec<String>,
+    /// The archiver wanted to read an unchanged dump (see [`DumpEntry::Unchanged`]).
+    pub dump_not_matched: bool,
 }
 
 type Shared = Arc<Mutex<SourceReport>>;
 
 type LocalOpen = <LocalSource as ReadSource>::Open;
 
+/// What `/database.sql` is in this snapshot.
+#[derive(Debug, Clone)]
+pub enum DumpEntry {
+    /// A fresh dump file and its size.
+    File(PathBuf, u64),
+    /// The database is unchanged since the parent snapshot: its `database.sql` node's
+    /// metadata, so the archiver matches it and keeps the parent's content without reading.
+    /// Should the archiver want to read it anyway, the read fails and is reported (the
+    /// snapshot is then removed, never stored with wrong content).
+    Unchanged(Metadata),
+}
+
 pub struct SiteSource {
     /// `None`: the dump alone.
     local: Option<LocalSource>,
     root: PathBuf,
-    dump: Option<(PathBuf, u64)>,
+    dump: Option<DumpEntry>,
     report: Shared,
 }
 
 impl SiteSource {
-    /// `dump`: the finished dump file and its size.
-    pub fn new(
-        root: &Path,
-        excludes: &[String],
-        dump: Option<(PathBuf, u64)>,
-    ) -> RusticResult<Self> {
+    pub fn new(root: &Path, excludes: &[String], dump: Option<DumpEntry>) -> RusticResult<Self> {
         let mut globs = Excludes::default();
         globs.globs = excludes
             .iter()
@@ -77,7 +86,7 @@ impl SiteSource {
         SiteSource {
             local: None,
             root: PathBuf::new(),
-            dump: Some(dump),
+            dump: Some(DumpEntry::File(dump.0, dump.1)),
             report: Shared::default(),
         }
     }
@@ -90,6 +99,8 @@ impl SiteSource {
 pub enum SiteOpen {
     File(LocalOpen, PathBuf, Shared),
     Dump(PathBuf),
+    /// The unchanged dump: never to be read.
+    NotDumped(Shared),
 }
 
 impl ReadSourceOpen for SiteOpen {
@@ -122,6 +133,13 @@ impl ReadSourceOpen for SiteOpen {
                 })?;
                 Ok(Box::new(BufReader::with_capacity(DUMP_BUFFER, file)))
             }
+            SiteOpen::NotDumped(report) => {
+                report.lock().dump_not_matched = true;
+                Err(RusticError::new(
+                    ErrorKind::Internal,
+                    "database.sql: the archiver did not match the unchanged dump with the parent's",
+                ))
+            }
         }
     }
 }
@@ -149,7 +167,11 @@ impl ReadSource for SiteSource {
     type Iter = Box<dyn Iterator<Item = RusticResult<ReadSourceEntry<SiteOpen>>> + Send>;
 
     fn size(&self) -> RusticResult<Option<u64>> {
-        let dump = self.dump.as_ref().map_or(0, |d| d.1);
+        let dump = match &self.dump {
+            Some(DumpEntry::File(_, size)) => *size,
+            Some(DumpEntry::Unchanged(meta)) => meta.size,
+            None => 0,
+        };
         match &self.local {
             Some(local) => Ok(local.size()?.map(|s| s + dump)),
             None => Ok(Some(dump)),
@@ -157,19 +179,26 @@ impl ReadSource for SiteSource {
     }
 
     fn entries(&self) -> Self::Iter {
-        let dump = self.dump.clone().map(|(file, size)| {
-            let now = std::time::SystemTime::now();
-            let meta = Metadata {
-                mode: Some(0o100600),
-                mtime: rustic_core::jiff::Timestamp::try_from(now).ok(),
-                size,
-                ..Metadata::default()
+        let report_dump = self.report.clone();
+        let dump = self.dump.clone().map(move |entry| {
+            let (meta, open) = match entry {
+                DumpEntry::File(file, size) => (
+                    Metadata {
+                        mode: Some(0o100600),
+                        mtime: rustic_core::jiff::Timestamp::try_from(std::time::SystemTime::now())
+                            .ok(),
+                        size,
+                        ..Metadata::default()
+                    },
+                    SiteOpen::Dump(file),
+                ),
+                DumpEntry::Unchanged(meta) => (meta, SiteOpen::NotDumped(report_dump)),
             };
             let node = Node::new_node(std::ffi::OsStr::new("database.sql"), NodeType::File, meta);
             Ok(ReadSourceEntry {
                 path: PathBuf::from(DUMP_PATH),
                 node,
-                open: Some(SiteOpen::Dump(file)),
+                open: Some(open),
             })
         });
         let root = self.root.clone();

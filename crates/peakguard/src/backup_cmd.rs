@@ -96,16 +96,16 @@ pub fn backup_line(site: &BackupSite, out: &BackupOutcome) -> String {
             "files unchanged (reused), database dump {}",
             human_bytes(out.dump_bytes)
         ),
-        Reuse::Nothing => format!(
-            "{} new, {} changed, {} unchanged files, {} added, database dump {}",
+        Reuse::Nothing | Reuse::Database => format!(
+            "{} new, {} changed, {} unchanged files, {} added, database {}",
             out.files_new,
             out.files_changed,
             out.files_unmodified,
             human_bytes(out.snapshot.added_bytes),
-            if site.database.is_some() {
-                human_bytes(out.dump_bytes)
-            } else {
-                "skipped".into()
+            match (site.database.is_some(), out.reused) {
+                (false, _) => "skipped".to_string(),
+                (true, Reuse::Database) => "unchanged (previous dump kept)".to_string(),
+                (true, _) => format!("dump {}", human_bytes(out.dump_bytes)),
             },
         ),
     };

@@ -337,14 +337,18 @@ fn unchanged_runs_reuse_the_last_snapshot_and_restic_agrees() {
     assert_eq!(first["reused"], "nothing", "{first}");
     // Nothing changed. InnoDB may still flush its own background work for a moment after
     // the previous test's writes, which rightly counts as a change: allow a few tries.
-    let mut reused = serde_json::Value::Null;
-    for _ in 0..5 {
-        reused = json(pg(&config, &["backup", "--json"]));
-        if reused["reused"] == "everything" {
-            break;
+    let settled = || {
+        let mut reused = serde_json::Value::Null;
+        for _ in 0..5 {
+            reused = json(pg(&config, &["backup", "--json"]));
+            if reused["reused"] == "everything" {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
         }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+        reused
+    };
+    let reused = settled();
     assert_eq!(reused["reused"], "everything", "{reused}");
     assert_eq!(reused["snapshot"]["files"], first["snapshot"]["files"]);
 
@@ -356,22 +360,22 @@ fn unchanged_runs_reuse_the_last_snapshot_and_restic_agrees() {
     ));
     let db_only = json(pg(&config, &["backup", "--json"]));
     assert_eq!(db_only["reused"], "files", "{db_only}");
-    // One file changes: everything is read again (unchanged files deduplicated).
+    // One file changes, the database does not: the files are read (unchanged ones
+    // matched with the parent), the previous dump is kept without dumping again.
+    assert_eq!(settled()["reused"], "everything");
     std::fs::write(
         site.join("wp-content/uploads/2026/11/hero.jpg"),
         vec![8u8; 300_000],
     )
     .expect("edit");
     let changed = json(pg(&config, &["backup", "--json"]));
-    assert_eq!(changed["reused"], "nothing", "{changed}");
-    assert_eq!(
-        changed["files_changed"], 2,
-        "hero.jpg and the dump: {changed}"
-    );
+    assert_eq!(changed["reused"], "database", "{changed}");
+    assert_eq!(changed["files_changed"], 1, "hero.jpg: {changed}");
+    assert_eq!(changed["dump_bytes"], 0, "no dump taken: {changed}");
     assert_eq!(changed["files_new"], 0, "{changed}");
 
     // Debian's restic reads each kind of snapshot: the database-only one holds the new
-    // option and the unchanged files.
+    // option and the unchanged files; the files-only one the same dump.
     let password = std::fs::read_to_string(dir.join("state/password")).expect("password");
     let repo = dir.join("state/repo");
     ok(restic(&repo, &password, &["check", "--read-data"]));
@@ -403,6 +407,22 @@ fn unchanged_runs_reuse_the_last_snapshot_and_restic_agrees() {
         sums(&target.join("site")),
         sums(&site),
         "the reused files are the site's files"
+    );
+    let latest = dir.join("files-only");
+    ok(restic(
+        &repo,
+        &password,
+        &[
+            "restore",
+            "latest",
+            "--target",
+            latest.to_str().expect("utf8"),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(latest.join("database.sql")).expect("kept dump"),
+        dump.as_bytes(),
+        "the kept dump is the previous one, whole"
     );
     sql(&format!(
         "UPDATE wp_options SET option_value = '{}' WHERE option_name = 'blogname'",
