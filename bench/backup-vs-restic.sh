@@ -22,9 +22,10 @@ PORT=26401 ADMIN=26402
 mkdir -p "$B"
 cleanup() {
   [ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null || true
+  [ -n "${SHM:-}" ] && rm -rf "$SHM"
   [ -f "$B/mysql.pid" ] && kill "$(cat "$B/mysql.pid")" 2>/dev/null || true
   sleep 1
-  [ -z "${KEEP:-}" ] && rm -rf "$B"
+  if [ -z "${KEEP:-}" ]; then rm -rf "$B"; fi
 }
 trap cleanup EXIT
 command -v restic >/dev/null && command -v mariadbd >/dev/null && [ -d /usr/share/wordpress ] || {
@@ -102,7 +103,9 @@ host = "localhost:$B/mysql.sock"
 CNF
 pg_run() { "$PG" backup --config "$B/peakguard.toml" >"$B/pg-last.txt" 2>&1 || { cat "$B/pg-last.txt"; exit 1; }; }
 timed() { local t0; t0=$(now); "$@"; secs "$t0" "$(now)"; }
-pg_restore() { "$PG" restore latest --to "$B/r" --config "$B/peakguard.toml" >/dev/null; }
+# A restore is done when it is on disk: both are timed up to a `sync`.
+restic_restore() { restic restore -q latest --target "$1"; sync; }
+pg_restore() { "$PG" restore latest --to "$1" --config "$B/peakguard.toml" >/dev/null; sync; }
 one_upload=$(find "$B/site/wp-content/uploads" -type f -print -quit)
 touch_one() { head -c "$(stat -c %s "$one_upload")" /dev/urandom >"$one_upload"; }
 touch_db() { $SQL -e "UPDATE bench.wp_posts SET post_title = CONCAT('Sale ', NOW(6)) WHERE ID = 42"; }
@@ -111,7 +114,18 @@ declare -A R
 echo "== first backup"
 R[first_restic]=$(timed restic_run); R[first_pg]=$(timed pg_run)
 echo "restic ${R[first_restic]} s, peakguard ${R[first_pg]} s"
-sleep 3   # InnoDB settles after the data load (a moving log sequence number is a change)
+# After the bulk load InnoDB purges and flushes for a while: its log sequence number moves,
+# which peakguard rightly counts as a database change. Wait until it stands still (5 s).
+settle() {
+  local last="" same=0 lsn
+  for _ in $(seq 1 180); do
+    lsn=$($SQL -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_lsn_current'" | cut -f2)
+    if [ "$lsn" = "$last" ]; then same=$((same + 1)); else same=0; last=$lsn; fi
+    [ $same -ge 5 ] && return
+    sleep 1
+  done
+}
+settle
 
 stage() {   # stage NAME PREPARE: alternating, median of ROUNDS
   local name=$1 prep=$2 r="" p="" i
@@ -127,18 +141,25 @@ stage nochange true
 stage onefile touch_one
 stage dbonly touch_db
 
-echo "== restore (files + dump)"
-rr="" pr=""
-for i in $(seq 1 "$ROUNDS"); do
-  rm -rf "$B/r"; rr="$rr $(timed restic restore -q latest --target "$B/r")"
-  rm -rf "$B/r"; pr="$pr $(timed pg_restore)"
-done
-rm -rf "$B/r"
-R[restore_restic]=$(echo "$rr" | median); R[restore_pg]=$(echo "$pr" | median)
-echo "restore: restic [$rr ] peakguard [$pr ]"
+echo "== restore (files + dump): to disk until synced, and to memory (tmpfs: the tools' own cost)"
+SHM=$(mktemp -d /dev/shm/peakguard-bench.XXXXXX)
+restore_stage() {   # restore_stage NAME TARGET_PARENT
+  local name=$1 T=$2/r rr="" pr="" i
+  for i in $(seq 1 "$ROUNDS"); do
+    rm -rf "$T"; sync; rr="$rr $(timed restic_restore "$T")"
+    rm -rf "$T"; sync; pr="$pr $(timed pg_restore "$T")"
+  done
+  rm -rf "$T"
+  R[${name}_restic]=$(echo "$rr" | median); R[${name}_pg]=$(echo "$pr" | median)
+  echo "$name: restic [$rr ] peakguard [$pr ]"
+}
+restore_stage restore "$B"
+restore_stage restoremem "$SHM"
+rm -rf "$SHM"
 
 echo "== scheduled runs inside peakguard serve"
-"$PG" serve --config "$B/peakguard.toml" >"$B/serve.log" 2>&1 &
+settle
+RUST_LOG=peakguard=info "$PG" serve --config "$B/peakguard.toml" >"$B/serve.log" 2>&1 &
 serve_pid=$!
 backups() { curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$ADMIN/backups"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['bench']['$1'])"; }
@@ -152,6 +173,7 @@ for i in $(seq 1 "$ROUNDS"); do
 done
 R[daemon_nochange]=$(echo "$dn" | median); R[daemon_onefile]=$(echo "$do" | median)
 echo "daemon: no change [$dn ] one file [$do ]"
+grep -o "snapshot [^ ]* of bench: .*" "$B/serve.log" | tail -n 4 || true
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
 
 echo "== rollback of the whole site to the first snapshot"
@@ -169,7 +191,8 @@ cat <<MD
 | no-change incremental | ${R[nochange_restic]} s | ${R[nochange_pg]} s | $(ratio "${R[nochange_restic]}" "${R[nochange_pg]}") |
 | one-file-change incremental | ${R[onefile_restic]} s | ${R[onefile_pg]} s | $(ratio "${R[onefile_restic]}" "${R[onefile_pg]}") |
 | database-only change | ${R[dbonly_restic]} s | ${R[dbonly_pg]} s | $(ratio "${R[dbonly_restic]}" "${R[dbonly_pg]}") |
-| restore (files + dump) | ${R[restore_restic]} s | ${R[restore_pg]} s | $(ratio "${R[restore_restic]}" "${R[restore_pg]}") |
+| restore (files + dump) to disk, until synced | ${R[restore_restic]} s | ${R[restore_pg]} s | $(ratio "${R[restore_restic]}" "${R[restore_pg]}") |
+| restore (files + dump) to memory (tmpfs) | ${R[restoremem_restic]} s | ${R[restoremem_pg]} s | $(ratio "${R[restoremem_restic]}" "${R[restoremem_pg]}") |
 | scheduled run in \`serve\`, no change | — | ${R[daemon_nochange]} s | |
 | scheduled run in \`serve\`, one file changed | — | ${R[daemon_onefile]} s | |
 | rollback of the whole site | — | ${R[rollback]} s | |

@@ -25,6 +25,7 @@ mod rollback;
 mod snapshot;
 mod source;
 pub mod unchanged;
+mod write_tree;
 
 pub use backup::{BackupOutcome, BackupPlan, Reuse};
 pub use bunker::{BunkerLag, CopyOutcome};

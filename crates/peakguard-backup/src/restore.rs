@@ -1,14 +1,14 @@
 //! Restoring a snapshot to a directory (`site/` + `database.sql`), and reading single files.
 //!
-//! rustic's restore unwraps read errors inside its worker threads (a damaged pack panics);
-//! it runs under `catch_unwind`, and on any failure every file is re-read to name the
-//! damaged ones.
+//! The tree is written by [`write_tree`](crate::write_tree) (not rustic's restore, see
+//! there); a file whose content cannot be read is named in the error.
 
 use crate::error::{BackupError, Result};
 use crate::repo::Repo;
 use crate::snapshot::SnapshotInfo;
-use rustic_core::repofile::{Node, NodeType, SnapshotFile};
-use rustic_core::{IndexedFullStatus, LocalDestination, LsOptions, Repository, RestoreOptions};
+use crate::write_tree::write_tree;
+use rustic_core::repofile::{Node, SnapshotFile};
+use rustic_core::{IndexedFullStatus, Repository};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,7 +52,7 @@ impl Repo {
     }
 }
 
-/// Restores `path` of `snap` (a directory, "" = everything) into `dest`.
+/// Restores `path` of `snap` (a directory, "" = everything) into `dest` (existing, empty).
 pub(crate) fn restore_tree(
     owner: &Repo,
     repo: &Indexed,
@@ -63,31 +63,10 @@ pub(crate) fn restore_tree(
     let node = repo
         .node_from_snapshot_and_path(snap, path)
         .map_err(|e| owner.err(e))?;
-    let opts = RestoreOptions::default();
-    let ls = repo
-        .ls(&node, &LsOptions::default())
-        .map_err(|e| owner.err(e))?;
-    let dest_text = format!("{}/", dest.display());
-    let destination = LocalDestination::new(&dest_text, true, false).map_err(|e| owner.err(e))?;
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
-        let plan = repo
-            .prepare_restore(&opts, ls.clone(), &destination, false)
-            .map_err(|e| owner.err(e))?;
-        repo.restore(plan, &opts, ls.clone(), &destination)
-            .map_err(|e| owner.err(e))
-    }));
-    let failure = match run {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => e.to_string(),
-        Err(panic) => panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a read failed".into()),
-    };
-    let damaged = damaged_files(repo, &node)?;
-    Err(match damaged.first() {
-        Some((first, why)) => BackupError::Damaged {
+    let damaged = write_tree(repo, &node, dest)?;
+    match damaged.first() {
+        None => Ok(()),
+        Some((first, why)) => Err(BackupError::Damaged {
             path: if damaged.len() == 1 {
                 first.clone()
             } else {
@@ -96,27 +75,8 @@ pub(crate) fn restore_tree(
             message: format!(
                 "{why}; the repository is damaged: run `peakguard check --read-data`, restore from the bunker (`--bunker`)"
             ),
-        },
-        None => BackupError::Other(format!("restore into {dest:?} failed: {failure}")),
-    })
-}
-
-/// Every file under `node` whose content cannot be read back, with the reason.
-pub(crate) fn damaged_files(repo: &Indexed, node: &Node) -> Result<Vec<(String, String)>> {
-    let mut damaged = Vec::new();
-    let ls = repo
-        .ls(node, &LsOptions::default())
-        .map_err(|e| BackupError::Other(e.display_log()))?;
-    for item in ls {
-        let (path, node) = item.map_err(|e| BackupError::Other(e.display_log()))?;
-        if node.node_type != NodeType::File {
-            continue;
-        }
-        if let Err(e) = repo.dump(&node, &mut std::io::sink()) {
-            damaged.push((format!("/{}", path.display()), e.display_log()));
-        }
+        }),
     }
-    Ok(damaged)
 }
 
 /// The size of a file node's content (the dump's node records no size).

@@ -86,6 +86,17 @@ fn sums(dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// Mode, owner, mtime and link target of everything under `dir` but `dir` itself.
+fn modes_and_times(dir: &Path) -> String {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("find . -mindepth 1 -printf '%p %m %U %G %T@ %l\\n' | sort")
+        .current_dir(dir)
+        .output()
+        .expect("find");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A copy of Debian's WordPress tree and a config backing it up with the e2e database.
 fn setup(name: &str, extra: &str) -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("pg-backup-{}-{name}", std::process::id()));
@@ -161,6 +172,13 @@ fn restic_reads_what_peakguard_writes() {
     ));
     let (a, b) = (sums(&by_restic), sums(&by_us));
     assert_eq!(a, b, "restic and peakguard restore different content");
+    let meta = modes_and_times(&by_us.join("site"));
+    assert!(meta.lines().count() > 1000, "{meta}");
+    assert_eq!(
+        modes_and_times(&by_restic.join("site")),
+        meta,
+        "restic and peakguard restore different modes, owners or mtimes"
+    );
     assert!(
         a.lines().count() > 1000,
         "a WordPress tree has > 1000 files"
