@@ -143,15 +143,19 @@ stage dbonly touch_db
 
 echo "== restore (files + dump): to disk until synced, and to memory (tmpfs: the tools' own cost)"
 SHM=$(mktemp -d /dev/shm/peakguard-bench.XXXXXX)
+# The floor: copying the same tree and dump with `cp -a` (from the page cache), then `sync`.
+cp_copy() { mkdir -p "$1"; cp -a "$B/site" "$B/dump/database.sql" "$1/"; sync; }
 restore_stage() {   # restore_stage NAME TARGET_PARENT
-  local name=$1 T=$2/r rr="" pr="" i
+  local name=$1 T=$2/r rr="" pr="" cr="" i
   for i in $(seq 1 "$ROUNDS"); do
     rm -rf "$T"; sync; rr="$rr $(timed restic_restore "$T")"
     rm -rf "$T"; sync; pr="$pr $(timed pg_restore "$T")"
+    rm -rf "$T"; sync; cr="$cr $(timed cp_copy "$T")"
   done
   rm -rf "$T"
   R[${name}_restic]=$(echo "$rr" | median); R[${name}_pg]=$(echo "$pr" | median)
-  echo "$name: restic [$rr ] peakguard [$pr ]"
+  R[${name}_cp]=$(echo "$cr" | median)
+  echo "$name: restic [$rr ] peakguard [$pr ] cp -a [$cr ]"
 }
 restore_stage restore "$B"
 restore_stage restoremem "$SHM"
@@ -192,7 +196,9 @@ cat <<MD
 | one-file-change incremental | ${R[onefile_restic]} s | ${R[onefile_pg]} s | $(ratio "${R[onefile_restic]}" "${R[onefile_pg]}") |
 | database-only change | ${R[dbonly_restic]} s | ${R[dbonly_pg]} s | $(ratio "${R[dbonly_restic]}" "${R[dbonly_pg]}") |
 | restore (files + dump) to disk, until synced | ${R[restore_restic]} s | ${R[restore_pg]} s | $(ratio "${R[restore_restic]}" "${R[restore_pg]}") |
+| (floor: \`cp -a\` of the same tree and dump to disk, until synced) | | ${R[restore_cp]} s | |
 | restore (files + dump) to memory (tmpfs) | ${R[restoremem_restic]} s | ${R[restoremem_pg]} s | $(ratio "${R[restoremem_restic]}" "${R[restoremem_pg]}") |
+| (floor: \`cp -a\` to memory) | | ${R[restoremem_cp]} s | |
 | scheduled run in \`serve\`, no change | — | ${R[daemon_nochange]} s | |
 | scheduled run in \`serve\`, one file changed | — | ${R[daemon_onefile]} s | |
 | rollback of the whole site | — | ${R[rollback]} s | |
