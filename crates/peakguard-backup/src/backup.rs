@@ -120,7 +120,10 @@ impl Repo {
             files,
             database: db_print,
         };
-        if let Err(e) = record.store(&plan.work_dir) {
+        if !outcome.unreadable.is_empty() {
+            // Files skipped (allowed) are not in the snapshot: the next run must read again.
+            LastSnapshot::forget(&plan.work_dir);
+        } else if let Err(e) = record.store(&plan.work_dir) {
             log::warn!(
                 "could not record what snapshot {} holds in {}: {e} (the next run reads everything)",
                 record.snapshot,

@@ -37,20 +37,33 @@ fn open(site: &BackupSite, bunker: bool, create: bool, json: bool) -> Result<Rep
     Ok(Repo::open(spec, create, progress(json))?)
 }
 
+/// How long a command waits for another writer (e.g. `serve`'s scheduled snapshot, which
+/// may be dumping a large database) before giving up with the holder's name.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Takes the writer lock in `dir`, saying so when it has to wait.
+fn wait_for_lock(dir: &std::path::Path) -> Result<WriterLock> {
+    match WriterLock::acquire(dir, Duration::ZERO) {
+        Ok(l) => Ok(l),
+        Err(peakguard_backup::BackupError::Locked { holder, .. }) => {
+            eprintln!(
+                "peakguard: another writer is at work on the repository{holder}; waiting up to {}s…",
+                LOCK_WAIT.as_secs()
+            );
+            Ok(WriterLock::acquire(dir, LOCK_WAIT)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The writer lock of the main repository.
 fn lock(site: &BackupSite) -> Result<WriterLock> {
-    Ok(WriterLock::acquire(
-        &site.state_dir,
-        Duration::from_secs(5),
-    )?)
+    wait_for_lock(&site.state_dir)
 }
 
 /// The writer lock of the bunker (its own, so copies never hold up snapshots).
 fn bunker_lock(site: &BackupSite) -> Result<WriterLock> {
-    Ok(WriterLock::acquire(
-        &site.state_dir.join("bunker"),
-        Duration::from_secs(5),
-    )?)
+    wait_for_lock(&site.state_dir.join("bunker"))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
