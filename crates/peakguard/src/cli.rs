@@ -69,6 +69,13 @@ pub struct SiteArgs {
 #[derive(Subcommand)]
 pub enum BackupCommand {
     /// Take a snapshot now: the site's files and a consistent database dump.
+    ///
+    /// `peakguard serve` takes them by itself (at start, every `every`, and on
+    /// `POST /backup?site=NAME` on the admin API). A run reuses what did not change since
+    /// the latest snapshot: nothing changed → the previous snapshot's tree (no dump, no
+    /// read); only the database → the files; only files → the previous dump.
+    ///
+    /// Example: peakguard backup --config /etc/peakguard/peakguard.toml --site shop
     Backup {
         #[command(flatten)]
         site: SiteArgs,
