@@ -180,16 +180,14 @@ impl Database {
             command: self.client_command.clone(),
             message: format!("{e} (is the MariaDB client installed?)"),
         })?;
-        if !out.status.success() {
-            return Err(BackupError::Command {
-                command: format!(
-                    "{} on {}",
-                    self.client_command,
-                    schema.unwrap_or("(server)")
-                ),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        let out = succeeded(
+            format!(
+                "{} on {}",
+                self.client_command,
+                schema.unwrap_or("(server)")
+            ),
+            out,
+        )?;
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.split('\t').map(str::to_string).collect())
@@ -208,21 +206,8 @@ impl Database {
             command: self.client_command.clone(),
             message: e.to_string(),
         })?;
-        if !out.status.success() {
-            return Err(BackupError::Command {
-                command: format!("import into {schema}"),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        succeeded(format!("import into {schema}"), out)?;
         Ok(())
-    }
-
-    /// The database's size in bytes (data + indexes), for the snapshot's tags.
-    pub fn size_bytes(&self) -> Result<u64> {
-        self.scalar(&format!(
-            "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = {}",
-            sql_string(&self.name)
-        ))
     }
 
     /// The database's size and a fingerprint of its state, read in one query: `None` as
@@ -292,14 +277,20 @@ impl Database {
             command: self.client_command.clone(),
             message: e.to_string(),
         })?;
-        if !out.status.success() {
-            return Err(BackupError::Command {
-                command: self.client_command.clone(),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        succeeded(self.client_command.clone(), out)?;
         Ok(())
     }
+}
+
+/// `out` when the client exited with success; its stderr as the error otherwise.
+fn succeeded(command: String, out: std::process::Output) -> Result<std::process::Output> {
+    if out.status.success() {
+        return Ok(out);
+    }
+    Err(BackupError::Command {
+        command,
+        message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
 }
 
 /// A SQL string literal.
