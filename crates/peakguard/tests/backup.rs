@@ -259,6 +259,7 @@ fn rollback_returns_files_and_database_and_keeps_new_orders() {
         "restore files to staging",
         "import database",
         "carry over new orders",
+        "write staged files to disk",
         "swap files",
         "swap database tables",
     ] {

@@ -1,5 +1,5 @@
 //! `rollback SNAPSHOT` on the live site: maintenance on → safety snapshot → files restored to
-//! a staging directory and swapped in → the dump imported into a fresh schema, (orders
+//! a staging directory, written to disk and swapped in → the dump imported into a fresh schema, (orders
 //! carried over,) tables swapped with one `RENAME TABLE` → cache purged → maintenance off.
 //! Every step is timed and reported; a failure undoes what was done and says so.
 
@@ -12,9 +12,10 @@ use crate::backup::BackupPlan;
 use crate::database::{Database, sql_ident, sql_string};
 use crate::error::{BackupError, Result};
 use crate::repo::Repo;
-use crate::restore::restore_tree;
+use crate::restore::{Indexed, restore_tree};
 use crate::snapshot::{Kind, SnapshotInfo};
 use crate::source::{DUMP_PATH, SITE_DIR};
+use rustic_core::repofile::Node;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -168,27 +169,24 @@ impl Repo {
             }
             std::fs::create_dir_all(&staging)
                 .map_err(|e| BackupError::io("creating", &staging, e))?;
-            restore_tree(
-                self,
-                &repo,
-                &target,
-                SITE_DIR.trim_start_matches('/'),
-                &staging,
-            )?;
-            if let Some(node) = &has_dump {
-                std::fs::create_dir_all(&plan.work_dir)
-                    .map_err(|e| BackupError::io("creating", &plan.work_dir, e))?;
-                let file = std::fs::File::create(&dump_file)
-                    .map_err(|e| BackupError::io("creating", &dump_file, e))?;
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                repo.dump(node, &mut out)
-                    .map_err(|e| BackupError::Damaged {
-                        path: DUMP_PATH.into(),
-                        message: e.display_log(),
-                    })?;
-                std::io::Write::flush(&mut out)
-                    .map_err(|e| BackupError::io("writing", &dump_file, e))?;
-            }
+            // The dump is written beside the files, not after them.
+            std::thread::scope(|scope| -> Result<()> {
+                let dump = has_dump.as_ref().map(|node| {
+                    scope.spawn(|| write_dump(&repo, node, &plan.work_dir, &dump_file))
+                });
+                let files = restore_tree(
+                    self,
+                    &repo,
+                    &target,
+                    SITE_DIR.trim_start_matches('/'),
+                    &staging,
+                );
+                if let Some(dump) = dump {
+                    dump.join()
+                        .map_err(|_| BackupError::Other("the dump writer panicked".into()))??;
+                }
+                files
+            })?;
             Ok(((), format!("into {}", staging.display())))
         }) {
             cleanup_staging(&staging);
@@ -198,6 +196,12 @@ impl Repo {
                 "the live site was not changed",
             ));
         }
+
+        // The staged files go to disk while the database imports; the swap waits for it.
+        let flushing = {
+            let staging = staging.clone();
+            std::thread::spawn(move || swap::flush_filesystem(&staging))
+        };
 
         let db = site.database.clone().filter(|_| has_dump.is_some());
         let fresh = db.as_ref().map(|d| format!("{}__pgnew", d.name));
@@ -256,11 +260,29 @@ impl Repo {
             }
         }
 
+        if let Err(e) = run.step("write staged files to disk", || {
+            flushing
+                .join()
+                .map_err(|_| BackupError::Other("the disk flush thread panicked".into()))??;
+            Ok(((), "the snapshot's files are on disk".to_string()))
+        }) {
+            if let (Some(db), Some(fresh)) = (&db, &fresh) {
+                drop_schema(db, fresh);
+            }
+            cleanup_staging(&staging);
+            return Err(run.fail("write staged files", e, "the live site was not changed"));
+        }
+
         if let Err(e) = run.step("swap files", || {
             swap::exchange(&staging, &root)?;
+            // Swapped already: a failure to persist the rename is told, not undone.
+            let durable = match root.parent().map(swap::sync_dir) {
+                Some(Err(e)) => format!(" (the swap may not survive a crash yet: {e})"),
+                _ => String::new(),
+            };
             Ok((
                 (),
-                format!("{} now holds the snapshot's files", root.display()),
+                format!("{} now holds the snapshot's files{durable}", root.display()),
             ))
         }) {
             if let (Some(db), Some(fresh)) = (&db, &fresh) {
@@ -337,6 +359,19 @@ impl Repo {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Writes the snapshot's dump node to `file` (in `work_dir`, created if needed).
+fn write_dump(repo: &Indexed, node: &Node, work_dir: &Path, file: &Path) -> Result<()> {
+    std::fs::create_dir_all(work_dir).map_err(|e| BackupError::io("creating", work_dir, e))?;
+    let created = std::fs::File::create(file).map_err(|e| BackupError::io("creating", file, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, created);
+    repo.dump(node, &mut out)
+        .map_err(|e| BackupError::Damaged {
+            path: DUMP_PATH.into(),
+            message: e.display_log(),
+        })?;
+    std::io::Write::flush(&mut out).map_err(|e| BackupError::io("writing", file, e))
 }
 
 /// A hidden sibling of `root` on the same filesystem (so it can be swapped in).

@@ -1,5 +1,6 @@
 //! Swapping two directory trees in one step (`renameat2(RENAME_EXCHANGE)`), so the site is
-//! never seen half-restored; two renames where the filesystem cannot exchange.
+//! never seen half-restored; two renames where the filesystem cannot exchange. And making
+//! both durable: the staged files are on disk before the swap, the swap itself after it.
 
 use crate::error::{BackupError, Result};
 use std::ffi::CString;
@@ -37,6 +38,30 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
         return Err(BackupError::io("renaming", b, e));
     }
     std::fs::rename(&tmp, b).map_err(|e| BackupError::io("renaming", &tmp, e))
+}
+
+/// Writes everything pending on `path`'s filesystem to disk (`syncfs`). Before the swap, so
+/// that a crash right after a rollback cannot leave empty files in the live site (ext4
+/// allocates blocks late, and a renamed directory does not make it write them first).
+pub fn flush_filesystem(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path).map_err(|e| BackupError::io("opening", path, e))?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(BackupError::io(
+            "writing to disk the files under",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes renames inside `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BackupError::io("writing to disk the directory", dir, e))
 }
 
 #[cfg(test)]
