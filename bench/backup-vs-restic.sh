@@ -147,7 +147,7 @@ SHM=$(mktemp -d /dev/shm/peakguard-bench.XXXXXX)
 cp_copy() { mkdir -p "$1"; cp -a "$B/site" "$B/dump/database.sql" "$1/"; sync; }
 # Each round restores into a fresh directory and the copies are deleted only after the
 # stage: this disk is mounted with `discard`, and deleting 1.3 GB makes the virtual disk
-# busy for ~10 s, which slowed whichever restore came next (up to 3x) in earlier versions.
+# busy for ~10 s, which slowed whichever restore came next (about 2x) in earlier versions.
 # In tmpfs (DROP=now) nothing is discarded and each copy is dropped at once to spare memory.
 restore_stage() {   # restore_stage NAME TARGET_PARENT [DROP]
   local name=$1 T=$2/r drop=${3:-after} rr="" pr="" cr="" i
@@ -163,7 +163,7 @@ restore_stage() {   # restore_stage NAME TARGET_PARENT [DROP]
   rm -rf "$T"-*; sync; sleep 3
   R[${name}_restic]=$(echo "$rr" | median); R[${name}_pg]=$(echo "$pr" | median)
   R[${name}_cp]=$(echo "$cr" | median)
-  # The disk's speed drifts during a stage (cp -a 1.6-9.5 s in one run): the ratio within
+  # The disk's speed drifts during a stage (cp -a 1.6-7.4 s in one run): the ratio within
   # each round, where both tools met the same disk, is the fairer comparison.
   R[${name}_paired]=$(paste <(echo "$rr" | tr ' ' '\n' | grep -v '^$') <(echo "$pr" | tr ' ' '\n' | grep -v '^$') |
     awk '{ printf "%.2f ", $1 / $2 }' | median)

@@ -1,6 +1,7 @@
 //! `rollback SNAPSHOT` on the live site: maintenance on → safety snapshot → files restored to
-//! a staging directory, written to disk and swapped in → the dump imported into a fresh schema, (orders
-//! carried over,) tables swapped with one `RENAME TABLE` → cache purged → maintenance off.
+//! a staging directory → the dump imported into a fresh schema (orders carried over) while
+//! the staged files are written to disk → files swapped in → tables swapped with one
+//! `RENAME TABLE` → cache purged → maintenance off.
 //! Every step is timed and reported; a failure undoes what was done and says so.
 
 mod orders;
