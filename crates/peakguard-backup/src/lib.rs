@@ -36,7 +36,7 @@ pub use error::{BackupError, Result};
 pub use export::ExportOutcome;
 pub use lock::WriterLock;
 pub use progress::TermProgress;
-pub use repo::{Repo, RepoSpec};
+pub use repo::{Repo, RepoSpec, close_remote_sessions};
 pub use restore::RestoreOutcome;
 pub use retention::{Retention, RetentionOutcome};
 pub use rollback::{Carried, EdgeHooks, RollbackOutcome, RollbackPlan, Step};

@@ -43,10 +43,28 @@ impl std::fmt::Debug for Repo {
     }
 }
 
+/// Set once an opendal repository was opened by this process (see [`close_remote_sessions`]).
+static OPENDAL_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Call before the process exits, after every [`Repo`] was dropped. opendal's SFTP
+/// connections run an `ssh` control master (`ControlPersist=yes`) that is told to exit by
+/// a task on rustic's background runtime once the connection is dropped; a process that
+/// exits at once kills that task first, and the `ssh` master (with its session on the
+/// server) stays behind, one per run. Waiting briefly lets the task finish. No-op unless an
+/// opendal repository was opened.
+pub fn close_remote_sessions() {
+    if OPENDAL_OPENED.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 impl Repo {
     /// Opens the repository; creates it when `create` and it does not exist yet.
     pub fn open(spec: &RepoSpec, create: bool, progress: TermProgress) -> Result<Repo> {
         let loc = spec.location.as_str();
+        if loc.starts_with("opendal:") {
+            OPENDAL_OPENED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let err = |e: Box<rustic_core::RusticError>| BackupError::repo(loc, e.display_log());
         if cfg!(not(feature = "opendal")) && loc.starts_with("opendal:") {
             return Err(BackupError::repo(

@@ -30,14 +30,19 @@ fn main() -> ExitCode {
         // pingora warns once that it has no header-compression dictionary; headers are
         // stored uncompressed, which is fine for us.
         .filter_module("pingora_cache::meta", log::LevelFilter::Error)
+        // opendal (S3/SFTP bunkers) warns on every "not found", which is how rustic asks
+        // whether a repository exists yet; real failures come back to us as errors.
+        .filter_module("opendal::services", log::LevelFilter::Error)
         .init();
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("peakguard: error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    peakguard_backup::close_remote_sessions();
+    code
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
