@@ -12,6 +12,7 @@ use rustic_core::{
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where a repository is and how to open it.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ impl std::fmt::Debug for Repo {
 }
 
 /// Set once an opendal repository was opened by this process (see [`close_remote_sessions`]).
-static OPENDAL_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static OPENDAL_OPENED: AtomicBool = AtomicBool::new(false);
 
 /// Call before the process exits, after every [`Repo`] was dropped. opendal's SFTP
 /// connections run an `ssh` control master (`ControlPersist=yes`) that is told to exit by
@@ -53,7 +54,7 @@ static OPENDAL_OPENED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// server) stays behind, one per run. Waiting briefly lets the task finish. No-op unless an
 /// opendal repository was opened.
 pub fn close_remote_sessions() {
-    if OPENDAL_OPENED.load(std::sync::atomic::Ordering::Relaxed) {
+    if OPENDAL_OPENED.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
@@ -62,9 +63,6 @@ impl Repo {
     /// Opens the repository; creates it when `create` and it does not exist yet.
     pub fn open(spec: &RepoSpec, create: bool, progress: TermProgress) -> Result<Repo> {
         let loc = spec.location.as_str();
-        if loc.starts_with("opendal:") {
-            OPENDAL_OPENED.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         let err = |e: Box<rustic_core::RusticError>| BackupError::repo(loc, e.display_log());
         if cfg!(not(feature = "opendal")) && loc.starts_with("opendal:") {
             return Err(BackupError::repo(
@@ -74,6 +72,9 @@ impl Repo {
                  directory or `rest:http://…` (e.g. `rclone serve restic`)"
                     .to_string(),
             ));
+        }
+        if loc.starts_with("opendal:") {
+            OPENDAL_OPENED.store(true, Ordering::Relaxed);
         }
         let mut backend = BackendOptions::default().repository(loc);
         backend.options = spec.options.clone();
