@@ -146,8 +146,8 @@ SHM=$(mktemp -d /dev/shm/peakguard-bench.XXXXXX)
 # The floor: copying the same tree and dump with `cp -a` (from the page cache), then `sync`.
 cp_copy() { mkdir -p "$1"; cp -a "$B/site" "$B/dump/database.sql" "$1/"; sync; }
 # Each round restores into a fresh directory and the copies are deleted only after the
-# stage: this disk is mounted with `discard`, and deleting 1.3 GB makes the virtual disk
-# busy for ~10 s, which slowed whichever restore came next (about 2x) in earlier versions.
+# stage: this disk is mounted with `discard`, deleting large trees keeps the virtual disk
+# busy for seconds, and that slowed whichever restore came next (about 2x) in earlier versions.
 # In tmpfs (DROP=now) nothing is discarded and each copy is dropped at once to spare memory.
 restore_stage() {   # restore_stage NAME TARGET_PARENT [DROP]
   local name=$1 T=$2/r drop=${3:-after} rr="" pr="" cr="" i
