@@ -75,26 +75,31 @@ fn ok(out: std::process::Output) -> String {
     text
 }
 
-/// sha256 of every file under `dir`, sorted by path.
-fn sums(dir: &Path) -> String {
+/// The output of a shell pipeline run inside `dir`.
+fn listing(dir: &Path, pipeline: &str) -> String {
     let out = Command::new("bash")
         .arg("-c")
-        .arg("find . -path ./wp-content/cache -prune -o -type f -print0 | sort -z | xargs -0 sha256sum")
+        .arg(pipeline)
         .current_dir(dir)
         .output()
-        .expect("sha256sum");
+        .expect("bash");
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// sha256 of every file under `dir`, sorted by path.
+fn sums(dir: &Path) -> String {
+    listing(
+        dir,
+        "find . -path ./wp-content/cache -prune -o -type f -print0 | sort -z | xargs -0 sha256sum",
+    )
 }
 
 /// Mode, owner, mtime and link target of everything under `dir` but `dir` itself.
 fn modes_and_times(dir: &Path) -> String {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg("find . -mindepth 1 -printf '%p %m %U %G %T@ %l\\n' | sort")
-        .current_dir(dir)
-        .output()
-        .expect("find");
-    String::from_utf8_lossy(&out.stdout).to_string()
+    listing(
+        dir,
+        "find . -mindepth 1 -printf '%p %m %U %G %T@ %l\\n' | sort",
+    )
 }
 
 /// A copy of Debian's WordPress tree and a config backing it up with the e2e database.
