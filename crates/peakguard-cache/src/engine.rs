@@ -3,6 +3,7 @@
 //! passes through the ones the hook signatures carry.
 
 use crate::backoff::OriginBackoff;
+use crate::encoding::Accepted;
 use crate::freshness::{self, Decision, RequestFacts};
 use crate::rules::SiteRules;
 use crate::storage::{StorageSettings, TieredStorage};
@@ -10,7 +11,7 @@ use pingora_cache::key::HashBinary;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::predictor::Predictor;
 use pingora_cache::{
-    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, HttpCache,
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, ForcedFreshness, HitHandler, HttpCache,
     NoCacheReason, RespCacheable, VarianceBuilder,
 };
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -102,6 +103,7 @@ impl CacheEngine {
         let coalesce_wait = timing.coalesce_wait;
         let max_object_bytes = settings.max_object_bytes as u64;
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
+        storage.start_encoders()?;
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
         // 16 shards x 1,024 keys remembered as uncacheable, least recently used forgotten.
         let predictor: &'static Predictor<16> =
@@ -139,9 +141,24 @@ impl CacheEngine {
         matches!(cache.phase(), CachePhase::Miss | CachePhase::Expired)
     }
 
-    /// `cache_key_callback`: the key is the key URL.
-    pub fn key(&self, key_url: String) -> CacheKey {
-        CacheKey::new(key_url, "")
+    /// `cache_key_callback`: the key is the key URL; what the client accepts rides along
+    /// (not hashed) so the lookup picks its representation.
+    pub fn key(&self, key_url: String, accepted: Accepted) -> CacheKey {
+        let mut key = CacheKey::new(key_url, "");
+        key.extensions.insert(accepted);
+        key
+    }
+
+    /// The compression policy of stored responses (the edge applies the same one when it
+    /// compresses a response on its way through).
+    pub fn compression(&self) -> &crate::encoding::CompressionPolicy {
+        self.storage.compression()
+    }
+
+    /// Is this request being answered from a complete stored representation (as opposed to
+    /// the origin, or a fill still being written)? Asked in `cache_hit_filter`.
+    pub fn is_stored_hit(handler: &HitHandler) -> bool {
+        crate::storage::is_complete_hit(handler)
     }
 
     /// `response_cache_filter`: RFC 9111 + site rules decide; stripped headers never stored.
@@ -309,6 +326,11 @@ impl CacheEngine {
             memory_evictions: s.stats.evictions.load(Ordering::Relaxed),
             disk_evictions: s.disk_evictions(),
             disk_hits: s.stats.disk_hits.load(Ordering::Relaxed),
+            encode_queued: s.stats.encode_queued.load(Ordering::Relaxed),
+            encode_dropped: s.stats.encode_dropped.load(Ordering::Relaxed),
+            encode_failed: s.stats.encode_failed.load(Ordering::Relaxed),
+            encoded_objects: s.stats.encoded_objects.load(Ordering::Relaxed),
+            encode_seconds: s.stats.encode_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }
@@ -317,7 +339,7 @@ fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CacheSnapshot {
     pub memory_bytes: u64,
     pub memory_objects: u64,
@@ -326,4 +348,9 @@ pub struct CacheSnapshot {
     pub memory_evictions: u64,
     pub disk_evictions: u64,
     pub disk_hits: u64,
+    pub encode_queued: u64,
+    pub encode_dropped: u64,
+    pub encode_failed: u64,
+    pub encoded_objects: u64,
+    pub encode_seconds: f64,
 }

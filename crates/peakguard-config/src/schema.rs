@@ -108,7 +108,67 @@ pub struct CacheConfig {
     /// After the origin fails for a page, serve its stale copy this long without asking the
     /// origin again (one retry per page per period instead of one per request). 0 = off.
     pub origin_error_backoff: Seconds,
+    /// Compressed representations of stored responses (`[cache.compression]`).
+    pub compression: CompressionConfig,
 }
+
+/// Stored responses of these types get gzip and brotli representations, made once in the
+/// background; a hit sends the stored bytes the client's `Accept-Encoding` prefers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionConfig {
+    /// Off: responses are stored and served in the coding the origin sent.
+    pub enabled: bool,
+    /// Media types (`"text/html"`, or `"text/*"` for a whole type) that are compressed.
+    pub types: Vec<String>,
+    /// Smaller bodies are not worth compressing.
+    pub min_size: ByteSize,
+    /// gzip level, 1 (fast) to 9 (small).
+    pub gzip_level: u32,
+    /// brotli quality, 0 (fast) to 11 (small). Each object is compressed once.
+    pub brotli_level: u32,
+    /// Background encoder threads (0 = one per two cores, at least one).
+    pub workers: usize,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            enabled: true,
+            types: DEFAULT_COMPRESSIBLE_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            min_size: ByteSize(512),
+            gzip_level: 6,
+            brotli_level: 5,
+            workers: 0,
+        }
+    }
+}
+
+/// Text, markup, scripts, data, SVG and uncompressed fonts. Images, video, audio, archives,
+/// PDFs and WOFF/WOFF2 fonts are already compressed and are not listed.
+pub const DEFAULT_COMPRESSIBLE_TYPES: &[&str] = &[
+    "text/*",
+    "application/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "application/json",
+    "application/ld+json",
+    "application/manifest+json",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/wasm",
+    "application/vnd.ms-fontobject",
+    "image/svg+xml",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+    "font/ttf",
+    "font/otf",
+];
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -119,6 +179,7 @@ impl Default for CacheConfig {
             max_object_size: ByteSize(64 << 20),
             coalesce_wait: Seconds::secs(10),
             origin_error_backoff: Seconds::secs(5),
+            compression: CompressionConfig::default(),
         }
     }
 }

@@ -123,3 +123,31 @@ fn sizes_parse() {
     assert_eq!(ByteSize::parse("2GiB").unwrap().0, 2 << 30);
     assert!(ByteSize::parse("2 parsecs").is_err());
 }
+
+#[test]
+fn compression_defaults_and_bad_values_name_their_key_and_line() {
+    let c = parse("", "t").expect("empty config");
+    assert!(c.cache.compression.enabled);
+    assert!(c.cache.compression.types.iter().any(|t| t == "text/*"));
+    assert!(
+        !c.cache
+            .compression
+            .types
+            .iter()
+            .any(|t| t.starts_with("image/jp"))
+    );
+    let text = "[cache.compression]\ntypes = [\"text/html\", \"html\"]\ngzip_level = 12\n";
+    let err = parse(text, "t").expect_err("bad compression");
+    let problems = err.problems();
+    let level = problems
+        .iter()
+        .find(|p| p.key == "cache.compression.gzip_level")
+        .expect("gzip_level named");
+    assert_eq!(level.line, Some(3), "{err}");
+    assert!(level.message.contains("1 (fast) to 9"), "{err}");
+    let types = problems
+        .iter()
+        .find(|p| p.key == "cache.compression.types[1]")
+        .expect("types[1] named");
+    assert!(types.message.contains("\"html\""), "{err}");
+}

@@ -51,6 +51,46 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         );
     }
 
+    let c = &config.cache.compression;
+    if !(1..=9).contains(&c.gzip_level) {
+        p(
+            "cache.compression.gzip_level".into(),
+            format!(
+                "{} is not a gzip level: use 1 (fast) to 9 (small)",
+                c.gzip_level
+            ),
+        );
+    }
+    if c.brotli_level > 11 {
+        p(
+            "cache.compression.brotli_level".into(),
+            format!(
+                "{} is not a brotli quality: use 0 (fast) to 11 (small)",
+                c.brotli_level
+            ),
+        );
+    }
+    if c.workers > 64 {
+        p(
+            "cache.compression.workers".into(),
+            format!(
+                "{} encoder threads is too many: use 0 (automatic) to 64",
+                c.workers
+            ),
+        );
+    }
+    for (i, t) in c.types.iter().enumerate() {
+        let valid = t
+            .split_once('/')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !t.contains([';', ' ', ',']));
+        if !valid {
+            p(
+                format!("cache.compression.types[{i}]"),
+                format!("{t:?} is not a media type: write e.g. \"text/html\" or \"text/*\""),
+            );
+        }
+    }
+
     let mut hosts: HashMap<String, usize> = HashMap::new();
     for (i, site) in config.sites.iter().enumerate() {
         site_problems(i, site, &mut p);

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod coding;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;
@@ -19,7 +20,7 @@ pub mod tls;
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
-use peakguard_cache::{CacheEngine, EngineTiming, StorageSettings};
+use peakguard_cache::{CacheEngine, CompressionPolicy, EngineTiming, StorageSettings};
 use peakguard_config::Config;
 use peakguard_shield::MaintenancePolicy;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -140,6 +141,11 @@ pub fn build_state(
         disk,
         max_object_bytes: config.cache.max_object_size.0 as usize,
         tag_headers,
+        compression: CompressionPolicy::from_config(&config.cache.compression),
+        encoder_threads: match config.cache.compression.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        },
     };
     let cache = CacheEngine::open(
         settings,

@@ -260,6 +260,16 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP peakguard_cache_encodings_total Background encodings of stored responses (gzip, brotli, identity), by result.\n# TYPE peakguard_cache_encodings_total counter\npeakguard_cache_encodings_total{{result=\"queued\"}} {}\npeakguard_cache_encodings_total{{result=\"done\"}} {}\npeakguard_cache_encodings_total{{result=\"dropped\"}} {}\npeakguard_cache_encodings_total{{result=\"failed\"}} {}",
+            cache.encode_queued, cache.encoded_objects, cache.encode_dropped, cache.encode_failed
+        );
+        let _ = writeln!(
+            out,
+            "# HELP peakguard_cache_encode_seconds_total CPU time the background encoders spent.\n# TYPE peakguard_cache_encode_seconds_total counter\npeakguard_cache_encode_seconds_total {}",
+            cache.encode_seconds
+        );
+        let _ = writeln!(
+            out,
             "# HELP peakguard_maintenance_mode Whether maintenance mode is on (1) or off (0).\n# TYPE peakguard_maintenance_mode gauge\npeakguard_maintenance_mode {}",
             u8::from(maintenance_on)
         );

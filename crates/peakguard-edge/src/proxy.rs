@@ -3,6 +3,7 @@
 //! decides (bypass, key, storability), this file acts.
 
 use crate::access_log::AccessRecord;
+use crate::coding::{CodingModule, CodingModuleBuilder, Facts};
 use crate::metrics::RequestRecord;
 use crate::pages;
 use crate::sites::Site;
@@ -12,11 +13,10 @@ use bytes::Bytes;
 use peakguard_cache::hook_types::{
     CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
 };
-use peakguard_cache::{Bypass, CacheEngine, CacheOutcome, KeyParts, cache_key_url};
+use peakguard_cache::{Accepted, Bypass, CacheEngine, CacheOutcome, KeyParts, cache_key_url};
 use peakguard_shield::{ClientInfo, client_info};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
-use pingora::modules::http::compression::ResponseCompressionBuilder;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
@@ -44,6 +44,10 @@ pub struct RequestCtx {
     /// The header fields of a 304 received while revalidating (RFC 9111 §4.3.4: they update
     /// the stored response; pingora merges only a few of them).
     not_modified_fields: Option<http::HeaderMap>,
+    /// The client's `Accept-Encoding` (identity only for a range request).
+    accepted: Accepted,
+    /// The cache found a complete stored object (its representation for this client).
+    stored_hit: bool,
 }
 
 pub struct EdgeProxy {
@@ -174,12 +178,15 @@ impl ProxyHttp for EdgeProxy {
             local: None,
             drained_body: false,
             not_modified_fields: None,
+            accepted: Accepted::identity_only(),
+            stored_hit: false,
         }
     }
 
-    /// gzip/brotli to clients that accept them; the stored object stays identity-encoded.
+    /// Compresses (or decodes) responses that are not a stored representation; see
+    /// `coding.rs`. Stored hits go out as stored.
     fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        modules.add_module(ResponseCompressionBuilder::enable(6));
+        modules.add_module(Box::new(CodingModuleBuilder));
     }
 
     /// Site routing, client identity, HTTPS redirect, maintenance.
@@ -219,6 +226,15 @@ impl ProxyHttp for EdgeProxy {
             .map(|a| a.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         let req = session.req_header();
+        // A byte range refers to the identity body.
+        if !req.headers.contains_key(http::header::RANGE) {
+            ctx.accepted = Accepted::parse(
+                req.headers
+                    .get_all(http::header::ACCEPT_ENCODING)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            );
+        }
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let client = client_info(
             peer,
@@ -317,7 +333,7 @@ impl ProxyHttp for EdgeProxy {
 
     /// The key URL built in `request_filter` (host from `:authority` or `Host`).
     fn cache_key_callback(&self, _session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
-        Ok(self.state.cache.key(ctx.key_url.clone()))
+        Ok(self.state.cache.key(ctx.key_url.clone(), ctx.accepted))
     }
 
     /// After a 304, pingora passes the stored header merged with a few 304 fields; every
@@ -378,10 +394,11 @@ impl ProxyHttp for EdgeProxy {
         &self,
         _session: &mut Session,
         meta: &CacheMeta,
-        _hit_handler: &mut HitHandler,
+        hit_handler: &mut HitHandler,
         is_fresh: bool,
         ctx: &mut Self::CTX,
     ) -> Result<Option<ForcedFreshness>> {
+        ctx.stored_hit = CacheEngine::is_stored_hit(hit_handler);
         let forced = self
             .state
             .cache
@@ -555,6 +572,7 @@ impl ProxyHttp for EdgeProxy {
         if !outcome.from_cache() {
             resp.remove_header("age");
         }
+        self.plan_coding(session, resp, ctx, outcome);
         let method = &session.req_header().method;
         let unsafe_method = !(method.is_safe());
         if unsafe_method && resp.status.as_u16() < 400 {
@@ -660,6 +678,36 @@ fn stored(session: &Session) -> &'static str {
 }
 
 impl EdgeProxy {
+    /// Arms the coding module when this response must be compressed or decoded on its way.
+    fn plan_coding(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &RequestCtx,
+        outcome: CacheOutcome,
+    ) {
+        let from_store = ctx.stored_hit
+            && matches!(
+                outcome,
+                CacheOutcome::Hit
+                    | CacheOutcome::StaleError
+                    | CacheOutcome::StaleRevalidating
+                    | CacheOutcome::Revalidated
+            );
+        let policy = self.state.cache.compression();
+        let facts = Facts {
+            accepted: &ctx.accepted,
+            policy,
+            from_store,
+            no_body: session.req_header().method == http::Method::HEAD,
+        };
+        if let Some(transform) = crate::coding::plan(resp, &facts)
+            && let Some(module) = session.downstream_modules_ctx.get_mut::<CodingModule>()
+        {
+            module.start(transform, policy);
+        }
+    }
+
     /// RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and
     /// the `Location`/`Content-Location` URIs on the same host.
     fn invalidate_after_unsafe(&self, resp: &ResponseHeader, ctx: &RequestCtx) {

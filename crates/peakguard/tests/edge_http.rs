@@ -164,52 +164,164 @@ fn forwarding_headers_are_trusted_only_from_configured_proxies() {
     assert_eq!(h("x-real-ip"), Some("198.51.100.7"));
 }
 
+/// The body a response carries, decoded from its `Content-Encoding`.
+fn decoded(r: &Response) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match r.header("content-encoding") {
+        None => out = r.body.clone(),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(&r.body[..])
+                .read_to_end(&mut out)
+                .expect("valid gzip");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(&r.body[..], 4096)
+                .read_to_end(&mut out)
+                .expect("valid brotli");
+        }
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
+fn with_ae(edge: &Edge, path: &str, ae: &str) -> Response {
+    request(edge.addr, "GET", "t", path, &[("Accept-Encoding", ae)], b"")
+}
+
+/// Waits (bounded) until the store holds the brotli representation of `path`.
+fn wait_stored_brotli(edge: &Edge, path: &str) -> Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = with_ae(edge, path, "br");
+        if r.header("content-encoding") == Some("br") && r.header("content-length").is_some() {
+            return r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stored brotli copy of {path} within 30 s: {:?}",
+            r.headers
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const BROWSER_AE: &str = "gzip, deflate, br";
+
 #[test]
-fn gzip_and_brotli_are_served_from_one_stored_copy() {
+fn each_coding_is_compressed_once_and_hits_send_the_stored_bytes() {
     let (addr, origin) = origin::start();
     let edge = Edge::start("compress", &site(addr, ""));
-    let path = "/cacheable-compress-".to_string() + &"x".repeat(10);
-    let plain = get(edge.addr, "t", &path);
-    let gz = request(
+    let path = "/page/spring-sale/";
+    let page = origin::html_page(path).into_bytes();
+
+    // The miss is compressed on its way (the client prefers brotli among its codings).
+    let miss = with_ae(&edge, path, BROWSER_AE);
+    assert!(
+        miss.cache_status().contains("uri-miss"),
+        "{}",
+        miss.cache_status()
+    );
+    assert_eq!(miss.header("content-encoding"), Some("br"));
+    assert_eq!(decoded(&miss), page);
+
+    wait_stored_brotli(&edge, path);
+    for (ae, coding, etag) in [
+        (BROWSER_AE, Some("br"), "W/\"page-1\""),
+        ("br", Some("br"), "W/\"page-1\""),
+        ("gzip", Some("gzip"), "W/\"page-1\""),
+        ("br;q=0.5, gzip;q=0.9", Some("gzip"), "W/\"page-1\""),
+        ("identity", None, "\"page-1\""),
+        ("gzip;q=0, br;q=0", None, "\"page-1\""),
+        ("", None, "\"page-1\""),
+    ] {
+        let r = with_ae(&edge, path, ae);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.cache_status().contains("hit"),
+            "{ae}: {}",
+            r.cache_status()
+        );
+        assert_eq!(r.header("content-encoding"), coding, "{ae:?}");
+        assert_eq!(
+            r.header("content-length"),
+            Some(r.body.len().to_string().as_str()),
+            "{ae:?}: a stored representation is sent with its length"
+        );
+        assert!(
+            r.header("vary")
+                .is_some_and(|v| v.contains("Accept-Encoding")),
+            "{ae:?}: {:?}",
+            r.header("vary")
+        );
+        assert_eq!(r.header("etag"), Some(etag), "{ae:?}");
+        assert_eq!(decoded(&r), page, "{ae:?}: decodes to the page");
+    }
+    // A client that refuses identity and every coding peakguard has: it still gets bytes it
+    // can read if any exist (brotli here).
+    let strict = with_ae(&edge, path, "identity;q=0, br");
+    assert_eq!(strict.header("content-encoding"), Some("br"));
+
+    let head = request(
         edge.addr,
-        "GET",
+        "HEAD",
         "t",
-        &path,
+        path,
         &[("Accept-Encoding", "gzip")],
         b"",
     );
-    let br = request(
-        edge.addr,
-        "GET",
-        "t",
-        &path,
-        &[("Accept-Encoding", "br")],
-        b"",
-    );
-    assert_eq!(plain.header("content-encoding"), None);
-    assert_eq!(gz.header("content-encoding"), Some("gzip"));
-    assert_eq!(br.header("content-encoding"), Some("br"));
-    assert!(gz.cache_status().contains("hit") && br.cache_status().contains("hit"));
-    assert_eq!(
-        origin.count(&path),
-        1,
-        "one origin fetch for every encoding"
-    );
-    let seen = origin.last(&path).unwrap();
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    let gz = with_ae(&edge, path, "gzip");
+    assert_eq!(head.header("content-length"), gz.header("content-length"));
+
+    assert_eq!(origin.count(path), 1, "one origin fetch for every coding");
+    let seen = origin.last(path).unwrap();
     assert!(
         !seen.headers.iter().any(|(k, _)| k == "accept-encoding"),
         "the stored copy is fetched as identity"
     );
-    // The gzip body really is gzip of the page.
-    let mut child = Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &gz.body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.stdout, plain.body);
+    let metrics = edge.admin_get("/metrics").text();
+    let done = metrics
+        .lines()
+        .find(|l| l.starts_with("peakguard_cache_encodings_total{result=\"done\"}"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok());
+    assert_eq!(done, Some(1), "compressed once, not per hit:\n{metrics}");
+}
+
+#[test]
+fn images_are_never_compressed_and_an_origin_gzip_is_kept_as_it_came() {
+    let (addr, _origin) = origin::start();
+    let edge = Edge::start("compress-kinds", &site(addr, ""));
+    let photo = origin::photo();
+    for _ in 0..3 {
+        let r = with_ae(&edge, "/photo.jpg", BROWSER_AE);
+        assert_eq!(r.header("content-encoding"), None);
+        assert_eq!(r.body, photo);
+    }
+
+    let path = "/pregzip/a/";
+    let page = origin::html_page(path).into_bytes();
+    let first = with_ae(&edge, path, "gzip");
+    assert_eq!(first.header("content-encoding"), Some("gzip"));
+    let as_sent = first.body.clone();
+    assert_eq!(decoded(&first), page);
+    // A client that takes no gzip gets the page decoded (on the way, then from the store).
+    let plain = with_ae(&edge, path, "");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, page);
+    wait_stored_brotli(&edge, path);
+    let gz = with_ae(&edge, path, "gzip");
+    assert!(gz.cache_status().contains("hit"));
+    assert_eq!(
+        gz.body, as_sent,
+        "the origin's gzip bytes are sent as they came"
+    );
+    let plain = with_ae(&edge, path, "identity");
+    assert_eq!(
+        plain.header("content-length"),
+        Some(page.len().to_string().as_str())
+    );
+    assert_eq!(plain.body, page);
 }
 
 fn rss_peak_kib(pid: u32) -> u64 {

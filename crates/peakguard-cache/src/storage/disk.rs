@@ -3,8 +3,13 @@
 //! purge that follows a write always wins; the queue to it is bounded (a full queue drops the
 //! disk copy, never blocks a request). Files are written to a temporary name and renamed, so
 //! a crash never leaves a half object under a real name.
+//!
+//! A file is `PGC2`, the key URL, the tags, pingora's serialized meta (the base header), a
+//! table of the other codings (coding, length), then the base body and each coding's body.
+//! Files of the previous format (`PGC1`, one body) are still read.
 
-use super::object::{MetaParts, StoredObject};
+use super::object::{MetaParts, Representation, StoredObject};
+use crate::encoding::Coding;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use pingora_cache::CacheMeta;
@@ -15,14 +20,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
-const MAGIC: &[u8; 4] = b"PGC1";
+const MAGIC: &[u8; 4] = b"PGC2";
+const MAGIC_V1: &[u8; 4] = b"PGC1";
+/// More codings than this in one file means the file is damaged.
+const MAX_REPRESENTATIONS: usize = 8;
 const QUEUE: usize = 4096;
 
 enum Job {
     Write {
         hex: String,
         bytes: Vec<u8>,
-        body: Bytes,
+        bodies: Vec<Bytes>,
     },
     Delete {
         hex: String,
@@ -103,8 +111,8 @@ impl DiskTier {
             .spawn(move || {
                 for job in rx {
                     match job {
-                        Job::Write { hex, bytes, body } => {
-                            if let Err(e) = write_atomic(&writer_dir, &hex, &bytes, &body) {
+                        Job::Write { hex, bytes, bodies } => {
+                            if let Err(e) = write_atomic(&writer_dir, &hex, &bytes, &bodies) {
                                 log::warn!(
                                     "disk cache: cannot write {hex} under {}: {e}",
                                     writer_dir.display()
@@ -140,14 +148,16 @@ impl DiskTier {
         let Ok(prelude) = encode_prelude(object) else {
             return Vec::new();
         };
-        let size = (prelude.len() + object.body.len()) as u64;
+        let mut bodies = vec![object.body.clone()];
+        bodies.extend(object.encoded.iter().map(|r| r.body.clone()));
+        let size = (prelude.len() + bodies.iter().map(Bytes::len).sum::<usize>()) as u64;
         if size > self.capacity {
             return Vec::new();
         }
         let job = Job::Write {
             hex: hex.to_string(),
             bytes: prelude,
-            body: object.body.clone(),
+            bodies,
         };
         match self.jobs.try_send(job) {
             Ok(()) => {}
@@ -236,7 +246,7 @@ fn object_path(dir: &Path, hex: &str) -> PathBuf {
     dir.join(&hex[..2.min(hex.len())]).join(hex)
 }
 
-fn write_atomic(dir: &Path, hex: &str, prelude: &[u8], body: &[u8]) -> io::Result<()> {
+fn write_atomic(dir: &Path, hex: &str, prelude: &[u8], bodies: &[Bytes]) -> io::Result<()> {
     let path = object_path(dir, hex);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -244,7 +254,9 @@ fn write_atomic(dir: &Path, hex: &str, prelude: &[u8], body: &[u8]) -> io::Resul
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(prelude)?;
-    f.write_all(body)?;
+    for body in bodies {
+        f.write_all(body)?;
+    }
     drop(f);
     fs::rename(&tmp, &path)
 }
@@ -265,6 +277,12 @@ fn encode_prelude(object: &StoredObject) -> pingora_error::Result<Vec<u8>> {
     }
     put_bytes(&mut out, &internal);
     put_bytes(&mut out, &header);
+    out.extend_from_slice(&(object.body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(object.encoded.len() as u32).to_le_bytes());
+    for r in &object.encoded {
+        out.push(r.coding.to_byte());
+        out.extend_from_slice(&(r.body.len() as u64).to_le_bytes());
+    }
     Ok(out)
 }
 
@@ -277,6 +295,20 @@ impl<'a> Cursor<'a> {
     fn u32(&mut self) -> io::Result<u32> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A length read from the file, checked against what is left of it.
+    fn len(&mut self) -> io::Result<usize> {
+        let n = usize::try_from(self.u64()?).map_err(|_| corrupt())?;
+        if n > self.buf.len() - self.pos {
+            return Err(corrupt());
+        }
+        Ok(n)
     }
     fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
         let end = self
@@ -298,18 +330,21 @@ fn corrupt() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "corrupt cache object")
 }
 
-/// The key URL and tags at the start of every object file, after the magic.
-fn read_head(c: &mut Cursor<'_>) -> io::Result<(String, Vec<String>)> {
-    if c.take(4)? != MAGIC {
-        return Err(corrupt());
-    }
+/// The key URL and tags at the start of every object file, after the magic; and whether the
+/// file has the current format.
+fn read_head(c: &mut Cursor<'_>) -> io::Result<(String, Vec<String>, bool)> {
+    let current = match c.take(4)? {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V1 => false,
+        _ => return Err(corrupt()),
+    };
     let url = c.string()?;
     let ntags = c.u32()? as usize;
     let mut tags = Vec::with_capacity(ntags.min(1024));
     for _ in 0..ntags {
         tags.push(c.string()?);
     }
-    Ok((url, tags))
+    Ok((url, tags, current))
 }
 
 fn decode(bytes: Vec<u8>) -> io::Result<StoredObject> {
@@ -317,21 +352,49 @@ fn decode(bytes: Vec<u8>) -> io::Result<StoredObject> {
         buf: &bytes,
         pos: 0,
     };
-    let (url, tags) = read_head(&mut c)?;
+    let (url, tags, current) = read_head(&mut c)?;
     let n = c.u32()? as usize;
     let internal = c.take(n)?;
     let n = c.u32()? as usize;
     let header = c.take(n)?;
     let meta = CacheMeta::deserialize(internal, header).map_err(|_| corrupt())?;
+    let mut table: Vec<(Coding, usize)> = Vec::new();
+    let base_len = if current {
+        let base_len = c.len()?;
+        let count = c.u32()? as usize;
+        if count > MAX_REPRESENTATIONS {
+            return Err(corrupt());
+        }
+        for _ in 0..count {
+            let coding = Coding::from_byte(c.take(1)?[0]).ok_or_else(corrupt)?;
+            table.push((coding, c.len()?));
+        }
+        base_len
+    } else {
+        c.buf.len() - c.pos
+    };
     let body_start = c.pos;
-    // The body is a view into the file's bytes: no second copy.
-    let body = Bytes::from(bytes).slice(body_start..);
-    Ok(StoredObject {
-        meta: MetaParts::from_meta(&meta),
-        body,
-        url,
-        tags,
-    })
+    let total: usize = base_len + table.iter().map(|(_, n)| n).sum::<usize>();
+    if body_start + total != bytes.len() {
+        return Err(corrupt());
+    }
+    // The bodies are views into the file's bytes: no second copy.
+    let all = Bytes::from(bytes);
+    let body = all.slice(body_start..body_start + base_len);
+    let parts = MetaParts::from_meta(&meta);
+    let mut at = body_start + base_len;
+    let mut encoded = Vec::with_capacity(table.len());
+    for (coding, n) in table {
+        encoded.push(Representation::new(
+            &parts.header,
+            coding,
+            all.slice(at..at + n),
+        ));
+        at += n;
+    }
+    let mut object = StoredObject::new(parts, body, url, tags);
+    object.encoded = encoded;
+    Ok(object)
 }
 
 /// Reads only the prelude: url, tags, file size, modification time.
@@ -340,6 +403,6 @@ fn read_prelude(path: &Path) -> io::Result<(String, Vec<String>, u64, std::time:
     let md = f.metadata()?;
     let mut head = vec![0u8; (md.len() as usize).min(64 * 1024)];
     f.read_exact(&mut head)?;
-    let (url, tags) = read_head(&mut Cursor { buf: &head, pos: 0 })?;
+    let (url, tags, _) = read_head(&mut Cursor { buf: &head, pos: 0 })?;
     Ok((url, tags, md.len(), md.modified()?))
 }

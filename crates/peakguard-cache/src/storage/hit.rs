@@ -17,17 +17,21 @@ use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 pub struct CompleteHit {
+    /// Keeps the object (and its eviction weight) while the body is sent.
     object: Arc<StoredObject>,
+    /// The representation being sent (a view of one of the object's bodies).
+    body: Bytes,
     start: usize,
     end: usize,
     done: bool,
 }
 
 impl CompleteHit {
-    pub fn new(object: Arc<StoredObject>) -> Self {
-        let end = object.body.len();
+    pub fn new(object: Arc<StoredObject>, body: Bytes) -> Self {
+        let end = body.len();
         CompleteHit {
             object,
+            body,
             start: 0,
             end,
             done: false,
@@ -42,7 +46,10 @@ impl HandleHit for CompleteHit {
             return Ok(None);
         }
         self.done = true;
-        Ok(Some(self.object.body.slice(self.start..self.end)))
+        if self.start == 0 && self.end == self.body.len() {
+            return Ok(Some(self.body.clone()));
+        }
+        Ok(Some(self.body.slice(self.start..self.end)))
     }
 
     async fn finish(
@@ -59,7 +66,7 @@ impl HandleHit for CompleteHit {
     }
 
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
-        let len = self.object.body.len();
+        let len = self.body.len();
         if start >= len {
             return Error::e_explain(
                 ErrorType::InternalError,

@@ -61,11 +61,11 @@ impl MemoryTier {
         self.entries.contains_key(key)
     }
 
-    /// Replaces the object of an existing entry in place (header update after a 304).
-    pub fn replace(&mut self, key: &str, object: Arc<StoredObject>) -> bool {
-        let Some(entry) = self.entries.get_mut(key) else {
-            return false;
-        };
+    /// Replaces the object of an existing entry in place (header update after a 304, new
+    /// encodings); returns the keys evicted if it grew past capacity, `None` when the key
+    /// is not here.
+    pub fn replace(&mut self, key: &str, object: Arc<StoredObject>) -> Option<Evicted> {
+        let entry = self.entries.get_mut(key)?;
         let weight = object.weight();
         self.used = self.used + weight - entry.weight;
         if !entry.main {
@@ -73,7 +73,7 @@ impl MemoryTier {
         }
         entry.weight = weight;
         entry.object = object;
-        true
+        Some(self.evict())
     }
 
     /// Inserts (or replaces) an object; returns the keys evicted to stay within capacity.
@@ -211,8 +211,8 @@ mod tests {
     use std::time::SystemTime;
 
     fn obj(size: usize) -> Arc<StoredObject> {
-        Arc::new(StoredObject {
-            meta: MetaParts {
+        Arc::new(StoredObject::new(
+            MetaParts {
                 fresh_until: SystemTime::now(),
                 updated: SystemTime::now(),
                 stale_while_revalidate_sec: 0,
@@ -220,10 +220,10 @@ mod tests {
                 variance: None,
                 header: ResponseHeader::build(200, None).unwrap(),
             },
-            body: Bytes::from(vec![0u8; size]),
-            url: String::new(),
-            tags: Vec::new(),
-        })
+            Bytes::from(vec![0u8; size]),
+            String::new(),
+            Vec::new(),
+        ))
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! and the purge index.
 
 mod disk;
+pub mod encoder;
 mod hit;
 mod memory;
 pub mod object;
 
+use crate::encoding::{Accepted, CompressionPolicy, ensure_vary_accept_encoding, rebase_header};
 use crate::index::PurgeIndex;
 use crate::stats::CacheStats;
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use bytes::Bytes;
 use disk::DiskTier;
 use hit::{CompleteHit, PartialHit, PartialObject};
 use memory::MemoryTier;
-use object::{MetaParts, StoredObject};
+use object::{MetaParts, Representation, StoredObject};
 use parking_lot::{Mutex, RwLock};
 use pingora_cache::storage::{
     HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
@@ -26,8 +28,9 @@ use pingora_error::Result;
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, OnceLock};
 
 /// Settings of the storage.
 #[derive(Debug, Clone)]
@@ -38,6 +41,10 @@ pub struct StorageSettings {
     pub max_object_bytes: usize,
     /// Response headers whose comma/space separated values are purge tags.
     pub tag_headers: Vec<String>,
+    /// Which stored responses get compressed representations.
+    pub compression: CompressionPolicy,
+    /// Background encoder threads (at least 1).
+    pub encoder_threads: usize,
 }
 
 pub struct TieredStorage {
@@ -47,6 +54,8 @@ pub struct TieredStorage {
     index: Mutex<PurgeIndex>,
     settings: StorageSettings,
     next_write_id: AtomicU64,
+    /// The background encoders' queue, once started.
+    encoder: OnceLock<SyncSender<encoder::EncodeJob>>,
     pub stats: CacheStats,
 }
 
@@ -71,8 +80,103 @@ impl TieredStorage {
             index: Mutex::new(index),
             settings,
             next_write_id: AtomicU64::new(1),
+            encoder: OnceLock::new(),
             stats: CacheStats::default(),
         })
+    }
+
+    /// Starts the background encoders. Until then (and if this is never called) objects are
+    /// stored and served in the coding the origin sent.
+    pub fn start_encoders(&'static self) -> std::io::Result<()> {
+        if self.encoder.get().is_some() {
+            return Ok(());
+        }
+        let tx = encoder::start(self, self.settings.encoder_threads)?;
+        let _ = self.encoder.set(tx);
+        Ok(())
+    }
+
+    /// Marks an object that the compression policy applies to (it will get representations)
+    /// and names `Accept-Encoding` in its `Vary`: every response for it depends on it.
+    fn prepare(&self, object: &mut StoredObject) {
+        let applies = self
+            .settings
+            .compression
+            .applies(&object.meta.header, object.body.len());
+        if applies || !object.encoded.is_empty() {
+            ensure_vary_accept_encoding(&mut object.meta.header);
+        }
+        object.encodable = applies && object.encoded.is_empty();
+    }
+
+    /// Queues a background encoding of an object that needs one (once per object; a full
+    /// queue drops the job, and a later hit tries again).
+    fn maybe_encode(&self, hex: &str, object: &Arc<StoredObject>) {
+        if !object.encodable || object.encoding_queued.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(tx) = self.encoder.get() else {
+            return;
+        };
+        if object.encoding_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if encoder::submit(tx, hex, object) {
+            self.stats.encode_queued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            object.encoding_queued.store(false, Ordering::Release);
+            self.stats.encode_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A background encoder finished `object`: the stored copy gains the representations,
+    /// unless it was purged or replaced meanwhile. The disk copy is queued under the memory
+    /// lock, so a purge that follows always deletes it.
+    fn attach_encodings(
+        &self,
+        hex: &str,
+        object: &Arc<StoredObject>,
+        encoded: Vec<Representation>,
+    ) {
+        let updated = Arc::new(StoredObject {
+            meta: object.meta.clone(),
+            body: object.body.clone(),
+            encoded,
+            url: object.url.clone(),
+            tags: object.tags.clone(),
+            encodable: false,
+            encoding_queued: std::sync::atomic::AtomicBool::new(true),
+        });
+        let mut gone = Vec::new();
+        {
+            let mut memory = self.memory.write();
+            if !memory.get(hex).is_some_and(|o| Arc::ptr_eq(&o, object)) {
+                return;
+            }
+            if let Some(evicted) = memory.replace(hex, updated.clone()) {
+                gone = evicted;
+            }
+            if let Some(disk) = &self.disk {
+                gone.extend(
+                    disk.store(hex, &updated)
+                        .into_iter()
+                        .filter(|k| !memory.contains(k)),
+                );
+            }
+        }
+        self.stats.encoded_objects.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .evictions
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
+        if !gone.is_empty() {
+            let disk = self.disk.as_ref();
+            let mut index = self.index.lock();
+            for k in gone {
+                if !disk.is_some_and(|d| d.contains(&k)) {
+                    index.remove(&k);
+                }
+            }
+        }
     }
 
     fn tags_of(&self, meta: &CacheMeta) -> Vec<String> {
@@ -158,6 +262,10 @@ impl TieredStorage {
         self.remove_keys(&keys)
     }
 
+    pub fn compression(&self) -> &CompressionPolicy {
+        &self.settings.compression
+    }
+
     /// Waits for queued disk writes (tests and shutdown).
     pub fn flush(&self) {
         if let Some(d) = &self.disk {
@@ -183,9 +291,18 @@ impl TieredStorage {
             .map_or(0, |d| d.evictions.load(Ordering::Relaxed))
     }
 
-    fn hit_from_object(object: Arc<StoredObject>) -> (CacheMeta, HitHandler) {
-        let meta = object.meta.to_meta();
-        (meta, Box::new(CompleteHit::new(object)))
+    /// A hit on a complete object: the representation this client prefers.
+    fn hit_from_object(
+        &self,
+        hex: &str,
+        object: Arc<StoredObject>,
+        accepted: Option<&Accepted>,
+    ) -> (CacheMeta, HitHandler) {
+        self.maybe_encode(hex, &object);
+        let (header, body) = object.select(accepted);
+        let meta = object.meta.to_meta_with(header);
+        let body = body.clone();
+        (meta, Box::new(CompleteHit::new(object, body)))
     }
 
     async fn load_from_disk(&'static self, hex: &str) -> Option<Arc<StoredObject>> {
@@ -196,7 +313,8 @@ impl TieredStorage {
         let owned = hex.to_string();
         let loaded = tokio::task::spawn_blocking(move || disk.load(&owned)).await;
         match loaded {
-            Ok(Ok(Some(object))) => {
+            Ok(Ok(Some(mut object))) => {
+                self.prepare(&mut object);
                 let object = Arc::new(object);
                 let evicted = self.memory.write().insert(hex.to_string(), object.clone());
                 self.stats
@@ -216,6 +334,11 @@ impl TieredStorage {
     }
 }
 
+/// Is this hit handler a complete stored object (not a fill being followed)?
+pub fn is_complete_hit(handler: &HitHandler) -> bool {
+    handler.as_any().is::<CompleteHit>()
+}
+
 #[async_trait]
 impl Storage for TieredStorage {
     async fn lookup(
@@ -228,11 +351,15 @@ impl Storage for TieredStorage {
         if let Some(p) = partial {
             return Ok(Some((p.meta.to_meta(), Box::new(PartialHit::new(p)))));
         }
+        let accepted = key.extensions.get::<Accepted>();
         let found = self.memory.read().get(&hex);
         if let Some(object) = found {
-            return Ok(Some(Self::hit_from_object(object)));
+            return Ok(Some(self.hit_from_object(&hex, object, accepted)));
         }
-        Ok(self.load_from_disk(&hex).await.map(Self::hit_from_object))
+        Ok(self
+            .load_from_disk(&hex)
+            .await
+            .map(|o| self.hit_from_object(&hex, o, accepted)))
     }
 
     async fn lookup_streaming_write(
@@ -315,13 +442,16 @@ impl Storage for TieredStorage {
         let Some(current) = current else {
             return Ok(false);
         };
-        let updated = Arc::new(StoredObject {
-            meta: MetaParts::from_meta(meta),
-            body: current.body.clone(),
-            url: current.url.clone(),
-            tags: current.tags.clone(),
-        });
-        self.memory.write().replace(&hex, updated.clone());
+        // The meta pingora hands back carries the header of the representation it served.
+        let mut parts = MetaParts::from_meta(meta);
+        parts.header = rebase_header(&parts.header, &current.meta.header);
+        let mut updated = current.with_meta(parts);
+        self.prepare(&mut updated);
+        let updated = Arc::new(updated);
+        let evicted = self.memory.write().replace(&hex, updated.clone());
+        self.stats
+            .evictions
+            .fetch_add(evicted.map_or(0, |e| e.len()) as u64, Ordering::Relaxed);
         if let Some(disk) = &self.disk {
             disk.store(&hex, &updated);
         }
@@ -397,12 +527,14 @@ impl HandleMiss for TieredMissHandler {
         let _ = meta
             .header
             .insert_header(http::header::CONTENT_LENGTH, size.to_string());
-        let object = Arc::new(StoredObject {
+        let mut object = StoredObject::new(
             meta,
             body,
-            url: self.partial.url.clone(),
-            tags: self.partial.tags.clone(),
-        });
+            self.partial.url.clone(),
+            self.partial.tags.clone(),
+        );
+        self.storage.prepare(&mut object);
+        let object = Arc::new(object);
         // Only the writer that still owns the slot commits (a purge may have removed it).
         let owns = {
             let mut partial = self.storage.partial.write();
@@ -415,7 +547,8 @@ impl HandleMiss for TieredMissHandler {
             }
         };
         if owns {
-            self.storage.commit(&self.hex, object);
+            self.storage.commit(&self.hex, object.clone());
+            self.storage.maybe_encode(&self.hex, &object);
         }
         Ok(MissFinishType::Created(size))
     }
@@ -442,3 +575,6 @@ impl Drop for TieredMissHandler {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_encoding;

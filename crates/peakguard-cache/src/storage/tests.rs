@@ -9,6 +9,8 @@ fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
         disk: disk.map(|d| (d.to_path_buf(), 1 << 24)),
         max_object_bytes: 1 << 20,
         tag_headers: vec!["cache-tag".into()],
+        compression: crate::encoding::CompressionPolicy::default(),
+        encoder_threads: 1,
     };
     Box::leak(Box::new(
         TieredStorage::open(settings).expect("open storage"),
@@ -190,6 +192,8 @@ async fn the_disk_tier_stays_within_its_size() {
         disk: Some((dir.path().to_path_buf(), 64 << 10)),
         max_object_bytes: 1 << 20,
         tag_headers: vec![],
+        compression: crate::encoding::CompressionPolicy::default(),
+        encoder_threads: 1,
     };
     let s: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings).unwrap()));
     for i in 0..100 {

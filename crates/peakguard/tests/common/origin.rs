@@ -169,6 +169,24 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
         b.status(303)
             .header("location", "/cacheable-target")
             .body(full(format!("received {body_len} bytes")))
+    } else if path.starts_with("/page/") {
+        // A WordPress-sized page of HTML, with a strong validator.
+        b.header("cache-control", "max-age=60")
+            .header("content-type", "text/html; charset=UTF-8")
+            .header("etag", "\"page-1\"")
+            .body(full(html_page(&path)))
+    } else if path.starts_with("/photo.jpg") {
+        b.header("cache-control", "max-age=60")
+            .header("content-type", "image/jpeg")
+            .body(full(photo()))
+    } else if path.starts_with("/pregzip/") {
+        // An origin that compresses even when not asked to.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        let _ = std::io::Write::write_all(&mut e, html_page(&path).as_bytes());
+        b.header("cache-control", "max-age=60")
+            .header("content-type", "text/html; charset=UTF-8")
+            .header("content-encoding", "gzip")
+            .body(full(e.finish().unwrap_or_default()))
     } else if path.starts_with("/cacheable") {
         b.header("cache-control", "max-age=60")
             .header("content-type", "text/plain")
@@ -280,6 +298,32 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
             .body(full(format!("default {path}")))
     };
     resp.unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// About 40 KB of HTML, the same for the same path.
+pub fn html_page(path: &str) -> String {
+    let mut out = format!("<!doctype html><html><head><title>{path}</title></head><body>");
+    for i in 0..400 {
+        out.push_str(&format!(
+            "<article class=\"product\"><a href=\"/product/{i}/\">Product {i}</a> <span>{}.90 EUR</span></article>\n",
+            10 + i % 90
+        ));
+    }
+    out.push_str("</body></html>");
+    out
+}
+
+/// 30 KB of bytes that do not compress, like a JPEG.
+pub fn photo() -> Vec<u8> {
+    let mut x: u32 = 2463534242;
+    (0..30_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 /// Starts the origin on an ephemeral loopback port, in its own runtime thread.
