@@ -83,6 +83,10 @@ pub struct ClassSpec {
     pub login_path: Option<String>,
     #[serde(default)]
     pub sessions: Option<usize>,
+    /// Request headers for this class, over the browser's defaults (an empty value removes
+    /// one), e.g. `headers = { "Accept-Encoding" = "gzip" }`.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 fn one() -> f64 {
@@ -123,6 +127,7 @@ impl ClassSpec {
             password: None,
             login_path: None,
             sessions: None,
+            headers: Default::default(),
         }
     }
 

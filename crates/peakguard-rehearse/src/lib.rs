@@ -7,6 +7,7 @@
 //! binary prints progress from the callback).
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod classes;
 pub mod client;
 pub mod html;

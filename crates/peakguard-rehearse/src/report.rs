@@ -70,7 +70,7 @@ impl Report {
         let t = &self.total;
         let _ = writeln!(
             out,
-            "  latency from the intended send time: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} errors ({} timeouts, {} connect, {} I/O); {:.1} MB received",
+            "  latency from the intended send time: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} errors ({} timeouts, {} connect, {} I/O); {:.1} MB of bodies on the wire ({:.1} KB per response, as sent: compressed where the server compressed)",
             t.p50_ms,
             t.p99_ms,
             t.max_ms,
@@ -78,7 +78,8 @@ impl Report {
             t.timeouts,
             t.connect_errors,
             t.io_errors,
-            t.bytes as f64 / 1e6
+            t.bytes as f64 / 1e6,
+            t.bytes as f64 / 1e3 / (t.requests.max(1)) as f64
         );
         let statuses: Vec<String> = t
             .statuses

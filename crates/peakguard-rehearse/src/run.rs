@@ -37,6 +37,8 @@ pub struct Plan {
     pub pages: Pages,
     pub classes: Vec<ClassSpec>,
     pub limits: Limits,
+    /// Send no browser headers (only the classes' own).
+    pub raw: bool,
 }
 
 /// What the live progress line shows.
@@ -112,6 +114,8 @@ struct Shared {
     start: Instant,
     /// Each class's label, computed once.
     labels: Vec<String>,
+    /// Each class's request headers (browser-like unless raw), built once.
+    headers: Vec<Vec<(http::HeaderName, http::HeaderValue)>>,
     visitors: Vec<Visitors>,
     in_flight: AtomicUsize,
     waiting: AtomicUsize,
@@ -198,6 +202,11 @@ async fn execute(shared: Arc<Shared>, step: Step, intended: Duration) {
         Visitor::Nobody => None,
     };
     let mut b = shared.client.request(step.method.clone(), &step.path);
+    if let Some(h) = b.headers_mut() {
+        for (k, v) in &shared.headers[step.class] {
+            h.insert(k.clone(), v.clone());
+        }
+    }
     if let Some(cookie) = jar {
         b = b.header(http::header::COOKIE, cookie);
     }
@@ -253,8 +262,13 @@ pub async fn run(
     plan: Plan,
     progress: Arc<dyn Fn(&Progress) + Send + Sync>,
 ) -> Result<Report, RunError> {
+    let mut headers = Vec::with_capacity(plan.classes.len());
     for c in &plan.classes {
         c.check().map_err(RunError::Class)?;
+        headers.push(
+            crate::browser::class_headers(plan.raw, &c.headers)
+                .map_err(|e| RunError::Class(format!("class {:?}: {e}", c.label())))?,
+        );
     }
     // Log in the logged-in users before the clock starts.
     let mut visitors = Vec::new();
@@ -290,6 +304,7 @@ pub async fn run(
         recorder: Mutex::new(Recorder::default()),
         start: Instant::now(),
         labels: plan.classes.iter().map(ClassSpec::label).collect(),
+        headers,
         visitors,
         in_flight: AtomicUsize::new(0),
         waiting: AtomicUsize::new(0),

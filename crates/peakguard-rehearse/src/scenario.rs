@@ -7,10 +7,14 @@
 //! concurrency = 500
 //! sitemap = true                                     # or: urls = "key-pages.txt"
 //! max_urls = 200
+//! # raw = true                                       # no browser headers (see `--raw`)
 //!
 //! [[class]]
 //! kind = "anonymous"
 //! weight = 70
+//! # Every class sends a browser's headers (Accept-Encoding: gzip, deflate, br, ...);
+//! # its own table overrides them, an empty value removes one:
+//! headers = { "Accept-Language" = "de-DE,de;q=0.9" }
 //! [[class]]
 //! kind = "campaign"
 //! weight = 20
@@ -48,6 +52,8 @@ pub struct Scenario {
     pub urls: Option<String>,
     pub sitemap: Option<bool>,
     pub max_urls: Option<usize>,
+    /// No browser headers (see `--raw`).
+    pub raw: Option<bool>,
     #[serde(default, rename = "class")]
     pub classes: Vec<ClassSpec>,
 }

@@ -239,6 +239,12 @@ pub struct RehearseRunArgs {
     /// Accept any TLS certificate (self-signed staging servers).
     #[arg(long)]
     pub insecure: bool,
+    /// Send no browser headers. By default every request carries what a browser sends
+    /// (Accept-Encoding: gzip, deflate, br; Accept; Accept-Language; a browser User-Agent),
+    /// so the rehearsal sees the compression and the bytes real visitors cause. A scenario
+    /// class can override them: headers = { "Accept-Encoding" = "gzip" }.
+    #[arg(long)]
+    pub raw: bool,
     /// Write the full result as JSON (for `compare`).
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -103,6 +103,7 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
         .unwrap_or((expected * 1.1) as u64 + 1000);
     let http2 = a.http2 || sc.http2.unwrap_or(false);
     let insecure = a.insecure || sc.insecure.unwrap_or(false);
+    let raw = a.raw || sc.raw.unwrap_or(false);
     let classes = match &a.mix {
         Some(m) => mix(m)?,
         None if !sc.classes.is_empty() => sc.classes.clone(),
@@ -170,6 +171,7 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
                 max_requests,
                 timeout,
             },
+            raw,
         };
         let report = run_plan(plan, progress).await;
         bar.finish_and_clear();

@@ -542,3 +542,66 @@ fn yoast_sitemaps_are_discovered_when_core_sitemaps_are_off() {
         "the discovered pages were requested on the target"
     );
 }
+
+#[test]
+fn rehearse_sends_browser_headers_unless_raw_and_counts_bytes_as_sent() {
+    let (addr, origin) = origin::start();
+    let dir = fresh_dir("rehearse-browser-urls");
+    let urls = dir.join("urls.txt");
+    std::fs::write(&urls, "/page/launch/\n").unwrap();
+    let urls = urls.display().to_string();
+    let run = |target: &str, raw: bool| {
+        let mut args = vec![
+            "--target",
+            target,
+            "--urls",
+            &urls,
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+        ];
+        if raw {
+            args.push("--raw");
+        }
+        rehearse(&args)
+    };
+
+    // Straight at the origin: what a request carries.
+    run(&format!("http://{addr}"), false);
+    let seen = origin.last("/page/launch/").unwrap();
+    assert_eq!(seen.header("accept-encoding"), Some("gzip, deflate, br"));
+    assert!(
+        seen.header("user-agent")
+            .unwrap_or("")
+            .starts_with("Mozilla/5.0")
+    );
+    assert!(seen.header("accept-language").is_some());
+    assert!(seen.header("accept").unwrap_or("").starts_with("text/html"));
+    run(&format!("http://{addr}"), true);
+    let seen = origin.last("/page/launch/").unwrap();
+    assert_eq!(seen.header("accept-encoding"), None);
+    assert_eq!(seen.header("user-agent"), None);
+
+    // Through the edge: a browser-like rehearsal receives the compressed page.
+    let edge = Edge::start(
+        "rehearse-browser",
+        &format!("[[site]]\nname = \"t\"\norigin = \"http://{addr}\"\n"),
+    );
+    let target = format!("http://{}", edge.addr);
+    let page = origin::html_page("/page/launch/").len() as f64;
+    let raw = run(&target, true);
+    let per_raw =
+        raw["total"]["bytes"].as_f64().unwrap() / raw["total"]["requests"].as_f64().unwrap();
+    assert!(
+        (per_raw - page).abs() < 1.0,
+        "identity: {per_raw} bytes per response, page {page}"
+    );
+    let browser = run(&target, false);
+    let per_browser = browser["total"]["bytes"].as_f64().unwrap()
+        / browser["total"]["requests"].as_f64().unwrap();
+    assert!(
+        per_browser < page / 4.0,
+        "a browser-like rehearsal counts the compressed bytes: {per_browser} per response"
+    );
+}
