@@ -38,11 +38,17 @@ async def h1(host, port, authority, path):
     return w
 
 
-async def h2(host, port):
-    ctx = ssl.create_default_context()
+def tls_context():
+    # One context for every connection: a context per connection loads the CA store each
+    # time (seen: 6.8 GB and minutes of CPU for 10,000 connections).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+
+async def h2(host, port, ctx):
     r, w = await asyncio.open_connection(host, port, ssl=ctx, server_hostname="wp.test")
     w.write(H2_PREFACE)
     await w.drain()
@@ -54,13 +60,14 @@ async def main():
     kind, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     n = min(n, 20000)
     sem = asyncio.Semaphore(200)  # handshakes in flight
+    ctx = tls_context() if kind == "h2" else None
 
     async def one():
         async with sem:
             try:
                 if kind == "h1":
                     return await asyncio.wait_for(h1(host, port, sys.argv[5], sys.argv[6]), 30)
-                return await asyncio.wait_for(h2(host, port), 30)
+                return await asyncio.wait_for(h2(host, port, ctx), 30)
             except Exception:
                 return None
 
