@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// Per-connection write buffer toward clients: a response header and a body that fit
     /// leave in one syscall. Memory cost: this much per open client connection.
     pub write_buffer: ByteSize,
+    /// Per-connection read buffer from clients. Pingora's default (64 KiB) is zero-filled at
+    /// accept, so every open connection, idle or not, keeps it resident; a request's header
+    /// is parsed into its own growing buffer, so a small one only means more reads for a
+    /// large request. 0 = unbuffered.
+    pub read_buffer: ByteSize,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +70,7 @@ impl Default for ServerConfig {
             pid_file: PathBuf::from("/tmp/peakguard.pid"),
             access_log: String::new(),
             write_buffer: ByteSize(64 << 10),
+            read_buffer: ByteSize(64 << 10),
         }
     }
 }

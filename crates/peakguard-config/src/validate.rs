@@ -51,6 +51,19 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         );
     }
 
+    for (key, size) in [
+        ("server.write_buffer", config.server.write_buffer.0),
+        ("server.read_buffer", config.server.read_buffer.0),
+    ] {
+        if size > 16 << 20 {
+            p(
+                key.into(),
+                format!(
+                    "{size} bytes per connection is too much: use at most 16MiB (0 = unbuffered)"
+                ),
+            );
+        }
+    }
     let c = &config.cache.compression;
     if !(1..=9).contains(&c.gzip_level) {
         p(

@@ -203,7 +203,9 @@ fn server_conf(config: &Config) -> ServerConf {
 /// header and its body in two syscalls (and wakes the client twice); a buffer that holds a
 /// typical page sends both at once. Costs `write_buffer` bytes per open client connection.
 fn l4_buffers(config: &Config) -> L4BufferSettings {
-    L4BufferSettings::default().write(config.server.write_buffer.0 as usize)
+    L4BufferSettings::default()
+        .write(config.server.write_buffer.0 as usize)
+        .read(config.server.read_buffer.0 as usize)
 }
 
 /// Builds the pingora server with the proxy, admin and reload services. Call

@@ -10,6 +10,7 @@ use crate::sites::Site;
 use crate::state::EdgeState;
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderValue;
 use peakguard_cache::hook_types::{
     CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
 };
@@ -552,23 +553,35 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         let outcome = self.state.cache.outcome(&session.cache, ctx.stale_error);
+        // Constant values are static header values: a hit allocates nothing here.
+        let filling = stored(session);
         let status = match (&ctx.bypass, outcome) {
-            (Some(b), _) => format!("peakguard; fwd=bypass; detail=\"{}\"", b.label()),
-            (None, CacheOutcome::Hit) => "peakguard; hit".to_string(),
+            (Some(b), _) => {
+                HeaderValue::try_from(format!("peakguard; fwd=bypass; detail=\"{}\"", b.label()))
+                    .unwrap_or(HeaderValue::from_static("peakguard; fwd=bypass"))
+            }
+            (None, CacheOutcome::Hit) => HeaderValue::from_static("peakguard; hit"),
             (None, CacheOutcome::StaleError) => {
-                "peakguard; hit; fwd=stale; detail=\"origin-error\"".to_string()
+                HeaderValue::from_static("peakguard; hit; fwd=stale; detail=\"origin-error\"")
             }
             (None, CacheOutcome::StaleRevalidating) => {
-                "peakguard; hit; fwd=stale; detail=\"revalidating\"".to_string()
+                HeaderValue::from_static("peakguard; hit; fwd=stale; detail=\"revalidating\"")
             }
-            (None, CacheOutcome::Miss) => format!("peakguard; fwd=uri-miss{}", stored(session)),
-            (None, CacheOutcome::Expired) => format!("peakguard; fwd=stale{}", stored(session)),
-            (None, CacheOutcome::Revalidated) => "peakguard; fwd=stale; fwd-status=304".to_string(),
-            (None, CacheOutcome::Uncacheable | CacheOutcome::Bypass) => {
-                "peakguard; fwd=uri-miss".to_string()
+            (None, CacheOutcome::Miss) if filling => {
+                HeaderValue::from_static("peakguard; fwd=uri-miss; stored")
+            }
+            (None, CacheOutcome::Expired) if filling => {
+                HeaderValue::from_static("peakguard; fwd=stale; stored")
+            }
+            (None, CacheOutcome::Expired) => HeaderValue::from_static("peakguard; fwd=stale"),
+            (None, CacheOutcome::Revalidated) => {
+                HeaderValue::from_static("peakguard; fwd=stale; fwd-status=304")
+            }
+            (None, CacheOutcome::Miss | CacheOutcome::Uncacheable | CacheOutcome::Bypass) => {
+                HeaderValue::from_static("peakguard; fwd=uri-miss")
             }
         };
-        resp.insert_header("cache-status", status)?;
+        resp.insert_header(CACHE_STATUS, status)?;
         if !outcome.from_cache() {
             resp.remove_header("age");
         }
@@ -668,14 +681,12 @@ impl ProxyHttp for EdgeProxy {
     }
 }
 
-fn stored(session: &Session) -> &'static str {
-    if session.cache.enabled() && !session.cache.bypassing() && CacheEngine::filling(&session.cache)
-    {
-        "; stored"
-    } else {
-        ""
-    }
+/// Is this response being stored (a fill)?
+fn stored(session: &Session) -> bool {
+    session.cache.enabled() && !session.cache.bypassing() && CacheEngine::filling(&session.cache)
 }
+
+const CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
 
 impl EdgeProxy {
     /// Arms the coding module when this response must be compressed or decoded on its way.

@@ -16,6 +16,10 @@ use cli::{Cli, Command, ConfigCommand, MaintenanceAction};
 use peakguard_config::{Config, Profile};
 use std::process::ExitCode;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo(_)) && !cli.verbose;
