@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-6}
 ROUNDS=${ROUNDS:-2}
 IDLE=${IDLE:-10000}
+IDLE_AE=${IDLE_AE-gzip, deflate, br}   # the idle clients' Accept-Encoding ("" = identity)
 URL_PATH=${URL_PATH:-/e2e-post-1/}
 A_BIN=${A_BIN:-target/release/peakguard}
 B_BIN=${B_BIN:-$A_BIN}
@@ -105,12 +106,14 @@ for client in identity browser; do
 done
 if [ "$IDLE" -gt 0 ]; then
   echo
+  echo "Idle clients fetched the page with Accept-Encoding: ${IDLE_AE:-(none)}."
+  echo
   echo "| build | idle HTTP/1.1 connections | RSS before MiB | RSS with them MiB | KiB per connection |"
   echo "|---|---|---|---|---|"
   for s in a b; do
     before=$(rss_kib "${PID[$s]}")
     fifo="$B/idle-$s"; mkfifo "$fifo"
-    python3 bench/idle-connections.py h1 127.0.0.1 "${PORT[$s]}" "$IDLE" wp.test "$URL_PATH" <"$fifo" >"$fifo.out" &
+    python3 bench/idle-connections.py h1 127.0.0.1 "${PORT[$s]}" "$IDLE" wp.test "$URL_PATH" "$IDLE_AE" <"$fifo" >"$fifo.out" &
     ipid=$!
     exec 9>"$fifo"
     for _ in $(seq 1 600); do grep -q ready "$fifo.out" 2>/dev/null && break; sleep 0.2; done

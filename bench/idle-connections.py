@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Opens N idle keep-alive client connections to a proxy on loopback and holds them.
 
-    idle-connections.py h1 HOST PORT N AUTHORITY PATH   (one GET each, response read, then idle)
+    idle-connections.py h1 HOST PORT N AUTHORITY PATH [AE]  (one GET each, response read, then
+                                                          idle; AE: its Accept-Encoding, "" none)
     idle-connections.py h2 HOST PORT N                  (TLS + ALPN h2, preface + SETTINGS, idle)
 
 Prints "ready OPEN" once every connection is open (or failed), then holds them until stdin
@@ -14,9 +15,10 @@ import sys
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
-async def h1(host, port, authority, path):
+async def h1(host, port, authority, path, ae):
     r, w = await asyncio.open_connection(host, port)
-    w.write(f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n".encode())
+    accept = f"Accept-Encoding: {ae}\r\n" if ae else ""
+    w.write(f"GET {path} HTTP/1.1\r\nHost: {authority}\r\n{accept}\r\n".encode())
     await w.drain()
     head = await r.readuntil(b"\r\n\r\n")
     length = 0
@@ -66,7 +68,8 @@ async def main():
         async with sem:
             try:
                 if kind == "h1":
-                    return await asyncio.wait_for(h1(host, port, sys.argv[5], sys.argv[6]), 30)
+                    ae = sys.argv[7] if len(sys.argv) > 7 else "gzip, deflate, br"
+                    return await asyncio.wait_for(h1(host, port, sys.argv[5], sys.argv[6], ae), 30)
                 return await asyncio.wait_for(h2(host, port, ctx), 30)
             except Exception:
                 return None

@@ -201,7 +201,10 @@ fn server_conf(config: &Config) -> ServerConf {
 
 /// Client-side socket buffers. Pingora's default write buffer (1,460 bytes) sends a response
 /// header and its body in two syscalls (and wakes the client twice); a buffer that holds a
-/// typical page sends both at once. Costs `write_buffer` bytes per open client connection.
+/// typical compressed page sends both at once. Pingora's default read buffer (64 KiB) is
+/// zero-filled for every connection; a request header is parsed into its own growing
+/// buffer, so 4 KiB costs nothing but an extra read for a very large request. Both stay
+/// allocated while a connection is idle (see BENCHMARKS.md, idle connections).
 fn l4_buffers(config: &Config) -> L4BufferSettings {
     L4BufferSettings::default()
         .write(config.server.write_buffer.0 as usize)
