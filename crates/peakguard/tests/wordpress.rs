@@ -524,3 +524,119 @@ fn a_binary_upgrade_under_load_loses_no_request() {
     );
     assert!(new.pid() != 0);
 }
+
+/// A response's body decoded from its `Content-Encoding`.
+fn decoded(r: &Response) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match r.header("content-encoding") {
+        None => out = r.body.clone(),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(&r.body[..])
+                .read_to_end(&mut out)
+                .expect("valid gzip");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(&r.body[..], 4096)
+                .read_to_end(&mut out)
+                .expect("valid brotli");
+        }
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn browsers_get_a_stored_compressed_page_that_survives_a_restart_and_a_purge() {
+    let wp = wp();
+    let [p, a, ..] = ports();
+    let dir = fresh_dir("codings");
+    let path = fresh("/e2e-post-3/");
+    let ask = |edge: &Edge, ae: &str| {
+        request(
+            edge.addr,
+            "GET",
+            &wp.host,
+            &path,
+            &[("Accept-Encoding", ae)],
+            b"",
+        )
+    };
+    let mut edge = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let first = ask(&edge, "gzip, deflate, br");
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("content-encoding"),
+        Some("br"),
+        "the miss is compressed on its way"
+    );
+    let page = decoded(&first);
+    assert!(String::from_utf8_lossy(&page).contains("E2E post 3"));
+
+    // The stored brotli copy appears once the background encoder has made it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = ask(&edge, "gzip, deflate, br");
+        if r.header("content-encoding") == Some("br") && r.header("content-length").is_some() {
+            assert!(r.cache_status().contains("hit"));
+            assert_eq!(decoded(&r), page);
+            assert!(
+                r.body.len() * 4 < page.len(),
+                "{} of {} bytes",
+                r.body.len(),
+                page.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stored brotli copy: {:?}",
+            r.headers
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gz = ask(&edge, "gzip");
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(decoded(&gz), page);
+    let plain = ask(&edge, "");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, page);
+
+    edge.stop();
+    let edge = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    for (ae, coding) in [("br", Some("br")), ("gzip", Some("gzip")), ("", None)] {
+        let r = ask(&edge, ae);
+        assert!(
+            r.cache_status().contains("hit"),
+            "after the restart: {:?}",
+            r.cache_status()
+        );
+        assert_eq!(
+            r.header("content-encoding"),
+            coding,
+            "{ae:?} after the restart"
+        );
+        assert_eq!(decoded(&r), page);
+    }
+    assert_eq!(
+        origin_hits(&wp, &path),
+        1,
+        "one origin request for every coding, restart included"
+    );
+
+    let out = edge.cli(&["purge", "--url", &format!("{}{path}", wp.host)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The brotli copy went with the purge: the next browser visit is a miss.
+    let r = ask(&edge, "br");
+    assert!(
+        r.cache_status().contains("uri-miss"),
+        "after the purge: {:?}",
+        r.cache_status()
+    );
+    assert_eq!(origin_hits(&wp, &path), 2);
+}
