@@ -2,8 +2,10 @@
 //!
 //! Owns: listeners (plain and TLS, HTTP/1.1 and HTTP/2), site routing by host, the pingora
 //! `ProxyHttp` hooks ([`proxy::EdgeProxy`]), the origin connection settings, the admin API
-//! (purge, maintenance, metrics, status), the access log, reload on SIGHUP and graceful
-//! shutdown/upgrade. Must not touch: caching policy and pingora_cache types (the cache
+//! (purge, maintenance, metrics, status), the access log, reload on SIGHUP, graceful
+//! shutdown/upgrade, and the coding of responses on their way out (which ones, by the
+//! cache crate's policy and the client's `Accept-Encoding`; stored codings are the cache
+//! crate's). Must not touch: caching policy and pingora_cache types (the cache
 //! crate's), request policy such as who passes maintenance (the shield's).
 #![forbid(unsafe_code)]
 

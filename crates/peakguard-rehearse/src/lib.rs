@@ -1,7 +1,7 @@
 //! peakguard's rehearsal: the load generator that replays the expected peak before a campaign.
 //!
 //! Owns: load profiles (open model: requests start at their intended times), traffic classes,
-//! URL lists and sitemap discovery, the HTTP client (HTTP/1.1, HTTP/2, rustls, `--resolve`),
+//! URL lists and sitemap discovery, the request headers a browser sends, the HTTP client (HTTP/1.1, HTTP/2, rustls, `--resolve`),
 //! HDR statistics per URL group and class, and the reports (text, JSON, HTML, compare).
 //! Must not touch: the edge or the cache (it is a client like any other), the terminal (the
 //! binary prints progress from the callback).

@@ -147,6 +147,7 @@ impl TieredStorage {
             encodable: false,
             encoding_queued: std::sync::atomic::AtomicBool::new(true),
         });
+        // Keys evicted from a tier by the growth; the disk tier counts its own evictions.
         let mut gone = Vec::new();
         {
             let mut memory = self.memory.write();
@@ -154,6 +155,9 @@ impl TieredStorage {
                 return;
             }
             if let Some(evicted) = memory.replace(hex, updated.clone()) {
+                self.stats
+                    .evictions
+                    .fetch_add(evicted.len() as u64, Ordering::Relaxed);
                 gone = evicted;
             }
             if let Some(disk) = &self.disk {
@@ -165,9 +169,6 @@ impl TieredStorage {
             }
         }
         self.stats.encoded_objects.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .evictions
-            .fetch_add(gone.len() as u64, Ordering::Relaxed);
         if !gone.is_empty() {
             let disk = self.disk.as_ref();
             let mut index = self.index.lock();
