@@ -34,6 +34,7 @@ cleanup() {
   [ -f "$B/varnish.pid" ] && kill "$(cat "$B/varnish.pid")" 2>/dev/null || true
   [ -f "$B/nginx.pid" ] && kill "$(cat "$B/nginx.pid")" 2>/dev/null || true
   scripts/wp-env.sh down >/dev/null 2>&1 || true
+  rm -rf "$B"
 }
 trap cleanup EXIT
 

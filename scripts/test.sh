@@ -18,8 +18,13 @@ step "unit and integration tests"
 cargo test --release --workspace
 
 step "end-to-end tests against a real WordPress"
-export PG_E2E_DIR=${PG_E2E_DIR:-$(mktemp -d /tmp/peakguard-e2e.XXXXXX)}
-trap 'scripts/wp-env.sh down || true' EXIT
+# A directory made here is removed at the end (after the servers in it have stopped).
+if [ -z "${PG_E2E_DIR:-}" ]; then
+  PG_E2E_DIR=$(mktemp -d /tmp/peakguard-e2e.XXXXXX)
+  made_e2e_dir=$PG_E2E_DIR
+fi
+export PG_E2E_DIR
+trap 'scripts/wp-env.sh down || true; [ -z "${made_e2e_dir:-}" ] || rm -rf "$made_e2e_dir"' EXIT
 scripts/wp-env.sh up
 eval "$(scripts/wp-env.sh env | sed 's/^/export /')"
 cargo test --release -p peakguard --test wordpress -- --include-ignored --test-threads=1

@@ -797,7 +797,7 @@ fn serve_backs_up_on_schedule_and_on_demand_and_the_bunker_survives_its_server_d
         d = dir.display(),
     );
     let mut rclone = Rclone::start(rest_port, &bunker_dir);
-    let edge = common::Edge::start_in(dir.clone(), port, admin_port, &extra, false);
+    let edge = common::Edge::start_in(dir.to_path_buf(), port, admin_port, &extra, false);
 
     // The scheduled run at start, then its copy to the bunker.
     wait_for(

@@ -532,8 +532,7 @@ fn tls_with_http2_uses_the_authority_as_host() {
 
 #[test]
 fn config_check_names_key_and_line() {
-    let dir = std::env::temp_dir().join(format!("peakguard-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("check");
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[server]\nlisten = [\"0.0.0.0:80\"]\n\n[[site]]\nname = \"shop\"\norigin = \"ftp://x\"\ndefault_ttl = \"5m\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_peakguard"))
@@ -639,8 +638,7 @@ fn presented_subject(port: u16, server_name: Option<&str>) -> String {
 fn each_site_presents_its_own_certificate_by_sni_and_http_redirects_to_https() {
     let (addr, _origin) = origin::start();
     let [_, _, tls_port, _] = ports();
-    let dir = std::env::temp_dir().join(format!("peakguard-sni-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("sni-certs");
     let (ca, ka) = self_signed(&dir, "a.test");
     let (cb, kb) = self_signed(&dir, "b.test");
     let site = |name: &str, cert: &std::path::Path, key: &std::path::Path, redirect: bool| {
@@ -674,8 +672,7 @@ fn each_site_presents_its_own_certificate_by_sni_and_http_redirects_to_https() {
 
 #[test]
 fn a_bad_certificate_file_is_a_clear_startup_error() {
-    let dir = std::env::temp_dir().join(format!("peakguard-badcert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("badcert");
     std::fs::write(dir.join("bad.pem"), "not a certificate").unwrap();
     let [p, a, t, _] = ports();
     let config = Edge::config_text(

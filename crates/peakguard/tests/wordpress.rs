@@ -376,10 +376,10 @@ fn a_restart_keeps_disk_cached_pages() {
     let [p, a, ..] = ports();
     let dir = fresh_dir("restart");
     let path = fresh("/e2e-post-8/");
-    let mut first = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let mut first = Edge::start_in(dir.to_path_buf(), p, a, &site(&wp, ""), false);
     assert_eq!(get(first.addr, &wp.host, &path).status, 200);
     first.stop();
-    let second = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let second = Edge::start_in(dir.to_path_buf(), p, a, &site(&wp, ""), false);
     let again = get(second.addr, &wp.host, &path);
     assert_eq!(again.status, 200);
     assert!(
@@ -405,7 +405,7 @@ fn maintenance_mode_blocks_visitors_and_lets_admins_through() {
         dir.display(),
         site(&wp, "")
     );
-    let mut edge = Edge::start_in(dir.clone(), p, a, &extra, false);
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &extra, false);
     let visitor = [("X-Forwarded-For", "203.0.113.5")];
     let admin = [("X-Forwarded-For", "198.51.100.10")];
     let before = wp_hits_total(&wp);
@@ -447,7 +447,7 @@ fn maintenance_mode_blocks_visitors_and_lets_admins_through() {
     assert_eq!(r.status, 200, "the bypass cookie lets an admin through");
     // The flag survives a restart.
     edge.stop();
-    let mut edge = Edge::start_in(dir.clone(), p, a, &extra, false);
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &extra, false);
     assert_eq!(
         request(edge.addr, "GET", &wp.host, "/", &visitor, b"").status,
         503,
@@ -474,7 +474,7 @@ fn a_binary_upgrade_under_load_loses_no_request() {
     let wp = wp();
     let [p, a, ..] = ports();
     let dir = fresh_dir("upgrade");
-    let mut old = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let mut old = Edge::start_in(dir.to_path_buf(), p, a, &site(&wp, ""), false);
     let addr = old.addr;
     let host = wp.host.clone();
     // Bounded loopback load: 8 clients, a new connection per request, for 6 seconds.
@@ -502,7 +502,7 @@ fn a_binary_upgrade_under_load_loses_no_request() {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
     // The new binary waits for the sockets; SIGQUIT makes the old one hand them over.
-    let new = Edge::start_in(dir.clone(), p, a, "", true);
+    let new = Edge::start_in(dir.to_path_buf(), p, a, "", true);
     std::thread::sleep(Duration::from_millis(500));
     old.signal("QUIT");
     assert!(
@@ -563,7 +563,7 @@ fn browsers_get_a_stored_compressed_page_that_survives_a_restart_and_a_purge() {
             b"",
         )
     };
-    let mut edge = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &site(&wp, ""), false);
     let first = ask(&edge, "gzip, deflate, br");
     assert_eq!(first.status, 200);
     assert_eq!(
@@ -604,7 +604,7 @@ fn browsers_get_a_stored_compressed_page_that_survives_a_restart_and_a_purge() {
     assert_eq!(plain.body, page);
 
     edge.stop();
-    let edge = Edge::start_in(dir.clone(), p, a, &site(&wp, ""), false);
+    let edge = Edge::start_in(dir.to_path_buf(), p, a, &site(&wp, ""), false);
     for (ae, coding) in [("br", Some("br")), ("gzip", Some("gzip")), ("", None)] {
         let r = ask(&edge, ae);
         assert!(

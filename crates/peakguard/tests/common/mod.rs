@@ -185,12 +185,36 @@ pub fn ports() -> [u16; 4] {
     [base, base + 1, base + 2, base + 3]
 }
 
-/// An empty directory for one test's files, unique to this process.
-pub fn fresh_dir(name: &str) -> PathBuf {
+/// An empty directory for one test's files, unique to this process; removed with everything
+/// in it when dropped (so every test removes what it created, pass or fail).
+pub fn fresh_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("peakguard-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("test dir");
-    dir
+    TestDir(dir)
+}
+
+/// A test's directory (see [`fresh_dir`]); derefs to its path.
+#[derive(Debug)]
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A running `peakguard serve`.
@@ -200,6 +224,8 @@ pub struct Edge {
     pub dir: PathBuf,
     pub config: PathBuf,
     child: Option<Child>,
+    /// The directory `Edge::start` made for this edge, removed after the process stops.
+    owned_dir: Option<TestDir>,
 }
 
 pub const TOKEN: &str = "test-token";
@@ -209,7 +235,10 @@ impl Edge {
     /// appended as given) and starts the binary.
     pub fn start(name: &str, sites_and_extra: &str) -> Edge {
         let [p, a, ..] = ports();
-        Self::start_in(fresh_dir(name), p, a, sites_and_extra, false)
+        let dir = fresh_dir(name);
+        let mut edge = Self::start_in(dir.to_path_buf(), p, a, sites_and_extra, false);
+        edge.owned_dir = Some(dir);
+        edge
     }
 
     pub fn config_text(dir: &std::path::Path, port: u16, admin: u16, extra: &str) -> String {
@@ -256,6 +285,7 @@ impl Edge {
             dir,
             config,
             child: Some(child),
+            owned_dir: None,
         };
         if !upgrade {
             edge.wait_ready();
