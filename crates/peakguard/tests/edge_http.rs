@@ -774,6 +774,17 @@ fn quick_start_serves_without_a_configuration_file() {
     let (addr, origin) = origin::start();
     let [p, a, ..] = ports();
     let dir = fresh_dir("quick");
+    // The defaults put the token, pid file and upgrade socket in /tmp (P6 moves them): the
+    // ones this test creates are removed at its end, a user's are left alone.
+    let defaults = [
+        "/tmp/peakguard-admin.token",
+        "/tmp/peakguard.pid",
+        "/tmp/peakguard-upgrade.sock",
+    ];
+    let created: Vec<&str> = defaults
+        .into_iter()
+        .filter(|f| !std::path::Path::new(f).exists())
+        .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_peakguard"))
         .args([
             "serve",
@@ -807,6 +818,9 @@ fn quick_start_serves_without_a_configuration_file() {
     let second = get(edge, "any.test", "/cacheable-q?utm_source=x");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
+    for f in created {
+        let _ = std::fs::remove_file(f);
+    }
     assert_eq!(status, 200);
     assert!(
         second.cache_status().contains("hit"),
