@@ -339,7 +339,7 @@ fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CacheSnapshot {
     pub memory_bytes: u64,
     pub memory_objects: u64,

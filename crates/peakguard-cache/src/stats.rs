@@ -14,6 +14,8 @@ pub struct CacheStats {
     pub encode_dropped: AtomicU64,
     /// Encodings that failed (a body that does not decode, an I/O error).
     pub encode_failed: AtomicU64,
+    /// Encodings thrown away because their object was purged or replaced meanwhile.
+    pub encode_discarded: AtomicU64,
     /// Objects that gained their representations.
     pub encoded_objects: AtomicU64,
     /// Time the encoders spent, in microseconds.

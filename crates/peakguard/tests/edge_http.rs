@@ -164,27 +164,6 @@ fn forwarding_headers_are_trusted_only_from_configured_proxies() {
     assert_eq!(h("x-real-ip"), Some("198.51.100.7"));
 }
 
-/// The body a response carries, decoded from its `Content-Encoding`.
-fn decoded(r: &Response) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    match r.header("content-encoding") {
-        None => out = r.body.clone(),
-        Some("gzip") => {
-            flate2::read::GzDecoder::new(&r.body[..])
-                .read_to_end(&mut out)
-                .expect("valid gzip");
-        }
-        Some("br") => {
-            brotli::Decompressor::new(&r.body[..], 4096)
-                .read_to_end(&mut out)
-                .expect("valid brotli");
-        }
-        Some(other) => panic!("unexpected coding {other}"),
-    }
-    out
-}
-
 fn with_ae(edge: &Edge, path: &str, ae: &str) -> Response {
     request(edge.addr, "GET", "t", path, &[("Accept-Encoding", ae)], b"")
 }

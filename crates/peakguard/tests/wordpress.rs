@@ -525,27 +525,6 @@ fn a_binary_upgrade_under_load_loses_no_request() {
     assert!(new.pid() != 0);
 }
 
-/// A response's body decoded from its `Content-Encoding`.
-fn decoded(r: &Response) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    match r.header("content-encoding") {
-        None => out = r.body.clone(),
-        Some("gzip") => {
-            flate2::read::GzDecoder::new(&r.body[..])
-                .read_to_end(&mut out)
-                .expect("valid gzip");
-        }
-        Some("br") => {
-            brotli::Decompressor::new(&r.body[..], 4096)
-                .read_to_end(&mut out)
-                .expect("valid brotli");
-        }
-        Some(other) => panic!("unexpected coding {other}"),
-    }
-    out
-}
-
 #[test]
 #[ignore = "needs a real WordPress: scripts/test.sh"]
 fn browsers_get_a_stored_compressed_page_that_survives_a_restart_and_a_purge() {

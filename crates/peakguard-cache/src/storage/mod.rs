@@ -152,6 +152,7 @@ impl TieredStorage {
         {
             let mut memory = self.memory.write();
             if !memory.get(hex).is_some_and(|o| Arc::ptr_eq(&o, object)) {
+                self.stats.encode_discarded.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             if let Some(evicted) = memory.replace(hex, updated.clone()) {

@@ -39,6 +39,27 @@ impl Response {
     }
 }
 
+/// The body a response carries, decoded from its `Content-Encoding` (gzip, br).
+pub fn decoded(r: &Response) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match r.header("content-encoding") {
+        None => out = r.body.clone(),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(&r.body[..])
+                .read_to_end(&mut out)
+                .expect("valid gzip");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(&r.body[..], 4096)
+                .read_to_end(&mut out)
+                .expect("valid brotli");
+        }
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
