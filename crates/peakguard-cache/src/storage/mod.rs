@@ -226,11 +226,13 @@ impl TieredStorage {
     fn remove_keys(&self, keys: &[String]) -> usize {
         let mut removed = 0;
         for k in keys {
-            let mut hit = self.memory.write().remove(k);
+            // The in-progress slot first: a fill finishing now either loses its slot (and
+            // stores nothing) or has committed already (and is removed just below).
+            let mut hit = self.partial.write().remove(k).is_some();
+            hit |= self.memory.write().remove(k);
             if let Some(disk) = &self.disk {
                 hit |= disk.remove(k);
             }
-            hit |= self.partial.write().remove(k).is_some();
             self.index.lock().remove(k);
             removed += usize::from(hit);
         }
@@ -537,19 +539,22 @@ impl HandleMiss for TieredMissHandler {
         );
         self.storage.prepare(&mut object);
         let object = Arc::new(object);
-        // Only the writer that still owns the slot commits (a purge may have removed it).
+        // Only the writer that still owns the slot commits (a purge may have removed it). The
+        // object is committed before the slot is freed, under the slot's lock: a lookup finds
+        // one or the other, never neither (which sent a second request to the origin), and a
+        // purge, which frees the slot first, either stops the commit or removes what it stored.
         let owns = {
             let mut partial = self.storage.partial.write();
-            match partial.get(&self.hex) {
-                Some(p) if p.id == self.partial.id => {
-                    partial.remove(&self.hex);
-                    true
-                }
-                _ => false,
+            let owns = partial
+                .get(&self.hex)
+                .is_some_and(|p| p.id == self.partial.id);
+            if owns {
+                self.storage.commit(&self.hex, object.clone());
+                partial.remove(&self.hex);
             }
+            owns
         };
         if owns {
-            self.storage.commit(&self.hex, object.clone());
             self.storage.maybe_encode(&self.hex, &object);
         }
         Ok(MissFinishType::Created(size))
