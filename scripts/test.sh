@@ -28,5 +28,6 @@ trap 'scripts/wp-env.sh down || true; [ -z "${made_e2e_dir:-}" ] || rm -rf "$mad
 scripts/wp-env.sh up
 eval "$(scripts/wp-env.sh env | sed 's/^/export /')"
 cargo test --release -p peakguard --test wordpress -- --include-ignored --test-threads=1
+cargo test --release -p peakguard --test shield -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test backup -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test rehearse -- --ignored --test-threads=1

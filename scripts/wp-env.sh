@@ -111,6 +111,30 @@ add_action('template_redirect', function () {
     if ($tags) { header('X-Cache-Tags: ' . implode(',', $tags)); }
 });
 PHP
+  # A small shop for the shield's tests (WooCommerce is not packaged): /cart/ and /checkout/
+  # do real database work and are never cacheable, `?add-to-cart=ID` issues the cart cookies
+  # as WooCommerce does, and `?pg_sleep=MS` (at most 10 s) makes any request slow.
+  cat >"$DIR/mu-plugins/peakguard-test-shop.php" <<'PHP'
+<?php
+add_action('init', function () {
+    if (isset($_GET['pg_sleep'])) {
+        usleep(min(10000, max(0, (int) $_GET['pg_sleep'])) * 1000);
+    }
+    if (isset($_GET['add-to-cart'])) {
+        setcookie('woocommerce_items_in_cart', '1', 0, '/');
+        setcookie('wp_woocommerce_session_pg', wp_generate_password(24, false), 0, '/');
+    }
+    $path = parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
+    if ($path === '/cart/' || $path === '/checkout/') {
+        global $wpdb;
+        $count = (int) $wpdb->get_var("SELECT COUNT(*) FROM {$wpdb->posts} WHERE post_status = 'publish'");
+        nocache_headers();
+        header('Content-Type: text/html; charset=utf-8');
+        echo '<!doctype html><title>' . esc_html($path) . '</title><p>' . esc_html($path) . " with $count products</p>";
+        exit;
+    }
+});
+PHP
   cat >"$DIR/php-fpm.conf" <<CNF
 [global]
 pid = $DIR/php-fpm.pid
@@ -123,6 +147,7 @@ listen = $DIR/run/php.sock
 listen.mode = 0666
 pm = static
 pm.max_children = 4
+pm.status_path = /fpm-status
 clear_env = no
 CNF
   cat >"$DIR/nginx.conf" <<CNF
@@ -134,7 +159,10 @@ error_log $DIR/nginx-error.log;
 events { worker_connections 8192; }
 http {
   include /etc/nginx/mime.types;
-  access_log $DIR/nginx-access.log;
+  # The combined format plus when each request ended and how long it took, so tests can
+  # tell how many requests the origin worked on at once.
+  log_format timed '\$remote_addr - \$remote_user [\$time_local] "\$request" \$status \$body_bytes_sent "\$http_referer" "\$http_user_agent" end=\$msec rt=\$request_time';
+  access_log $DIR/nginx-access.log timed;
   sendfile on;
   tcp_nopush off;
   keepalive_requests 100000;
@@ -151,6 +179,14 @@ http {
     client_max_body_size 512m;
     location /wp-content/ { alias /var/lib/wordpress/wp-content/; }
     location /static/ { alias $DIR/static/; }
+    # PHP-FPM's own status (active processes, max children reached), loopback only.
+    location = /fpm-status {
+      allow 127.0.0.1; deny all;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_NAME /fpm-status;
+      fastcgi_param SCRIPT_FILENAME /fpm-status;
+      fastcgi_pass unix:$DIR/run/php.sock;
+    }
     location / { try_files \$uri \$uri/ /index.php?\$args; }
     location ~ \.php\$ {
       include /etc/nginx/fastcgi_params;

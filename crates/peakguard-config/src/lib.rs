@@ -9,12 +9,14 @@ mod backup;
 mod error;
 mod locate;
 mod schema;
+mod shield;
 mod units;
 mod validate;
 
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use schema::*;
+pub use shield::{AdmissionConfig, ShieldConfig};
 pub use units::{ByteSize, Seconds};
 
 use std::path::Path;
@@ -83,7 +85,8 @@ fn apply_profiles(config: &mut Config, text: &str) {
             bypass_paths,
             bypass_query,
             stale_if_error,
-            stale_while_revalidate
+            stale_while_revalidate,
+            shield
         );
     }
 }

@@ -269,6 +269,8 @@ pub struct SiteConfig {
     pub https_redirect: bool,
     /// Snapshots of the site's files and database (`[site.backup]`).
     pub backup: Option<crate::backup::BackupConfig>,
+    /// Request policies protecting the origin (`[site.shield]`).
+    pub shield: crate::shield::ShieldConfig,
 }
 
 pub const DEFAULT_TRACKING_PARAMS: &[&str] = &[
@@ -319,6 +321,7 @@ impl Default for SiteConfig {
             tls_key: None,
             https_redirect: false,
             backup: None,
+            shield: crate::shield::ShieldConfig::default(),
         }
     }
 }
@@ -334,7 +337,7 @@ impl SiteConfig {
         site
     }
 
-    /// The `http` profile has no default TTL and no WordPress rules.
+    /// The `http` profile has no default TTL, no WordPress rules and no origin admission.
     pub fn apply_profile(&mut self, profile: Profile) {
         self.profile = profile;
         if profile == Profile::Http {
@@ -345,6 +348,7 @@ impl SiteConfig {
             self.bypass_query.clear();
             self.stale_if_error = Seconds::secs(0);
             self.stale_while_revalidate = Seconds::secs(0);
+            self.shield.admission.enabled = false;
         }
     }
 }

@@ -151,3 +151,52 @@ fn compression_defaults_and_bad_values_name_their_key_and_line() {
         .expect("types[1] named");
     assert!(types.message.contains("\"html\""), "{err}");
 }
+
+#[test]
+fn admission_problems_name_key_and_line() {
+    let text = r#"
+[[site]]
+name = "shop"
+origin = "http://127.0.0.1:1"
+[site.shield.admission]
+limit = 0
+queue_timeout = "20m"
+checkout_paths = ["checkout/"]
+"#;
+    let err = parse(text, "t").expect_err("three problems");
+    let problems = err.problems();
+    let find = |key: &str| {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {err}"))
+    };
+    let limit = find("site[0].shield.admission.limit");
+    assert_eq!(limit.line, Some(6), "{err}");
+    assert!(limit.message.contains("pm.max_children"), "{err}");
+    assert_eq!(find("site[0].shield.admission.queue_timeout").line, Some(7));
+    assert_eq!(
+        find("site[0].shield.admission.checkout_paths[0]").line,
+        Some(8)
+    );
+}
+
+#[test]
+fn admission_is_on_for_wordpress_and_off_for_the_http_profile_unless_given() {
+    let wp = parse("[[site]]\norigin = \"http://127.0.0.1:1\"\n", "t").expect("valid");
+    assert!(wp.sites[0].shield.admission.enabled);
+    assert_eq!(wp.sites[0].shield.admission.limit, 8);
+    let http = parse(
+        "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\n",
+        "t",
+    )
+    .expect("valid");
+    assert!(!http.sites[0].shield.admission.enabled);
+    let given = parse(
+        "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\n[site.shield.admission]\nenabled = true\nlimit = 3\n",
+        "t",
+    )
+    .expect("valid");
+    assert!(given.sites[0].shield.admission.enabled);
+    assert_eq!(given.sites[0].shield.admission.limit, 3);
+}

@@ -3,6 +3,7 @@
 
 use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
+use crate::shield::AdmissionConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -196,6 +197,7 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
     if let Some(backup) = &site.backup {
         backup_problems(i, backup, p);
     }
+    admission_problems(i, &site.shield.admission, p);
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),
@@ -251,6 +253,74 @@ fn backup_problems(i: usize, backup: &BackupConfig, p: &mut impl FnMut(String, S
                 key("bunker.password_file"),
                 "the bunker needs its own credentials: give `password_file` (or `password`)".into(),
             );
+        }
+    }
+}
+
+fn admission_problems(i: usize, a: &AdmissionConfig, p: &mut impl FnMut(String, String)) {
+    let key = |k: &str| format!("site[{i}].shield.admission.{k}");
+    if !(1..=10_000).contains(&a.limit) {
+        p(
+            key("limit"),
+            format!(
+                "{} concurrent origin requests is out of range: use 1 to 10000 (size it like PHP-FPM's pm.max_children), or enabled = false",
+                a.limit
+            ),
+        );
+    }
+    if !(1..=1_000_000).contains(&a.queue_size) {
+        p(
+            key("queue_size"),
+            format!(
+                "{} waiting requests per lane is out of range: use 1 to 1000000",
+                a.queue_size
+            ),
+        );
+    }
+    let timeout = a.queue_timeout.0;
+    if timeout < std::time::Duration::from_millis(100)
+        || timeout > std::time::Duration::from_secs(600)
+    {
+        p(
+            key("queue_timeout"),
+            format!(
+                "{timeout:?} is out of range: a request waits for the origin between 100ms and 10m"
+            ),
+        );
+    }
+    let retry = a.retry_after.0.as_secs();
+    if !(1..=3600).contains(&retry) {
+        p(
+            key("retry_after"),
+            format!("{retry}s is out of range: use 1s to 1h"),
+        );
+    }
+    for (name, list) in [
+        ("checkout_paths", &a.checkout_paths),
+        ("cart_paths", &a.cart_paths),
+    ] {
+        for (n, path) in list.iter().enumerate() {
+            if !path.starts_with('/') {
+                p(
+                    format!("site[{i}].shield.admission.{name}[{n}]"),
+                    format!("{path:?} must start with `/`"),
+                );
+            }
+        }
+    }
+    for (name, list) in [
+        ("checkout_query", &a.checkout_query),
+        ("cart_query", &a.cart_query),
+        ("session_cookies", &a.session_cookies),
+        ("bot_agents", &a.bot_agents),
+    ] {
+        for (n, entry) in list.iter().enumerate() {
+            if entry.trim().is_empty() {
+                p(
+                    format!("site[{i}].shield.admission.{name}[{n}]"),
+                    "empty entry; remove it".into(),
+                );
+            }
         }
     }
 }

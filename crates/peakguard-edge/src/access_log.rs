@@ -19,6 +19,10 @@ pub struct AccessRecord<'a> {
     pub total_ms: f64,
     pub origin_ms: Option<f64>,
     pub site: &'a str,
+    /// Which shield guards acted on the request, and why (`"maintenance: on"`); absent
+    /// when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<&'a str>,
 }
 
 pub struct AccessLog {

@@ -149,7 +149,7 @@ impl AdminApp {
             }
             log::info!("maintenance mode {}", if on { "on" } else { "off" });
         }
-        let m = self.state.maintenance.read().clone();
+        let m = self.state.shield.maintenance.read().clone();
         json_reply(StatusCode::OK, serde_json::to_value(m).unwrap_or_default())
     }
 
@@ -158,7 +158,7 @@ impl AdminApp {
         let m = &self.state.metrics;
         let mut status = json!({
                 "uptime_secs": self.state.started.elapsed().as_secs(),
-                "maintenance": self.state.maintenance.read().on,
+                "maintenance": self.state.shield.maintenance.read().on,
                 "requests": m.total_requests(),
                 "origin_errors": m.origin_errors(),
                 "cache": {
@@ -166,10 +166,44 @@ impl AdminApp {
                     "disk_bytes": s.disk_bytes, "disk_objects": s.disk_objects,
                 },
         });
+        status["shield"] = self.shield_status();
         for ext in &self.state.extensions {
             status[ext.name()] = ext.status();
         }
         json_reply(StatusCode::OK, status)
+    }
+
+    /// Each site's guards in order, and each origin admission: limit, requests at the
+    /// origin, waiters per lane.
+    fn shield_status(&self) -> serde_json::Value {
+        let live = self.state.live();
+        let sites: Vec<_> = live
+            .sites
+            .all()
+            .map(|site| json!({"site": site.name, "guards": site.guards.names()}))
+            .collect();
+        let admission: Vec<_> = self
+            .state
+            .shield
+            .admission_snapshots()
+            .into_iter()
+            .map(|a| {
+                let lanes: serde_json::Map<_, _> = peakguard_shield::Lane::ALL
+                    .iter()
+                    .map(|l| (l.label().to_string(), json!(a.waiting[*l as usize])))
+                    .collect();
+                json!({
+                    "site": a.site,
+                    "limit": a.limit,
+                    "in_flight": a.in_flight,
+                    "peak_in_flight": a.peak_in_flight,
+                    "waiting": lanes,
+                    "timed_out": a.timed_out.iter().sum::<u64>(),
+                    "lane_full": a.lane_full.iter().sum::<u64>(),
+                })
+            })
+            .collect();
+        json!({"sites": sites, "admission": admission})
     }
 }
 
@@ -212,8 +246,9 @@ impl ServeHttp for AdminApp {
             ("GET", "/metrics") => {
                 let mut body = self.state.metrics.render(
                     &self.state.cache.snapshot(),
-                    self.state.maintenance.read().on,
+                    self.state.shield.maintenance.read().on,
                 );
+                self.state.shield.render_metrics(&mut body);
                 for ext in &self.state.extensions {
                     body.push_str(&ext.metrics());
                 }
@@ -226,6 +261,7 @@ impl ServeHttp for AdminApp {
             ("GET", "/status") => self.status(),
             ("POST", "/purge") => self.purge(&q),
             ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),
+            ("GET", "/shield") => json_reply(StatusCode::OK, self.shield_status()),
             (m, p) => {
                 if let Some((code, value)) = self
                     .state

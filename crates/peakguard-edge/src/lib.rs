@@ -13,7 +13,6 @@ pub mod access_log;
 pub mod admin;
 pub mod coding;
 pub mod metrics;
-pub mod pages;
 pub mod proxy;
 pub mod reload;
 pub mod sites;
@@ -21,10 +20,9 @@ pub mod state;
 pub mod tls;
 
 use arc_swap::ArcSwap;
-use parking_lot::RwLock;
 use peakguard_cache::{CacheEngine, CompressionPolicy, EngineTiming, StorageSettings};
 use peakguard_config::Config;
-use peakguard_shield::MaintenancePolicy;
+use peakguard_shield::Shield;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -106,16 +104,12 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::io::Write::write_all(&mut f, text.as_bytes())
 }
 
-/// The reloadable part of the configuration.
-pub fn live_from(config: &Config) -> Result<state::Live, EdgeError> {
+/// The reloadable part of the configuration: the sites and their guard chains (the shield's
+/// lasting state is kept, only reconfigured).
+pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeError> {
     Ok(state::Live {
-        sites: sites::SiteTable::from_config(config)?,
+        sites: sites::SiteTable::from_config(config, shield)?,
         trusted_proxies: config.server.trusted_proxies.clone(),
-        maintenance_policy: MaintenancePolicy::new(
-            config.maintenance.allow.clone(),
-            &config.maintenance.bypass_cookie,
-        ),
-        default_retry_after: config.maintenance.retry_after.0.as_secs(),
     })
 }
 
@@ -171,10 +165,11 @@ pub fn build_state(
             })?),
         };
     let maintenance_file = config.maintenance.state_file.clone();
+    let shield = Shield::new(state::EdgeState::load_maintenance(&maintenance_file));
     Ok(Arc::new(state::EdgeState {
         cache,
-        live: ArcSwap::from_pointee(live_from(config)?),
-        maintenance: RwLock::new(state::EdgeState::load_maintenance(&maintenance_file)),
+        live: ArcSwap::from_pointee(live_from(config, &shield)?),
+        shield,
         maintenance_file,
         metrics: metrics::Metrics::default(),
         access_log,

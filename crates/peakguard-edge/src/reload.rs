@@ -26,7 +26,7 @@ impl Reloader {
                 return;
             }
         };
-        match crate::live_from(&config) {
+        match crate::live_from(&config, &self.state.shield) {
             Ok(live) => {
                 self.state.live.store(Arc::new(live));
                 log::info!("SIGHUP: reloaded {}", path.display());

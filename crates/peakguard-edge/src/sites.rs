@@ -2,6 +2,7 @@
 
 use peakguard_cache::SiteRules;
 use peakguard_config::{Config, SiteConfig};
+use peakguard_shield::{GuardChain, Shield};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,10 @@ pub struct Site {
     pub name: String,
     pub rules: SiteRules,
     pub origin: Origin,
-    pub https_redirect: bool,
+    /// The shield's guards for this site, in order (HTTPS redirect, maintenance, admission).
+    pub guards: GuardChain,
+    /// `Retry-After` of the busy page (origin admission refused a request).
+    pub busy_retry_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,14 +49,22 @@ pub struct SiteTable {
 }
 
 impl SiteTable {
-    pub fn from_config(config: &Config) -> Result<Self, SiteError> {
+    pub fn from_config(config: &Config, shield: &Shield) -> Result<Self, SiteError> {
         let mut table = SiteTable::default();
+        let shared = peakguard_shield::Shared {
+            maintenance_policy: peakguard_shield::MaintenancePolicy::new(
+                config.maintenance.allow.clone(),
+                &config.maintenance.bypass_cookie,
+            ),
+            default_retry_after: config.maintenance.retry_after.0.as_secs(),
+        };
         for sc in &config.sites {
             let site = Arc::new(Site {
                 name: sc.name.clone(),
                 rules: SiteRules::from_config(sc),
                 origin: origin_of(sc)?,
-                https_redirect: sc.https_redirect,
+                guards: shield.chain_for(sc, &shared),
+                busy_retry_after: sc.shield.admission.retry_after.0,
             });
             for h in &sc.hosts {
                 if h == "*" {
@@ -63,6 +75,14 @@ impl SiteTable {
             }
         }
         Ok(table)
+    }
+
+    /// Every site once (a site with several hosts is listed once), by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Site>> {
+        let mut sites: Vec<&Arc<Site>> = self.by_host.values().chain(&self.fallback).collect();
+        sites.sort_by(|a, b| a.name.cmp(&b.name));
+        sites.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        sites.into_iter()
     }
 
     /// The site for a host (port ignored, case-insensitive).

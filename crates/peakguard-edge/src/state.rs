@@ -1,14 +1,14 @@
-//! What the proxy, the admin API and the reload task share: the cache, the sites (swapped on
-//! reload), maintenance, metrics and the access log.
+//! What the proxy, the admin API and the reload task share: the cache, the sites with their
+//! guard chains (swapped on reload), the shield's lasting state (maintenance switch, origin
+//! admission, verdict counters), metrics and the access log.
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
 use crate::sites::SiteTable;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use parking_lot::RwLock;
 use peakguard_cache::CacheEngine;
-use peakguard_shield::{MaintenancePolicy, MaintenanceState};
+use peakguard_shield::{MaintenanceState, Shield};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,14 +16,12 @@ use std::sync::Arc;
 pub struct Live {
     pub sites: SiteTable,
     pub trusted_proxies: Vec<IpNet>,
-    pub maintenance_policy: MaintenancePolicy,
-    pub default_retry_after: u64,
 }
 
 pub struct EdgeState {
     pub cache: &'static CacheEngine,
     pub live: ArcSwap<Live>,
-    pub maintenance: RwLock<MaintenanceState>,
+    pub shield: Shield,
     pub maintenance_file: PathBuf,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
@@ -48,7 +46,7 @@ impl EdgeState {
         let tmp = self.maintenance_file.with_extension("tmp");
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &self.maintenance_file)?;
-        *self.maintenance.write() = state;
+        *self.shield.maintenance.write() = state;
         Ok(())
     }
 

@@ -1,13 +1,116 @@
-//! peakguard's shield: decisions about a request, with no network I/O of its own.
+//! peakguard's shield: decisions about a request, with no network or file I/O of its own.
 //!
-//! Owns: who the client is (trusted-proxy rules for `X-Forwarded-For`), and whether
-//! maintenance mode lets a request through. Later: rate limits, admission and the waiting
-//! room, WAF, login brute-force. Must not touch: sockets, files, the cache; the edge acts on
-//! what the shield decides.
+//! Owns: the [`Guard`] extension point and its ordered [`GuardChain`] per site; who the
+//! client is (trusted-proxy rules for `X-Forwarded-For`); the guards themselves — the HTTPS
+//! redirect, maintenance, origin admission (a concurrency limit with priority lanes); the
+//! branded pages they answer with; and the state that outlives a reload ([`Shield`]: the
+//! maintenance switch, each site's admission, the verdict counters). Later: traffic limits,
+//! the waiting room, login protection, the WAF. Must not touch: sockets, files, the cache,
+//! pingora types; the edge acts on what the shield decides.
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod chain;
 pub mod client;
+pub mod guard;
 pub mod maintenance;
+pub mod pages;
+pub mod redirect;
 
+pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
+pub use chain::{Decision, GuardChain, GuardRegistry, Trail};
 pub use client::{ClientInfo, client_info};
-pub use maintenance::{MaintenancePolicy, MaintenanceState};
+pub use guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
+pub use maintenance::{MaintenanceGuard, MaintenancePolicy, MaintenanceState, MaintenanceSwitch};
+
+use parking_lot::Mutex;
+use peakguard_config::SiteConfig;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The shield's state that outlives reloads: chains are rebuilt from each configuration,
+/// these are kept (a reload must not forget who is at the origin or reset the counters).
+#[derive(Default)]
+pub struct Shield {
+    pub registry: GuardRegistry,
+    pub maintenance: MaintenanceSwitch,
+    /// Per site name. Bounded by the site names configured over the process's life.
+    admissions: Mutex<BTreeMap<String, Admission>>,
+}
+
+/// The parts of the configuration every site's chain shares.
+pub struct Shared {
+    pub maintenance_policy: MaintenancePolicy,
+    pub default_retry_after: u64,
+}
+
+impl Shield {
+    pub fn new(maintenance: MaintenanceState) -> Self {
+        Shield {
+            maintenance: Arc::new(parking_lot::RwLock::new(maintenance)),
+            ..Shield::default()
+        }
+    }
+
+    /// The guards of one site, in the order they are asked. This is the one place a new
+    /// guard is wired in.
+    pub fn chain_for(&self, site: &SiteConfig, shared: &Shared) -> GuardChain {
+        let mut chain = GuardChain::default();
+        if site.https_redirect {
+            chain.push(Arc::new(redirect::HttpsRedirectGuard), &self.registry);
+        }
+        chain.push(
+            Arc::new(MaintenanceGuard {
+                switch: self.maintenance.clone(),
+                policy: shared.maintenance_policy.clone(),
+                default_retry_after: shared.default_retry_after,
+            }),
+            &self.registry,
+        );
+        let a = &site.shield.admission;
+        if a.enabled {
+            chain.push(
+                Arc::new(admission::AdmissionGuard {
+                    admission: self.admission_for(&site.name, a.limit, a.queue_size),
+                    rules: admission::LaneRules::from_config(a),
+                    timeout: a.queue_timeout.0,
+                }),
+                &self.registry,
+            );
+        }
+        chain
+    }
+
+    /// The site's admission, created once and reconfigured on reload.
+    fn admission_for(&self, site: &str, limit: usize, queue_size: usize) -> Admission {
+        let mut map = self.admissions.lock();
+        match map.get(site) {
+            Some(a) => {
+                a.reconfigure(limit, queue_size);
+                a.clone()
+            }
+            None => {
+                let a = Admission::new(site, limit, queue_size);
+                map.insert(site.to_string(), a.clone());
+                a
+            }
+        }
+    }
+
+    pub fn admission_snapshots(&self) -> Vec<AdmissionSnapshot> {
+        self.admissions
+            .lock()
+            .values()
+            .map(Admission::snapshot)
+            .collect()
+    }
+
+    /// The shield's part of `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.registry.render(out);
+        admission::render_metrics(&self.admission_snapshots(), out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,13 @@
-//! Maintenance mode: the state (on/off, message, `Retry-After`) and who still gets through.
+//! Maintenance mode: the state (on/off, message, `Retry-After`), who still gets through, and
+//! the guard that answers everyone else with the maintenance page.
 
+use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
+use crate::pages;
 use ipnet::IpNet;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The flag as the admin API sets it and the state file keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,54 @@ impl MaintenancePolicy {
             .flat_map(|h| h.split(';'))
             .filter_map(|c| c.trim().split_once('='))
             .any(|(n, v)| n == name && v == value)
+    }
+}
+
+/// The switch the admin API flips and the guard reads (shared, survives reloads).
+pub type MaintenanceSwitch = Arc<RwLock<MaintenanceState>>;
+
+/// Answers 503 with the maintenance page while the switch is on, except for the allowed.
+pub struct MaintenanceGuard {
+    pub switch: MaintenanceSwitch,
+    pub policy: MaintenancePolicy,
+    /// `Retry-After` when the switch gives none.
+    pub default_retry_after: u64,
+}
+
+impl Guard for MaintenanceGuard {
+    fn name(&self) -> &'static str {
+        "maintenance"
+    }
+
+    fn on_request(&self, req: &RequestFacts<'_>) -> Verdict {
+        // The common path takes a read lock and reads a bool; the state is cloned only
+        // while maintenance is on.
+        let state = {
+            let s = self.switch.read();
+            if !s.on {
+                return Verdict::Pass;
+            }
+            s.clone()
+        };
+        let cookies = req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes());
+        if self.policy.admits(req.client.ip, cookies) {
+            return Verdict::Pass;
+        }
+        let retry = if state.retry_after_secs > 0 {
+            state.retry_after_secs
+        } else {
+            self.default_retry_after
+        };
+        Verdict::Respond {
+            reason: "on".into(),
+            response: LocalResponse::page(503, pages::maintenance(&state.message, retry))
+                .with_header("retry-after", retry.to_string())
+                .closing(),
+        }
     }
 }
 

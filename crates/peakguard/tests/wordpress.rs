@@ -5,93 +5,10 @@
 
 mod common;
 
+use common::wp::*;
 use common::*;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Wp {
-    origin: String,
-    origin_addr: SocketAddr,
-    host: String,
-    access_log: String,
-}
-
-fn wp() -> Wp {
-    let var = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/wp-env.sh up` and export `scripts/wp-env.sh env` (scripts/test.sh does both)"))
-    };
-    let origin = var("PG_E2E_ORIGIN");
-    let origin_addr = origin
-        .trim_start_matches("http://")
-        .parse()
-        .expect("origin address");
-    Wp {
-        origin,
-        origin_addr,
-        host: var("PG_E2E_HOST"),
-        access_log: var("PG_E2E_ACCESS_LOG"),
-    }
-}
-
-fn script(args: &[&str]) -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/wp-env.sh");
-    let out = Command::new("bash")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run wp-env.sh");
-    assert!(
-        out.status.success(),
-        "wp-env.sh {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Requests nginx logged for exactly this path (query included).
-/// Requests nginx logged for `path_prefix`. nginx writes its log line after the response
-/// went out, so a client can read the log before the line is there: the count is taken
-/// once it has stayed the same for half a second (3 s at most).
-fn origin_hits(wp: &Wp, path_prefix: &str) -> usize {
-    let count = || {
-        std::fs::read_to_string(&wp.access_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&format!("\"GET {path_prefix}")))
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut last = count();
-    let mut stable_since = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = count();
-        if now != last {
-            last = now;
-            stable_since = Instant::now();
-        } else if stable_since.elapsed() >= Duration::from_millis(500) || Instant::now() > deadline
-        {
-            return now;
-        }
-    }
-}
-
-fn site(wp: &Wp, extra: &str) -> String {
-    format!(
-        "[[site]]\nname = \"wp\"\nhosts = [\"{}\"]\norigin = \"{}\"\n{extra}\n",
-        wp.host, wp.origin
-    )
-}
-
-/// A path nobody has asked for yet in this WordPress (unique per call), for origin counts.
-fn fresh(path: &str) -> String {
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{path}?pgtest={nonce}")
-}
 
 #[test]
 #[ignore = "needs a real WordPress: scripts/test.sh"]
@@ -460,12 +377,6 @@ fn maintenance_mode_blocks_visitors_and_lets_admins_through() {
         200
     );
     edge.stop();
-}
-
-fn wp_hits_total(wp: &Wp) -> usize {
-    std::fs::read_to_string(&wp.access_log)
-        .map(|l| l.lines().count())
-        .unwrap_or(0)
 }
 
 #[test]

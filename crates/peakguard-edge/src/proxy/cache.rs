@@ -1,0 +1,90 @@
+//! The cache phase: whether to cache, the key, storability, variance, stale serving.
+
+use super::EdgeProxy;
+use super::ctx::RequestCtx;
+use peakguard_cache::CacheEngine;
+use peakguard_cache::hook_types::{
+    CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
+};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+impl EdgeProxy {
+    /// Cache only what the site's rules allow (WordPress cookies, paths, methods).
+    pub(super) fn cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        if ctx.bypass.is_none() && ctx.site.is_some() {
+            self.state.cache.enable(&mut session.cache);
+        }
+    }
+
+    /// The key URL built in the request phase (host from `:authority` or `Host`).
+    pub(super) fn key(&self, ctx: &RequestCtx) -> CacheKey {
+        self.state.cache.key(ctx.key_url.clone(), ctx.accepted)
+    }
+
+    /// After a 304, pingora passes the stored header merged with a few 304 fields; every
+    /// other field the 304 carried is merged here too, so the stored copy is updated.
+    pub(super) fn cacheable(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        let Some(site) = &ctx.site else {
+            return Ok(self.state.cache.not_storable("no site"));
+        };
+        let cache = &self.state.cache;
+        let Some(fields) = ctx.not_modified_fields.take() else {
+            return Ok(cache.response_cacheable(session.req_header(), resp, &site.rules));
+        };
+        let mut merged = resp.clone();
+        for name in fields.keys() {
+            let mut values = fields.get_all(name).iter();
+            if let Some(first) = values.next() {
+                merged.insert_header(name.clone(), first.clone())?;
+                for v in values {
+                    merged.append_header(name.clone(), v.clone())?;
+                }
+            }
+        }
+        Ok(cache.response_cacheable(session.req_header(), &merged, &site.rules))
+    }
+
+    pub(super) fn variance(&self, meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+        self.state.cache.variance(meta, req)
+    }
+
+    /// Serve stale on any origin failure (the stored stale-if-error window still applies),
+    /// while revalidating (stale-while-revalidate), and when origin admission could not give
+    /// the request its turn (the stale copy beats the busy page).
+    pub(super) fn serve_stale(&self, ctx: &mut RequestCtx, error: Option<&Error>) -> bool {
+        if error.is_some() {
+            ctx.stale_error = true;
+            if ctx.refused.is_none() {
+                ctx.origin_error = true;
+                self.state.cache.note_origin_failure(&ctx.key_url);
+            }
+        }
+        self.state.cache.serve_stale_on_error()
+    }
+
+    /// While the origin is in back-off for this page, its stale copy is served as is.
+    pub(super) fn on_hit(
+        &self,
+        meta: &CacheMeta,
+        hit_handler: &HitHandler,
+        is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Option<ForcedFreshness> {
+        ctx.stored_hit = CacheEngine::is_stored_hit(hit_handler);
+        let forced = self
+            .state
+            .cache
+            .hit_during_backoff(&ctx.key_url, meta, is_fresh);
+        if forced.is_some() {
+            ctx.stale_error = true;
+        }
+        forced
+    }
+}

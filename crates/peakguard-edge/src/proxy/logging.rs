@@ -1,0 +1,64 @@
+//! The end of a request: metrics and the access-log line (with the guards that acted).
+
+use super::EdgeProxy;
+use super::ctx::RequestCtx;
+use crate::access_log::AccessRecord;
+use crate::metrics::RequestRecord;
+use peakguard_cache::CacheOutcome;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+impl EdgeProxy {
+    pub(super) fn on_finish(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        // The origin slot, if still held (the response ended without a last body chunk).
+        ctx.permit = None;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let outcome = if ctx.local.is_some() {
+            None
+        } else if ctx.bypass.is_some() {
+            Some(CacheOutcome::Bypass)
+        } else {
+            Some(self.state.cache.outcome(&session.cache, ctx.stale_error))
+        };
+        let coalesced = session.cache.lock_duration().is_some() && !session.cache.upstream_used();
+        // A request admission refused never reached the origin: not an origin error.
+        let origin_error = ctx.origin_error
+            || (ctx.refused.is_none()
+                && e.is_some_and(|e| matches!(e.esource(), ErrorSource::Upstream)));
+        let total = ctx.start.elapsed();
+        let bytes = session.body_bytes_sent() as u64;
+        self.state.metrics.record(&RequestRecord {
+            outcome,
+            status,
+            total,
+            origin: ctx.origin_time,
+            origin_error,
+            coalesced,
+            maintenance: ctx.local == Some("maintenance"),
+            bytes,
+        });
+        if let Some(log) = &self.state.access_log {
+            let req = session.req_header();
+            log.write(&AccessRecord {
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                client: ctx
+                    .client
+                    .as_ref()
+                    .map(|c| c.ip.to_string())
+                    .unwrap_or_default(),
+                method: req.method.as_str(),
+                host: &ctx.host,
+                path: req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                status,
+                cache: ctx
+                    .local
+                    .unwrap_or_else(|| outcome.map_or("none", CacheOutcome::label)),
+                bytes,
+                total_ms: total.as_secs_f64() * 1000.0,
+                origin_ms: ctx.origin_time.map(|d| d.as_secs_f64() * 1000.0),
+                site: ctx.site.as_ref().map_or("", |s| s.name.as_str()),
+                guard: ctx.trail.as_str(),
+            });
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The origin phase: the site's guards on a miss or bypass (admission waits here, hits never
+//! do), the peer, the request to the origin, and its response.
+
+use super::EdgeProxy;
+use super::ctx::RequestCtx;
+use super::guards;
+use super::local::respond_guard;
+use bytes::Bytes;
+use peakguard_shield::{Decision, Phase, ResponseFacts, pages};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use std::time::{Duration, Instant};
+
+pub(super) const RETRY_AFTER_ORIGIN_DOWN: u64 = 30;
+/// The error type of a request origin admission did not let through.
+pub(super) const ADMISSION_REFUSED: ErrorType = ErrorType::Custom("origin admission refused");
+
+impl EdgeProxy {
+    /// A miss or bypass about to go to the origin (coalesced misses come here once: the
+    /// others wait on the cache lock). Returns `Ok(false)` when a guard answered.
+    pub(super) async fn before_origin(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        match guards::run(Phase::Origin, session.req_header(), None, ctx) {
+            Decision::Pass => Ok(true),
+            Decision::Respond { guard, response } => {
+                ctx.local = Some(guard);
+                respond_guard(session, guard, response).await?;
+                Ok(false)
+            }
+            Decision::Wait { guard, ticket } => {
+                // Awaited in `peer`: a refusal there is an origin-side error, for which pingora
+                // serves the stale copy when there is one.
+                ctx.ticket = Some((guard, ticket));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Waits for the origin slot (if a guard asked), then names the origin.
+    pub(super) async fn peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if let Some((guard, ticket)) = ctx.ticket.take() {
+            let immediate = ticket.immediate();
+            match ticket.wait().await {
+                Ok(admitted) => {
+                    if !immediate {
+                        ctx.trail.note(
+                            guard,
+                            &format!("admitted after {:.3}s", admitted.waited.as_secs_f64()),
+                        );
+                    }
+                    ctx.permit = Some(admitted.permit);
+                }
+                Err(refused) => {
+                    ctx.refused = Some(refused);
+                    ctx.trail.note(guard, refused.label());
+                    return Err(Error::create(
+                        ADMISSION_REFUSED,
+                        ErrorSource::Upstream,
+                        Some(refused.label().into()),
+                        None,
+                    ));
+                }
+            }
+        }
+        let site = ctx
+            .site
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site chosen"))?;
+        let o = &site.origin;
+        let mut peer = HttpPeer::new(o.addr, o.tls, o.sni.clone());
+        peer.options.connection_timeout = Some(o.connect_timeout);
+        peer.options.total_connection_timeout = Some(o.connect_timeout);
+        peer.options.read_timeout = Some(o.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Ok(Box::new(peer))
+    }
+
+    /// Host preserved (from `:authority` for HTTP/2), X-Forwarded-*, identity encoding from
+    /// the origin when caching (one stored copy, compressed per client).
+    pub(super) fn origin_request(
+        &self,
+        session: &Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if req.headers.get(http::header::HOST).is_none() && !ctx.host.is_empty() {
+            req.insert_header(http::header::HOST, ctx.host.as_str())?;
+        }
+        if let Some(c) = &ctx.client {
+            req.insert_header("x-forwarded-for", c.forwarded_for.as_str())?;
+            req.insert_header("x-forwarded-proto", c.proto.as_str())?;
+            req.insert_header("x-real-ip", c.ip.to_string())?;
+        }
+        if session.cache.enabled() {
+            req.remove_header(&http::header::ACCEPT_ENCODING);
+        }
+        if ctx.drained_body {
+            // Explicitly empty: without framing pingora would add `Transfer-Encoding: chunked`.
+            req.remove_header(&http::header::TRANSFER_ENCODING);
+            req.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        }
+        if let Some(site) = ctx
+            .site
+            .as_ref()
+            .filter(|s| s.rules.strip_tracking_upstream)
+        {
+            let pq = req
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let (path, query) = peakguard_cache::key::split_query(&pq);
+            if let Some(q) = query {
+                let kept =
+                    peakguard_cache::key::strip_params(q, |n| site.rules.is_tracking_param(n));
+                let uri = if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{kept}")
+                };
+                if let Ok(uri) = uri.parse() {
+                    req.set_uri(uri);
+                }
+            }
+        }
+        ctx.origin_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The origin's response header: hop-by-hop fields go, a 304's fields are kept for the
+    /// stored copy, the site's guards see it, and an origin 5xx on a page request becomes
+    /// the branded 503 (when no stale copy could be served: pingora has tried that first).
+    pub(super) fn origin_response(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.origin_sent {
+            ctx.origin_time = Some(sent.elapsed());
+        }
+        let listed = peakguard_cache::hop::connection_listed(
+            resp.headers.get_all(http::header::CONNECTION).iter(),
+        );
+        for name in listed {
+            resp.remove_header(name.as_str());
+        }
+        if resp.status == http::StatusCode::NOT_MODIFIED {
+            let mut fields = resp.headers.clone();
+            // Fields that describe this message, not the stored representation.
+            for name in [
+                "content-length",
+                "transfer-encoding",
+                "content-encoding",
+                "content-range",
+                "connection",
+                "keep-alive",
+            ] {
+                fields.remove(name);
+            }
+            ctx.not_modified_fields = Some(fields);
+        }
+        let facts = ResponseFacts {
+            status: resp.status.as_u16(),
+            headers: &resp.headers,
+        };
+        if let Decision::Respond { guard, response } =
+            guards::run(Phase::Response, session.req_header(), Some(&facts), ctx)
+        {
+            ctx.local = Some(guard);
+            let mut page = ResponseHeader::build(response.status, Some(4))?;
+            page.insert_header("content-type", response.content_type)?;
+            page.insert_header("cache-control", "no-store")?;
+            page.insert_header("content-length", response.body.len().to_string())?;
+            for (k, v) in &response.headers {
+                page.insert_header(k.to_string(), v.as_str())?;
+            }
+            if response.close {
+                session.set_keepalive(None);
+            }
+            *resp = page;
+            ctx.replacement = Some(response.body);
+            return Ok(());
+        }
+        let page_request = matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD
+        );
+        if resp.status.is_server_error() {
+            ctx.origin_error = true;
+            if page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
+                let body = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
+                let mut page = ResponseHeader::build(503, Some(4))?;
+                page.insert_header("content-type", "text/html; charset=utf-8")?;
+                page.insert_header("retry-after", RETRY_AFTER_ORIGIN_DOWN.to_string())?;
+                page.insert_header("cache-control", "no-store")?;
+                page.insert_header("content-length", body.len().to_string())?;
+                *resp = page;
+                ctx.replacement = Some(body);
+            }
+        }
+        Ok(())
+    }
+
+    /// A replaced response sends its page instead of the origin's body. The origin slot is
+    /// given back as soon as the origin's body has ended (not when the client has read it).
+    pub(super) fn origin_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
+        if let Some(page) = &ctx.replacement {
+            *body = if end { Some(page.clone()) } else { None };
+        }
+        if end {
+            ctx.permit = None;
+        }
+    }
+}

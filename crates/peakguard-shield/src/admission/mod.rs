@@ -1,0 +1,412 @@
+//! Origin admission: at most `limit` requests at the origin at once; the rest wait in
+//! bounded lanes and are let in by priority (checkout first, bots last), FIFO within a lane.
+//!
+//! A request gets a [`Ticket`] without waiting (the slot at once, a place in its lane, or
+//! "lane full"); the edge awaits it before connecting to the origin and keeps the
+//! [`Permit`] until the origin's response has ended. A finished request hands its slot
+//! straight to the next waiter, so the count never dips and rises between them. Bounds: each
+//! lane holds at most `queue_size` waiters (a full lane refuses at once), every wait ends at
+//! its deadline, and a waiter that gives up (timeout, client gone) leaves its lane at once.
+
+mod guard;
+mod lanes;
+
+pub use guard::AdmissionGuard;
+pub use lanes::{Lane, LaneRules};
+
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+struct Waiter {
+    id: u64,
+    tx: oneshot::Sender<()>,
+}
+
+struct State {
+    limit: usize,
+    in_flight: usize,
+    queue_size: usize,
+    lanes: [VecDeque<Waiter>; Lane::ALL.len()],
+    next_id: u64,
+}
+
+impl State {
+    fn waiting(&self) -> usize {
+        self.lanes.iter().map(VecDeque::len).sum()
+    }
+
+    /// The first waiter of the highest-priority lane that has one.
+    fn pop_next(&mut self) -> Option<Waiter> {
+        self.lanes.iter_mut().find_map(VecDeque::pop_front)
+    }
+}
+
+#[derive(Default)]
+struct LaneStats {
+    admitted_at_once: AtomicU64,
+    admitted_after_wait: AtomicU64,
+    timed_out: AtomicU64,
+    lane_full: AtomicU64,
+    wait_micros: AtomicU64,
+}
+
+struct Inner {
+    site: String,
+    state: Mutex<State>,
+    stats: [LaneStats; Lane::ALL.len()],
+    peak_in_flight: AtomicU64,
+}
+
+impl Inner {
+    /// A slot is free again: hand it to the next live waiter, or give it back.
+    fn release(&self) {
+        let mut st = self.state.lock();
+        if st.in_flight > st.limit {
+            // The limit was lowered: this slot goes away.
+            st.in_flight -= 1;
+            return;
+        }
+        while let Some(w) = st.pop_next() {
+            if w.tx.send(()).is_ok() {
+                return;
+            }
+        }
+        st.in_flight = st.in_flight.saturating_sub(1);
+    }
+
+    fn forget(&self, lane: Lane, id: u64) {
+        let mut st = self.state.lock();
+        let q = &mut st.lanes[lane as usize];
+        if let Some(pos) = q.iter().position(|w| w.id == id) {
+            q.remove(pos);
+        }
+    }
+
+    fn note_in_flight(&self, n: usize) {
+        self.peak_in_flight.fetch_max(n as u64, Relaxed);
+    }
+}
+
+/// The origin admission of one site. Cheap to clone; kept across reloads (a reload changes
+/// the limit and the bounds, not the requests in flight).
+#[derive(Clone)]
+pub struct Admission {
+    inner: Arc<Inner>,
+}
+
+/// Why a request was not let through to the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its lane already held `queue_size` waiters.
+    LaneFull,
+    /// It waited `queue_timeout` without getting a slot.
+    TimedOut,
+}
+
+impl Refused {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::LaneFull => "lane-full",
+            Refused::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// A slot at the origin; dropping it lets the next waiter in.
+pub struct Permit {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.inner.release();
+    }
+}
+
+/// A request let through, and how long it waited.
+pub struct Admitted {
+    pub permit: Permit,
+    pub lane: Lane,
+    pub waited: Duration,
+}
+
+enum Place {
+    Slot,
+    Queued { id: u64, rx: oneshot::Receiver<()> },
+    Full,
+}
+
+/// A request's claim on an origin slot, taken without waiting.
+pub struct Ticket {
+    inner: Arc<Inner>,
+    lane: Lane,
+    timeout: Duration,
+    created: Instant,
+    place: Option<Place>,
+}
+
+impl Ticket {
+    /// Got its slot at once (no wait, no refusal).
+    pub fn immediate(&self) -> bool {
+        matches!(self.place, Some(Place::Slot))
+    }
+
+    pub fn lane(&self) -> Lane {
+        self.lane
+    }
+
+    /// Waits for the slot until the deadline. Dropping the future (the client left) gives
+    /// the place up.
+    pub async fn wait(mut self) -> Result<Admitted, Refused> {
+        let stats = &self.inner.stats[self.lane as usize];
+        match &mut self.place {
+            Some(Place::Slot) => {}
+            Some(Place::Queued { rx, .. }) => {
+                let left = self.timeout.saturating_sub(self.created.elapsed());
+                match tokio::time::timeout(left, rx).await {
+                    Ok(Ok(())) => {}
+                    // The sender is only dropped after a send or when the admission goes
+                    // away: either way there is no slot for us.
+                    Ok(Err(_)) | Err(_) => {
+                        stats.timed_out.fetch_add(1, Relaxed);
+                        // Drop gives the place up (and a slot sent at the last moment).
+                        return Err(Refused::TimedOut);
+                    }
+                }
+            }
+            Some(Place::Full) | None => {
+                stats.lane_full.fetch_add(1, Relaxed);
+                self.place = None;
+                return Err(Refused::LaneFull);
+            }
+        }
+        let waited = self.created.elapsed();
+        if matches!(self.place, Some(Place::Slot)) {
+            stats.admitted_at_once.fetch_add(1, Relaxed);
+        } else {
+            stats.admitted_after_wait.fetch_add(1, Relaxed);
+            stats
+                .wait_micros
+                .fetch_add(waited.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+        }
+        // The slot is the permit's now: Drop must not release it again.
+        self.place = None;
+        Ok(Admitted {
+            permit: Permit {
+                inner: self.inner.clone(),
+            },
+            lane: self.lane,
+            waited,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        match self.place.take() {
+            Some(Place::Slot) => self.inner.release(),
+            Some(Place::Queued { id, mut rx }) => {
+                self.inner.forget(self.lane, id);
+                rx.close();
+                if rx.try_recv().is_ok() {
+                    // A slot arrived as we gave up: pass it on.
+                    self.inner.release();
+                }
+            }
+            Some(Place::Full) | None => {}
+        }
+    }
+}
+
+/// What the metrics and the status show of one site's admission.
+#[derive(Debug, Clone)]
+pub struct AdmissionSnapshot {
+    pub site: String,
+    pub limit: usize,
+    pub in_flight: usize,
+    pub peak_in_flight: u64,
+    pub waiting: [usize; Lane::ALL.len()],
+    pub admitted_at_once: [u64; Lane::ALL.len()],
+    pub admitted_after_wait: [u64; Lane::ALL.len()],
+    pub timed_out: [u64; Lane::ALL.len()],
+    pub lane_full: [u64; Lane::ALL.len()],
+    pub wait_seconds: [f64; Lane::ALL.len()],
+}
+
+impl Admission {
+    pub fn new(site: &str, limit: usize, queue_size: usize) -> Self {
+        Admission {
+            inner: Arc::new(Inner {
+                site: site.to_string(),
+                state: Mutex::new(State {
+                    limit: limit.max(1),
+                    in_flight: 0,
+                    queue_size,
+                    lanes: Default::default(),
+                    next_id: 0,
+                }),
+                stats: Default::default(),
+                peak_in_flight: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Takes a place for a request in `lane`, without waiting.
+    pub fn ticket(&self, lane: Lane, timeout: Duration) -> Ticket {
+        let mut st = self.inner.state.lock();
+        let place = if st.in_flight < st.limit && st.waiting() == 0 {
+            st.in_flight += 1;
+            self.inner.note_in_flight(st.in_flight);
+            Place::Slot
+        } else if st.lanes[lane as usize].len() >= st.queue_size {
+            Place::Full
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let id = st.next_id;
+            st.next_id += 1;
+            st.lanes[lane as usize].push_back(Waiter { id, tx });
+            Place::Queued { id, rx }
+        };
+        drop(st);
+        Ticket {
+            inner: self.inner.clone(),
+            lane,
+            timeout,
+            created: Instant::now(),
+            place: Some(place),
+        }
+    }
+
+    /// Changes the limit and the lane bound (a reload). A raised limit lets waiters in now;
+    /// a lowered one takes effect as requests finish.
+    pub fn reconfigure(&self, limit: usize, queue_size: usize) {
+        let mut st = self.inner.state.lock();
+        st.limit = limit.max(1);
+        st.queue_size = queue_size;
+        while st.in_flight < st.limit {
+            let Some(w) = st.pop_next() else { break };
+            if w.tx.send(()).is_ok() {
+                st.in_flight += 1;
+                self.inner.note_in_flight(st.in_flight);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> AdmissionSnapshot {
+        let (limit, in_flight, waiting) = {
+            let st = self.inner.state.lock();
+            (
+                st.limit,
+                st.in_flight,
+                std::array::from_fn(|i| st.lanes[i].len()),
+            )
+        };
+        let s = &self.inner.stats;
+        AdmissionSnapshot {
+            site: self.inner.site.clone(),
+            limit,
+            in_flight,
+            peak_in_flight: self.inner.peak_in_flight.load(Relaxed),
+            waiting,
+            admitted_at_once: std::array::from_fn(|i| s[i].admitted_at_once.load(Relaxed)),
+            admitted_after_wait: std::array::from_fn(|i| s[i].admitted_after_wait.load(Relaxed)),
+            timed_out: std::array::from_fn(|i| s[i].timed_out.load(Relaxed)),
+            lane_full: std::array::from_fn(|i| s[i].lane_full.load(Relaxed)),
+            wait_seconds: std::array::from_fn(|i| s[i].wait_micros.load(Relaxed) as f64 / 1e6),
+        }
+    }
+}
+
+type SiteValue = fn(&AdmissionSnapshot) -> String;
+type LaneValue = fn(&AdmissionSnapshot, usize) -> String;
+
+/// The exposition text of every site's admission.
+pub fn render_metrics(snapshots: &[AdmissionSnapshot], out: &mut String) {
+    if snapshots.is_empty() {
+        return;
+    }
+    let per_site: [(&str, &str, SiteValue); 3] = [
+        (
+            "peakguard_origin_limit",
+            "Concurrent origin requests allowed (origin admission).",
+            |s| s.limit.to_string(),
+        ),
+        (
+            "peakguard_origin_in_flight",
+            "Requests at the origin now, counted by origin admission.",
+            |s| s.in_flight.to_string(),
+        ),
+        (
+            "peakguard_origin_in_flight_peak",
+            "The most requests at the origin at once since start.",
+            |s| s.peak_in_flight.to_string(),
+        ),
+    ];
+    for (name, help, value) in per_site {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in snapshots {
+            let _ = writeln!(out, "{name}{{site=\"{}\"}} {}", s.site, value(s));
+        }
+    }
+    let per_lane: [(&str, &str, &str, &str, LaneValue); 6] = [
+        (
+            "peakguard_admission_queue_length",
+            "gauge",
+            "Requests waiting for an origin slot, by lane.",
+            "",
+            |s, i| s.waiting[i].to_string(),
+        ),
+        (
+            "peakguard_admission_total",
+            "counter",
+            "Requests let through to the origin (at once or after waiting) or refused (lane full, timed out), by lane.",
+            "at_once",
+            |s, i| s.admitted_at_once[i].to_string(),
+        ),
+        ("peakguard_admission_total", "", "", "after_wait", |s, i| {
+            s.admitted_after_wait[i].to_string()
+        }),
+        ("peakguard_admission_total", "", "", "timed_out", |s, i| {
+            s.timed_out[i].to_string()
+        }),
+        ("peakguard_admission_total", "", "", "lane_full", |s, i| {
+            s.lane_full[i].to_string()
+        }),
+        (
+            "peakguard_admission_wait_seconds_total",
+            "counter",
+            "Time spent waiting in their lane by requests let through after waiting.",
+            "",
+            |s, i| s.wait_seconds[i].to_string(),
+        ),
+    ];
+    for (name, kind, help, result, value) in per_lane {
+        if !kind.is_empty() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        }
+        let result = if result.is_empty() {
+            String::new()
+        } else {
+            format!(",result=\"{result}\"")
+        };
+        for s in snapshots {
+            for lane in Lane::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{site=\"{}\",lane=\"{}\"{result}}} {}",
+                    s.site,
+                    lane.label(),
+                    value(s, lane as usize)
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! An ordered list of guards and what it decided. Each guard's verdicts are counted in one
+//! labelled counter (`peakguard_guard_verdicts_total{guard,verdict}`); the guards that acted
+//! on a request are kept in a [`Trail`] for its access-log line.
+
+use crate::admission::Ticket;
+use crate::guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const VERDICTS: [&str; 4] = ["pass", "respond", "wait", "dry_run"];
+
+/// One guard's verdict counts.
+#[derive(Default)]
+pub struct GuardCounters {
+    counts: [AtomicU64; VERDICTS.len()],
+}
+
+impl GuardCounters {
+    /// A ticket that got its slot at once counts as a pass: nothing waited.
+    fn count(&self, verdict: &Verdict) {
+        let i = match verdict {
+            Verdict::Pass => 0,
+            Verdict::Wait { ticket, .. } if ticket.immediate() => 0,
+            Verdict::Respond { .. } => 1,
+            Verdict::Wait { .. } => 2,
+            Verdict::DryRun { .. } => 3,
+        };
+        self.counts[i].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, verdict: &str) -> u64 {
+        VERDICTS
+            .iter()
+            .position(|v| *v == verdict)
+            .map_or(0, |i| self.counts[i].load(Relaxed))
+    }
+}
+
+/// Counters by guard name. They outlive the chains (a reload builds new chains and keeps
+/// counting in the same counters). Bounded: one entry per guard kind.
+#[derive(Default)]
+pub struct GuardRegistry {
+    counters: Mutex<BTreeMap<&'static str, Arc<GuardCounters>>>,
+}
+
+impl GuardRegistry {
+    pub fn counters(&self, guard: &'static str) -> Arc<GuardCounters> {
+        self.counters.lock().entry(guard).or_default().clone()
+    }
+
+    /// The exposition text of `peakguard_guard_verdicts_total`.
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP peakguard_guard_verdicts_total Verdicts of each shield guard (pass, respond, wait, dry_run).\n# TYPE peakguard_guard_verdicts_total counter\n");
+        for (name, c) in self.counters.lock().iter() {
+            for (i, verdict) in VERDICTS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "peakguard_guard_verdicts_total{{guard=\"{name}\",verdict=\"{verdict}\"}} {}",
+                    c.counts[i].load(Relaxed)
+                );
+            }
+        }
+    }
+}
+
+/// Which guards acted on a request, and why (`"maintenance: on"`), for the access log.
+/// Allocates only when a guard acts.
+#[derive(Debug, Default, Clone)]
+pub struct Trail(Option<String>);
+
+impl Trail {
+    fn push(&mut self, guard: &str, reason: &str) {
+        let s = self.0.get_or_insert_with(String::new);
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(guard);
+        if !reason.is_empty() {
+            s.push_str(": ");
+            s.push_str(reason);
+        }
+    }
+
+    /// Adds what happened after a guard's verdict (a wait's outcome).
+    pub fn note(&mut self, guard: &str, what: &str) {
+        self.push(guard, what);
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// What the chain decided for one phase.
+pub enum Decision {
+    Pass,
+    Respond {
+        guard: &'static str,
+        response: LocalResponse,
+    },
+    Wait {
+        guard: &'static str,
+        ticket: Ticket,
+    },
+}
+
+/// The ordered guards of one site. Built from the configuration, swapped whole on reload.
+#[derive(Default, Clone)]
+pub struct GuardChain {
+    guards: Vec<(Arc<dyn Guard>, Arc<GuardCounters>)>,
+}
+
+impl std::fmt::Debug for GuardChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl GuardChain {
+    pub fn push(&mut self, guard: Arc<dyn Guard>, registry: &GuardRegistry) {
+        let counters = registry.counters(guard.name());
+        self.guards.push((guard, counters));
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.guards.iter().map(|(g, _)| g.name()).collect()
+    }
+
+    /// Asks each guard in order until one responds or makes the request wait.
+    pub fn run(
+        &self,
+        phase: Phase,
+        req: &RequestFacts<'_>,
+        resp: Option<&ResponseFacts<'_>>,
+        trail: &mut Trail,
+    ) -> Decision {
+        for (guard, counters) in &self.guards {
+            let verdict = match (phase, resp) {
+                (Phase::Request, _) => guard.on_request(req),
+                (Phase::Origin, _) => guard.before_origin(req),
+                (Phase::Response, Some(resp)) => guard.on_response(req, resp),
+                (Phase::Response, None) => Verdict::Pass,
+            };
+            counters.count(&verdict);
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::DryRun { reason } => trail.push(guard.name(), &dry_run(&reason)),
+                Verdict::Respond { reason, response } => {
+                    trail.push(guard.name(), &reason);
+                    return Decision::Respond {
+                        guard: guard.name(),
+                        response,
+                    };
+                }
+                Verdict::Wait { reason, ticket } => {
+                    if !ticket.immediate() {
+                        trail.push(guard.name(), &format!("queued in lane {reason}"));
+                    }
+                    return Decision::Wait {
+                        guard: guard.name(),
+                        ticket,
+                    };
+                }
+            }
+        }
+        Decision::Pass
+    }
+}
+
+fn dry_run(reason: &str) -> String {
+    format!("dry-run, would {reason}")
+}

@@ -1,0 +1,152 @@
+//! The one extension point on the request path. A [`Guard`] is asked once per phase of a
+//! request and answers a [`Verdict`]; the edge acts on it. A new request policy is a new
+//! guard (a file in this crate) and one line in [`crate::Shield::chain_for`].
+
+use crate::admission::Ticket;
+use crate::client::ClientInfo;
+use bytes::Bytes;
+use std::borrow::Cow;
+
+/// Where on the request path a guard is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the cache: every request, hits included. Keep it cheap.
+    Request,
+    /// A miss or a bypass, before it goes to the origin (coalesced misses are asked once).
+    Origin,
+    /// The origin's response header, before it goes to the client.
+    Response,
+}
+
+/// What a guard sees of a request: borrowed, nothing copied.
+pub struct RequestFacts<'a> {
+    pub site: &'a str,
+    pub client: &'a ClientInfo,
+    pub method: &'a http::Method,
+    /// The host as the client named it (port included when it gave one).
+    pub host: &'a str,
+    pub path_and_query: &'a str,
+    pub headers: &'a http::HeaderMap,
+    /// The request came in on a TLS listener.
+    pub tls_listener: bool,
+}
+
+impl RequestFacts<'_> {
+    pub fn path(&self) -> &str {
+        self.path_and_query
+            .split_once('?')
+            .map_or(self.path_and_query, |(p, _)| p)
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.path_and_query.split_once('?').map(|(_, q)| q)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Every `name=value` of every `Cookie` header (values as sent).
+    pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+    }
+}
+
+/// What a guard sees of the origin's response.
+pub struct ResponseFacts<'a> {
+    pub status: u16,
+    pub headers: &'a http::HeaderMap,
+}
+
+/// A response the edge writes itself on a guard's behalf.
+#[derive(Debug, Clone)]
+pub struct LocalResponse {
+    pub status: u16,
+    /// Extra header fields (`Content-Type`, `Content-Length`, `Cache-Control: no-store` and
+    /// `Cache-Status` are the edge's).
+    pub headers: Vec<(&'static str, String)>,
+    pub content_type: &'static str,
+    pub body: Bytes,
+    /// Close the connection after this response (a client we refuse should go away).
+    pub close: bool,
+}
+
+impl LocalResponse {
+    /// A branded HTML page.
+    pub fn page(status: u16, body: Bytes) -> Self {
+        LocalResponse {
+            status,
+            headers: Vec::new(),
+            content_type: "text/html; charset=utf-8",
+            body,
+            close: false,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+}
+
+/// A guard's answer for one request in one phase.
+pub enum Verdict {
+    /// Nothing to say: the next guard is asked.
+    Pass,
+    /// The edge answers with this response; no later guard is asked.
+    Respond {
+        reason: Cow<'static, str>,
+        response: LocalResponse,
+    },
+    /// The request waits for its turn (origin phase): the edge awaits the ticket before it
+    /// connects to the origin. No later guard is asked.
+    Wait {
+        reason: Cow<'static, str>,
+        ticket: Ticket,
+    },
+    /// The guard would have acted but runs in dry-run mode: counted and logged, the request
+    /// goes on.
+    DryRun { reason: Cow<'static, str> },
+}
+
+impl Verdict {
+    /// The `verdict` label of `peakguard_guard_verdicts_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Respond { .. } => "respond",
+            Verdict::Wait { .. } => "wait",
+            Verdict::DryRun { .. } => "dry_run",
+        }
+    }
+}
+
+/// One request policy. Every method has a default that passes, so a guard implements only
+/// the phases it cares about. Guards must not block: a decision that needs waiting returns
+/// [`Verdict::Wait`].
+pub trait Guard: Send + Sync {
+    /// The `guard` label in metrics and the access log.
+    fn name(&self) -> &'static str;
+
+    fn on_request(&self, _req: &RequestFacts<'_>) -> Verdict {
+        Verdict::Pass
+    }
+
+    fn before_origin(&self, _req: &RequestFacts<'_>) -> Verdict {
+        Verdict::Pass
+    }
+
+    fn on_response(&self, _req: &RequestFacts<'_>, _resp: &ResponseFacts<'_>) -> Verdict {
+        Verdict::Pass
+    }
+}

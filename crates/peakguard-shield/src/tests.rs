@@ -1,0 +1,238 @@
+//! The chain as the edge runs it: order, verdicts, counters, trail.
+
+use super::*;
+use peakguard_config::Profile;
+
+fn client(ip: &str, proto: &str) -> ClientInfo {
+    ClientInfo {
+        ip: ip.parse().expect("ip"),
+        proto: proto.into(),
+        forwarded_for: ip.into(),
+    }
+}
+
+struct Req {
+    client: ClientInfo,
+    method: http::Method,
+    path: String,
+    headers: http::HeaderMap,
+    tls: bool,
+}
+
+impl Req {
+    fn get(path: &str) -> Self {
+        Req {
+            client: client("203.0.113.5", "http"),
+            method: http::Method::GET,
+            path: path.into(),
+            headers: http::HeaderMap::new(),
+            tls: false,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers
+            .append(name, http::HeaderValue::from_str(value).expect("value"));
+        self
+    }
+
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            site: "shop",
+            client: &self.client,
+            method: &self.method,
+            host: "shop.test:8080",
+            path_and_query: &self.path,
+            headers: &self.headers,
+            tls_listener: self.tls,
+        }
+    }
+}
+
+fn shared() -> Shared {
+    Shared {
+        maintenance_policy: MaintenancePolicy::new(
+            vec!["127.0.0.1/32".parse().expect("cidr")],
+            "pg_bypass=s3cret",
+        ),
+        default_retry_after: 600,
+    }
+}
+
+fn site(redirect: bool) -> SiteConfig {
+    let mut s = SiteConfig::quick("http://127.0.0.1:1", Profile::Wordpress);
+    s.name = "shop".into();
+    s.https_redirect = redirect;
+    s
+}
+
+#[test]
+fn redirect_and_maintenance_come_first_and_admission_last() {
+    let shield = Shield::default();
+    let chain = shield.chain_for(&site(true), &shared());
+    assert_eq!(
+        chain.names(),
+        ["https-redirect", "maintenance", "admission"]
+    );
+    let http_site = SiteConfig::quick("http://127.0.0.1:1", Profile::Http);
+    assert_eq!(
+        shield.chain_for(&http_site, &shared()).names(),
+        ["maintenance"],
+        "the http profile has no origin admission by default"
+    );
+}
+
+#[test]
+fn the_redirect_answers_plain_http_only() {
+    let shield = Shield::default();
+    let chain = shield.chain_for(&site(true), &shared());
+    let mut trail = Trail::default();
+    let req = Req::get("/shop/?a=1");
+    let Decision::Respond { guard, response } =
+        chain.run(Phase::Request, &req.facts(), None, &mut trail)
+    else {
+        panic!("plain http is redirected");
+    };
+    assert_eq!(guard, "https-redirect");
+    assert_eq!(response.status, 301);
+    assert!(
+        response
+            .headers
+            .contains(&("location", "https://shop.test/shop/?a=1".into()))
+    );
+    assert_eq!(trail.as_str(), Some("https-redirect: plain http"));
+
+    let mut tls = Req::get("/");
+    tls.tls = true;
+    let mut trail = Trail::default();
+    assert!(matches!(
+        chain.run(Phase::Request, &tls.facts(), None, &mut trail),
+        Decision::Pass
+    ));
+    assert_eq!(trail.as_str(), None, "nothing acted");
+    let mut proxied = Req::get("/");
+    proxied.client = client("203.0.113.5", "https");
+    assert!(matches!(
+        chain.run(
+            Phase::Request,
+            &proxied.facts(),
+            None,
+            &mut Trail::default()
+        ),
+        Decision::Pass
+    ));
+    let counts = shield.registry.counters("https-redirect");
+    assert_eq!((counts.get("respond"), counts.get("pass")), (1, 2));
+}
+
+#[test]
+fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
+    let shield = Shield::default();
+    let chain = shield.chain_for(&site(false), &shared());
+    let visitor = Req::get("/");
+    assert!(matches!(
+        chain.run(
+            Phase::Request,
+            &visitor.facts(),
+            None,
+            &mut Trail::default()
+        ),
+        Decision::Pass
+    ));
+    shield.maintenance.write().on = true;
+    let mut trail = Trail::default();
+    match chain.run(Phase::Request, &visitor.facts(), None, &mut trail) {
+        Decision::Respond { guard, response } => {
+            assert_eq!(guard, "maintenance");
+            assert_eq!(response.status, 503);
+            assert!(response.close);
+            assert!(response.headers.contains(&("retry-after", "600".into())));
+            assert!(String::from_utf8_lossy(&response.body).contains("maintenance"));
+        }
+        _ => panic!("maintenance answers"),
+    }
+    assert_eq!(trail.as_str(), Some("maintenance: on"));
+    let mut admin = Req::get("/");
+    admin.client = client("127.0.0.1", "http");
+    assert!(matches!(
+        chain.run(Phase::Request, &admin.facts(), None, &mut Trail::default()),
+        Decision::Pass
+    ));
+    let with_cookie = Req::get("/").header("cookie", "a=b; pg_bypass=s3cret");
+    assert!(matches!(
+        chain.run(
+            Phase::Request,
+            &with_cookie.facts(),
+            None,
+            &mut Trail::default()
+        ),
+        Decision::Pass
+    ));
+}
+
+#[tokio::test]
+async fn admission_classifies_lanes_and_counts_only_real_waits() {
+    let shield = Shield::default();
+    let mut config = site(false);
+    config.shield.admission.limit = 1;
+    let chain = shield.chain_for(&config, &shared());
+    let lane_of =
+        |req: &Req, trail: &mut Trail| match chain.run(Phase::Origin, &req.facts(), None, trail) {
+            Decision::Wait { ticket, .. } => ticket,
+            _ => panic!("admission always hands out a ticket"),
+        };
+    let mut trail = Trail::default();
+    let first = lane_of(&Req::get("/"), &mut trail);
+    assert!(first.immediate());
+    assert_eq!(trail.as_str(), None, "a slot at once is not an action");
+    let cases = [
+        (Req::get("/checkout/"), Lane::Checkout),
+        (Req::get("/?wc-ajax=checkout"), Lane::Checkout),
+        (Req::get("/cart/"), Lane::Session),
+        (Req::get("/?add-to-cart=12"), Lane::Session),
+        (
+            Req::get("/").header("cookie", "wordpress_logged_in_abc=x"),
+            Lane::Session,
+        ),
+        (
+            Req::get("/").header("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1)"),
+            Lane::Bot,
+        ),
+        (Req::get("/?wc-ajax=get_refreshed_fragments"), Lane::Session),
+        (Req::get("/?s=shoes"), Lane::Anonymous),
+    ];
+    for (req, want) in &cases {
+        let mut trail = Trail::default();
+        let ticket = lane_of(req, &mut trail);
+        assert_eq!(ticket.lane(), *want, "{}", req.path);
+        assert!(!ticket.immediate());
+        assert_eq!(
+            trail.as_str(),
+            Some(format!("admission: queued in lane {}", want.label()).as_str())
+        );
+    }
+    let counts = shield.registry.counters("admission");
+    assert_eq!(
+        (counts.get("pass"), counts.get("wait")),
+        (1, cases.len() as u64)
+    );
+    let mut metrics = String::new();
+    shield.render_metrics(&mut metrics);
+    assert!(
+        metrics.contains("peakguard_guard_verdicts_total{guard=\"admission\",verdict=\"wait\"} 8")
+    );
+    assert!(metrics.contains("peakguard_origin_limit{site=\"shop\"} 1"));
+}
+
+#[test]
+fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
+    let shield = Shield::default();
+    let mut config = site(false);
+    config.shield.admission.limit = 2;
+    let _ = shield.chain_for(&config, &shared());
+    config.shield.admission.limit = 5;
+    let _ = shield.chain_for(&config, &shared());
+    let snaps = shield.admission_snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].limit, 5);
+}

@@ -1,0 +1,264 @@
+//! The shield against a real WordPress (`scripts/wp-env.sh`, PHP-FPM with 4 workers): origin
+//! admission keeps the origin within its limit, serves buyers first, never makes a hit wait,
+//! and answers a request that waited too long with the stale copy or the busy page. Run by
+//! `scripts/test.sh`: `cargo test -p peakguard --test shield -- --include-ignored
+//! --test-threads=1`.
+
+mod common;
+
+use common::wp::*;
+use common::*;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The edge's `/shield` status for the one site's admission.
+fn admission(edge: &Edge) -> serde_json::Value {
+    let r = edge.admin_get("/shield");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    v["admission"][0].clone()
+}
+
+fn wait_for(edge: &Edge, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let a = admission(edge);
+        if ok(&a) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: admission is {a}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// When the origin worked on each request whose line contains `marker`: (start, end) in
+/// seconds, from nginx's end time and request time.
+fn origin_intervals(wp: &Wp, marker: &str) -> Vec<(f64, f64)> {
+    let field = |line: &str, key: &str| -> Option<f64> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+    };
+    std::fs::read_to_string(&wp.access_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| {
+            let end = field(l, "end=")?;
+            let took = field(l, "rt=")?;
+            Some((end - took, end))
+        })
+        .collect()
+}
+
+/// The most intervals that overlap at one instant. nginx logs with millisecond precision, so
+/// each interval is shrunk by 2 ms at both ends: one request ending as the next starts is
+/// not an overlap.
+fn most_at_once(intervals: &[(f64, f64)]) -> usize {
+    let mut events: Vec<(f64, i32)> = Vec::new();
+    for (s, e) in intervals {
+        if e - s > 0.004 {
+            events.push((s + 0.002, 1));
+            events.push((e - 0.002, -1));
+        }
+    }
+    events.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+fn spawn_get(
+    edge: &Edge,
+    host: &str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+) -> std::thread::JoinHandle<(Response, Instant)> {
+    let (addr, host) = (edge.addr, host.to_string());
+    std::thread::spawn(move || {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = request(addr, "GET", &host, &path, &h, b"");
+        (r, Instant::now())
+    })
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn admission_keeps_the_origin_within_its_limit_serves_checkout_first_and_never_holds_a_hit() {
+    let wp = wp();
+    let edge = Edge::start(
+        "admission",
+        &site(
+            &wp,
+            "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+        ),
+    );
+    let run = fresh("/");
+    let run = run.trim_start_matches("/?pgtest=");
+    // A page stored before the rush: it must stay a hit while the origin is full.
+    let warm = format!("/e2e-post-7/?pgwarm={run}");
+    assert_eq!(get(edge.addr, &wp.host, &warm).status, 200);
+    assert_eq!(
+        get(edge.addr, &wp.host, &warm).cache_status(),
+        "peakguard; hit"
+    );
+
+    // Eight anonymous visitors on pages not in the cache, each taking the origin 600 ms.
+    let anonymous: Vec<_> = (0..8)
+        .map(|i| {
+            spawn_get(
+                &edge,
+                &wp.host,
+                format!("/?pg_sleep=600&pgrun={run}&anon={i}"),
+                vec![],
+            )
+        })
+        .collect();
+    wait_for(&edge, "2 at the origin, 6 waiting", |a| {
+        a["in_flight"] == 2 && a["waiting"]["anonymous"] == 6
+    });
+    // A buyer arrives last and goes in next.
+    let checkout = spawn_get(
+        &edge,
+        &wp.host,
+        format!("/checkout/?pg_sleep=50&pgrun={run}"),
+        vec![("Cookie", "woocommerce_items_in_cart=1".into())],
+    );
+    wait_for(&edge, "the buyer waits in the checkout lane", |a| {
+        a["waiting"]["checkout"] == 1
+    });
+    // A hit is served while the queue is full.
+    let hit = get(edge.addr, &wp.host, &warm);
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.cache_status(), "peakguard; hit", "hits never wait");
+    let a = admission(&edge);
+    assert!(
+        a["waiting"]["anonymous"].as_u64().unwrap_or(0) >= 5,
+        "the hit came back while the origin was still full: {a}"
+    );
+
+    let (r, checkout_done) = checkout.join().expect("checkout");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("/checkout/ with"),
+        "the real checkout page"
+    );
+    let mut anon_done = Vec::new();
+    for t in anonymous {
+        let (r, done) = t.join().expect("anonymous");
+        assert_eq!(r.status, 200);
+        anon_done.push(done);
+    }
+    let before_buyer = anon_done.iter().filter(|d| **d < checkout_done).count();
+    assert!(
+        before_buyer <= 3,
+        "the buyer went in at the first free slot, ahead of 6 earlier visitors ({before_buyer} of them finished first)"
+    );
+
+    let intervals = origin_intervals(&wp, &format!("pgrun={run}"));
+    assert_eq!(intervals.len(), 9, "every request reached the origin once");
+    assert_eq!(
+        most_at_once(&intervals),
+        2,
+        "the origin worked on at most 2 requests at once"
+    );
+    let a = admission(&edge);
+    assert_eq!(a["peak_in_flight"], 2);
+    assert_eq!(a["in_flight"], 0, "every slot was given back");
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics.contains(
+            "peakguard_admission_total{site=\"wp\",lane=\"checkout\",result=\"after_wait\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("peakguard_guard_verdicts_total{guard=\"admission\",verdict=\"wait\"}")
+    );
+    let log = std::fs::read_to_string(edge.dir.join("access.log")).expect("access log");
+    assert!(
+        log.lines().any(|l| l.contains("/checkout/")
+            && l.contains("admission: queued in lane checkout; admission: admitted after")),
+        "the access log says the buyer waited and why: {log}"
+    );
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn a_request_that_waits_too_long_gets_the_stale_copy_else_the_busy_page() {
+    let wp = wp();
+    let edge = Edge::start(
+        "admission-timeout",
+        &site(
+            &wp,
+            "default_ttl = \"1s\"\nstale_while_revalidate = \"0s\"\n[site.shield.admission]\nlimit = 1\nqueue_timeout = \"1s\"\nretry_after = \"7s\"",
+        ),
+    );
+    let run = fresh("/");
+    let run = run.trim_start_matches("/?pgtest=");
+    let page = format!("/e2e-post-9/?pgstale={run}");
+    assert_eq!(get(edge.addr, &wp.host, &page).status, 200);
+    // Let the stored copy go stale (its TTL is one second).
+    std::thread::sleep(Duration::from_millis(1500));
+    let origin_errors_before = metric(&edge, "peakguard_origin_errors_total");
+
+    // A shopper holds the only origin slot for 4 s.
+    let slow = spawn_get(
+        &edge,
+        &wp.host,
+        format!("/cart/?pg_sleep=4000&pgrun={run}"),
+        vec![],
+    );
+    wait_for(&edge, "the slot is taken", |a| a["in_flight"] == 1);
+
+    let r = get(edge.addr, &wp.host, &page);
+    assert_eq!(r.status, 200, "the stale copy, not an error");
+    assert_eq!(
+        r.cache_status(),
+        "peakguard; hit; fwd=stale; detail=\"origin-busy\""
+    );
+    assert!(r.text().contains("E2E post 9"));
+
+    let unseen = format!("/e2e-post-11/?pgunseen={run}");
+    let r = get(edge.addr, &wp.host, &unseen);
+    assert_eq!(r.status, 503, "no stale copy: the busy page");
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert!(r.text().contains("One moment, please"));
+    assert!(r.text().contains(r#"http-equiv="refresh" content="7""#));
+    assert_eq!(r.cache_status(), "peakguard; detail=\"origin-busy\"");
+
+    let (r, _) = slow.join().expect("slow");
+    assert_eq!(r.status, 200, "the shopper who held the slot was served");
+    assert_eq!(
+        origin_hits(&wp, &unseen),
+        0,
+        "a refused request never reaches the origin"
+    );
+    let a = admission(&edge);
+    assert_eq!(a["timed_out"], 2);
+    assert_eq!(a["in_flight"], 0);
+    assert_eq!(
+        metric(&edge, "peakguard_origin_errors_total"),
+        origin_errors_before,
+        "a refusal is not an origin error"
+    );
+    let log = std::fs::read_to_string(edge.dir.join("access.log")).expect("access log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("pgunseen") && l.contains("admission: timed-out")),
+        "{log}"
+    );
+}
+
+fn metric(edge: &Edge, name: &str) -> u64 {
+    edge.admin_get("/metrics")
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing"))
+}
