@@ -16,7 +16,9 @@ mod validate;
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use schema::*;
-pub use shield::{AdmissionConfig, ShieldConfig};
+pub use shield::{
+    AdmissionConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
+};
 pub use units::{ByteSize, Seconds};
 
 use std::path::Path;

@@ -20,6 +20,9 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
+    /// What every site's shield shares (`[shield]`).
+    #[serde(default)]
+    pub shield: crate::shield::ShieldSettings,
     /// One entry per site (`[[site]]`), chosen by the request's host.
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteConfig>,
@@ -337,7 +340,8 @@ impl SiteConfig {
         site
     }
 
-    /// The `http` profile has no default TTL, no WordPress rules and no origin admission.
+    /// The `http` profile has no default TTL, no WordPress rules, no origin admission and no
+    /// WordPress login protection.
     pub fn apply_profile(&mut self, profile: Profile) {
         self.profile = profile;
         if profile == Profile::Http {
@@ -349,6 +353,7 @@ impl SiteConfig {
             self.stale_if_error = Seconds::secs(0);
             self.stale_while_revalidate = Seconds::secs(0);
             self.shield.admission.enabled = false;
+            self.shield.login.enabled = false;
         }
     }
 }

@@ -1,7 +1,27 @@
 //! `[site.shield]`: the request policies that protect a site's origin.
 
 use crate::units::Seconds;
-use serde::Deserialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, de};
+use std::time::Duration;
+
+/// `[shield]`: what every site's shield shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShieldSettings {
+    /// Entries of the in-process store (budget counters, lockouts). When full, expired
+    /// entries go first, then the oldest counters; lockouts and limits in force are never
+    /// dropped. About 150 bytes each.
+    pub store_entries: usize,
+}
+
+impl Default for ShieldSettings {
+    fn default() -> Self {
+        ShieldSettings {
+            store_entries: 500_000,
+        }
+    }
+}
 
 /// Every part of the shield for one site.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -9,6 +29,160 @@ use serde::Deserialize;
 pub struct ShieldConfig {
     /// `[site.shield.admission]`: how many requests reach the origin at once, and who waits.
     pub admission: AdmissionConfig,
+    /// `[site.shield.limits]`: request budgets per client.
+    pub limits: LimitsConfig,
+    /// `[site.shield.deny]`: clients refused outright.
+    pub deny: DenyConfig,
+    /// `[site.shield.login]`: brute-force protection and enumeration blocking.
+    pub login: LoginConfig,
+}
+
+/// Login protection for `wp-login.php` and `xmlrpc.php`. A failed WordPress login answers 200
+/// with the form again; a success is a 302 that sets `wordpress_logged_in_*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    pub enabled: bool,
+    /// Failed logins from one address within `window` before it is locked out.
+    pub max_failures: u64,
+    pub window: Seconds,
+    /// The first lockout; each next one within a day lasts twice as long, up to
+    /// `max_lockout`.
+    pub lockout: Seconds,
+    pub max_lockout: Seconds,
+    /// Failed logins for one username (from any address) within `window` that put it under
+    /// attack: addresses that have failed before may no longer try it; an address with no
+    /// failure still may (the real user's right password still works).
+    pub username_failures: u64,
+    /// Refuse XML-RPC `system.multicall` (hundreds of password guesses in one request).
+    pub block_multicall: bool,
+    /// Refuse `/?author=N` and the anonymous REST user list (`/wp-json/wp/v2/users`), which
+    /// reveal login names.
+    pub block_author_enumeration: bool,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            enabled: true,
+            max_failures: 5,
+            window: Seconds::secs(15 * 60),
+            lockout: Seconds::secs(60),
+            max_lockout: Seconds::secs(3600),
+            username_failures: 20,
+            block_multicall: true,
+            block_author_enumeration: true,
+        }
+    }
+}
+
+/// A request budget: `"600/1m"` (600 requests per minute per client), or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub requests: u64,
+    pub per: Duration,
+}
+
+impl Budget {
+    pub const OFF: Budget = Budget {
+        requests: 0,
+        per: Duration::ZERO,
+    };
+
+    pub const fn new(requests: u64, per_secs: u64) -> Self {
+        Budget {
+            requests,
+            per: Duration::from_secs(per_secs),
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.requests == 0 || self.per.is_zero()
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if t == "off" || t == "0" {
+            return Ok(Budget::OFF);
+        }
+        let (n, per) = t.split_once('/').ok_or_else(|| {
+            format!("invalid budget {text:?}: write requests/period such as \"600/1m\", or \"off\"")
+        })?;
+        let requests: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid budget {text:?}: {n:?} is not a number of requests"))?;
+        let per = humantime::parse_duration(per.trim()).map_err(|e| {
+            format!("invalid budget {text:?}: {per:?} is not a period ({e}); write e.g. \"1m\"")
+        })?;
+        Ok(Budget { requests, per })
+    }
+}
+
+impl<'de> Deserialize<'de> for Budget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Budget::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// Request budgets per client (its real address behind trusted proxies; an IPv6 client by
+/// its /64). A client over a budget gets 429 with `Retry-After` until its window has room
+/// again; a limited client stays limited even when the store is under pressure. Static
+/// files (images, CSS, JS, fonts) count against no budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Off by default: behind a proxy or CDN, set `server.trusted_proxies` first, or every
+    /// visitor shares the proxy's address and budget.
+    pub enabled: bool,
+    /// Count and log who would be limited, limit nobody.
+    pub dry_run: bool,
+    /// Clients (CIDRs) no budget applies to.
+    pub allow: Vec<IpNet>,
+    /// Pages (everything below that is not a static file).
+    pub pages: Budget,
+    /// `wp-login.php`.
+    pub login: Budget,
+    /// `xmlrpc.php`.
+    pub xmlrpc: Budget,
+    /// The REST API (`/wp-json/`, `?rest_route=`).
+    pub rest: Budget,
+    /// Searches (`?s=`): uncacheable and expensive.
+    pub search: Budget,
+    /// `wp-admin/admin-ajax.php`.
+    pub ajax: Budget,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: false,
+            dry_run: false,
+            allow: vec![
+                "127.0.0.0/8".parse().expect("static CIDR"),
+                "::1/128".parse().expect("static CIDR"),
+            ],
+            pages: Budget::new(600, 60),
+            login: Budget::new(20, 60),
+            xmlrpc: Budget::new(20, 60),
+            rest: Budget::new(300, 60),
+            search: Budget::new(30, 60),
+            ajax: Budget::new(300, 60),
+        }
+    }
+}
+
+/// Clients refused with 403 before anything else.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenyConfig {
+    /// Addresses and networks (CIDRs).
+    pub ips: Vec<IpNet>,
+    /// Case-insensitive `User-Agent` fragments (`"sqlmap"`, `"masscan"`).
+    pub agents: Vec<String>,
+    /// Count and log, refuse nobody.
+    pub dry_run: bool,
 }
 
 /// Origin admission: a limit on concurrent requests to the origin (size it like PHP-FPM's

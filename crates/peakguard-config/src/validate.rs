@@ -3,7 +3,7 @@
 
 use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
-use crate::shield::AdmissionConfig;
+use crate::shield::{AdmissionConfig, LimitsConfig, LoginConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -43,6 +43,15 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         p(
             "maintenance.bypass_cookie".into(),
             format!("{cookie:?} must be `name=value` (both non-empty)"),
+        );
+    }
+    if !(1_000..=100_000_000).contains(&config.shield.store_entries) {
+        p(
+            "shield.store_entries".into(),
+            format!(
+                "{} entries is out of range: use 1000 to 100000000",
+                config.shield.store_entries
+            ),
         );
     }
     if config.cache.memory_size.0 < 1 << 20 {
@@ -198,6 +207,16 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
         backup_problems(i, backup, p);
     }
     admission_problems(i, &site.shield.admission, p);
+    limits_problems(i, &site.shield.limits, p);
+    login_problems(i, &site.shield.login, p);
+    for (n, agent) in site.shield.deny.agents.iter().enumerate() {
+        if agent.trim().is_empty() {
+            p(
+                format!("site[{i}].shield.deny.agents[{n}]"),
+                "empty entry: it would match every client; remove it".into(),
+            );
+        }
+    }
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),
@@ -254,6 +273,71 @@ fn backup_problems(i: usize, backup: &BackupConfig, p: &mut impl FnMut(String, S
                 "the bunker needs its own credentials: give `password_file` (or `password`)".into(),
             );
         }
+    }
+}
+
+fn limits_problems(i: usize, l: &LimitsConfig, p: &mut impl FnMut(String, String)) {
+    for (name, b) in [
+        ("pages", l.pages),
+        ("login", l.login),
+        ("xmlrpc", l.xmlrpc),
+        ("rest", l.rest),
+        ("search", l.search),
+        ("ajax", l.ajax),
+    ] {
+        if b.is_off() {
+            continue;
+        }
+        let secs = b.per.as_secs_f64();
+        if !(1.0..=86_400.0).contains(&secs) {
+            p(
+                format!("site[{i}].shield.limits.{name}"),
+                format!(
+                    "a budget's period must be between 1s and 24h, not {:?}",
+                    b.per
+                ),
+            );
+        }
+    }
+}
+
+fn login_problems(i: usize, l: &LoginConfig, p: &mut impl FnMut(String, String)) {
+    let key = |k: &str| format!("site[{i}].shield.login.{k}");
+    if !l.enabled {
+        return;
+    }
+    if !(1..=1000).contains(&l.max_failures) {
+        p(
+            key("max_failures"),
+            format!("{} is out of range: use 1 to 1000", l.max_failures),
+        );
+    }
+    if !(1..=100_000).contains(&l.username_failures) {
+        p(
+            key("username_failures"),
+            format!("{} is out of range: use 1 to 100000", l.username_failures),
+        );
+    }
+    for (name, d) in [
+        ("window", l.window.0),
+        ("lockout", l.lockout.0),
+        ("max_lockout", l.max_lockout.0),
+    ] {
+        if d.as_secs() < 1 || d.as_secs() > 7 * 86_400 {
+            p(
+                key(name),
+                format!("{d:?} is out of range: use 1s to 7 days"),
+            );
+        }
+    }
+    if l.max_lockout.0 < l.lockout.0 {
+        p(
+            key("max_lockout"),
+            format!(
+                "{:?} is shorter than the first lockout ({:?})",
+                l.max_lockout.0, l.lockout.0
+            ),
+        );
     }
 }
 

@@ -165,7 +165,10 @@ pub fn build_state(
             })?),
         };
     let maintenance_file = config.maintenance.state_file.clone();
-    let shield = Shield::new(state::EdgeState::load_maintenance(&maintenance_file));
+    let shield = Shield::new(
+        state::EdgeState::load_maintenance(&maintenance_file),
+        config.shield.store_entries,
+    );
     Ok(Arc::new(state::EdgeState {
         cache,
         live: ArcSwap::from_pointee(live_from(config, &shield)?),

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-const VERDICTS: [&str; 4] = ["pass", "respond", "wait", "dry_run"];
+const VERDICTS: [&str; 5] = ["pass", "respond", "wait", "dry_run", "note"];
 
 /// One guard's verdict counts.
 #[derive(Default)]
@@ -27,6 +27,8 @@ impl GuardCounters {
             Verdict::Respond { .. } => 1,
             Verdict::Wait { .. } => 2,
             Verdict::DryRun { .. } => 3,
+            Verdict::Note { .. } => 4,
+            Verdict::Ask(_) => 0,
         };
         self.counts[i].fetch_add(1, Relaxed);
     }
@@ -53,7 +55,7 @@ impl GuardRegistry {
 
     /// The exposition text of `peakguard_guard_verdicts_total`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP peakguard_guard_verdicts_total Verdicts of each shield guard (pass, respond, wait, dry_run).\n# TYPE peakguard_guard_verdicts_total counter\n");
+        out.push_str("# HELP peakguard_guard_verdicts_total Verdicts of each shield guard (pass, respond, wait, dry_run, note).\n# TYPE peakguard_guard_verdicts_total counter\n");
         for (name, c) in self.counters.lock().iter() {
             for (i, verdict) in VERDICTS.iter().enumerate() {
                 let _ = writeln!(
@@ -129,8 +131,13 @@ impl GuardChain {
         self.guards.iter().map(|(g, _)| g.name()).collect()
     }
 
+    /// Whether a guard must see the request's body before the origin phase.
+    pub fn wants_body(&self, req: &RequestFacts<'_>) -> bool {
+        self.guards.iter().any(|(g, _)| g.wants_body(req))
+    }
+
     /// Asks each guard in order until one responds or makes the request wait.
-    pub fn run(
+    pub async fn run(
         &self,
         phase: Phase,
         req: &RequestFacts<'_>,
@@ -138,16 +145,23 @@ impl GuardChain {
         trail: &mut Trail,
     ) -> Decision {
         for (guard, counters) in &self.guards {
-            let verdict = match (phase, resp) {
+            let mut verdict = match (phase, resp) {
                 (Phase::Request, _) => guard.on_request(req),
                 (Phase::Origin, _) => guard.before_origin(req),
                 (Phase::Response, Some(resp)) => guard.on_response(req, resp),
                 (Phase::Response, None) => Verdict::Pass,
             };
+            if let Verdict::Ask(answer) = verdict {
+                verdict = match answer.await {
+                    Verdict::Ask(_) => Verdict::Pass,
+                    answered => answered,
+                };
+            }
             counters.count(&verdict);
             match verdict {
-                Verdict::Pass => {}
+                Verdict::Pass | Verdict::Ask(_) => {}
                 Verdict::DryRun { reason } => trail.push(guard.name(), &dry_run(&reason)),
+                Verdict::Note { reason } => trail.push(guard.name(), &reason),
                 Verdict::Respond { reason, response } => {
                     trail.push(guard.name(), &reason);
                     return Decision::Respond {

@@ -6,6 +6,8 @@ use crate::admission::Ticket;
 use crate::client::ClientInfo;
 use bytes::Bytes;
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Where on the request path a guard is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct RequestFacts<'a> {
     pub headers: &'a http::HeaderMap,
     /// The request came in on a TLS listener.
     pub tls_listener: bool,
+    /// The request's body, once read for a guard that asked for it ([`Guard::wants_body`]);
+    /// from the origin phase on.
+    pub body: Option<&'a [u8]>,
 }
 
 impl RequestFacts<'_> {
@@ -56,6 +61,10 @@ impl RequestFacts<'_> {
             .filter_map(|c| c.trim().split_once('='))
     }
 }
+
+/// The most a guard may ask the edge to read of a request body before the origin sees it
+/// (what Pingora can replay to the origin).
+pub const MAX_INSPECTED_BODY: usize = 64 * 1024;
 
 /// What a guard sees of the origin's response.
 pub struct ResponseFacts<'a> {
@@ -117,6 +126,12 @@ pub enum Verdict {
     /// The guard would have acted but runs in dry-run mode: counted and logged, the request
     /// goes on.
     DryRun { reason: Cow<'static, str> },
+    /// Nothing to refuse, but something worth saying (a failed login counted): the request
+    /// goes on, the reason is logged and counted.
+    Note { reason: Cow<'static, str> },
+    /// The guard must ask the shared store before it can decide: the chain awaits this
+    /// answer (an answer that asks again counts as a pass).
+    Ask(Pin<Box<dyn Future<Output = Verdict> + Send>>),
 }
 
 impl Verdict {
@@ -127,12 +142,15 @@ impl Verdict {
             Verdict::Respond { .. } => "respond",
             Verdict::Wait { .. } => "wait",
             Verdict::DryRun { .. } => "dry_run",
+            Verdict::Note { .. } => "note",
+            Verdict::Ask(_) => "ask",
         }
     }
 }
 
 /// One request policy. Every method has a default that passes, so a guard implements only
-/// the phases it cares about. Guards must not block: a decision that needs waiting returns
+/// the phases it cares about. Guards must not block: a decision that needs the shared store
+/// returns [`Verdict::Ask`], one that makes the request wait for the origin
 /// [`Verdict::Wait`].
 pub trait Guard: Send + Sync {
     /// The `guard` label in metrics and the access log.
@@ -140,6 +158,13 @@ pub trait Guard: Send + Sync {
 
     fn on_request(&self, _req: &RequestFacts<'_>) -> Verdict {
         Verdict::Pass
+    }
+
+    /// Whether this guard must see the request's body before its origin phase. The edge then
+    /// reads it first (at most [`MAX_INSPECTED_BODY`] bytes; a larger one is refused with
+    /// 413) and passes it on to the origin unchanged.
+    fn wants_body(&self, _req: &RequestFacts<'_>) -> bool {
+        false
     }
 
     fn before_origin(&self, _req: &RequestFacts<'_>) -> Verdict {

@@ -12,10 +12,14 @@
 pub mod admission;
 pub mod chain;
 pub mod client;
+pub mod deny;
 pub mod guard;
+pub mod limits;
+pub mod login;
 pub mod maintenance;
 pub mod pages;
 pub mod redirect;
+pub mod store;
 
 pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
 pub use chain::{Decision, GuardChain, GuardRegistry, Trail};
@@ -30,10 +34,11 @@ use std::sync::Arc;
 
 /// The shield's state that outlives reloads: chains are rebuilt from each configuration,
 /// these are kept (a reload must not forget who is at the origin or reset the counters).
-#[derive(Default)]
 pub struct Shield {
     pub registry: GuardRegistry,
     pub maintenance: MaintenanceSwitch,
+    /// Counters and held keys the guards share (budgets, lockouts).
+    pub store: Arc<dyn store::Store>,
     /// Per site name. Bounded by the site names configured over the process's life.
     admissions: Mutex<BTreeMap<String, Admission>>,
 }
@@ -45,10 +50,13 @@ pub struct Shared {
 }
 
 impl Shield {
-    pub fn new(maintenance: MaintenanceState) -> Self {
+    /// The embedded default: an in-process store of `store_entries` entries.
+    pub fn new(maintenance: MaintenanceState, store_entries: usize) -> Self {
         Shield {
+            registry: GuardRegistry::default(),
             maintenance: Arc::new(parking_lot::RwLock::new(maintenance)),
-            ..Shield::default()
+            store: Arc::new(store::MemoryStore::new(store_entries)),
+            admissions: Mutex::default(),
         }
     }
 
@@ -56,6 +64,9 @@ impl Shield {
     /// guard is wired in.
     pub fn chain_for(&self, site: &SiteConfig, shared: &Shared) -> GuardChain {
         let mut chain = GuardChain::default();
+        if let Some(deny) = deny::DenyGuard::from_config(&site.shield.deny) {
+            chain.push(Arc::new(deny), &self.registry);
+        }
         if site.https_redirect {
             chain.push(Arc::new(redirect::HttpsRedirectGuard), &self.registry);
         }
@@ -67,6 +78,16 @@ impl Shield {
             }),
             &self.registry,
         );
+        if let Some(limits) =
+            limits::LimitsGuard::from_config(&site.name, &site.shield.limits, self.store.clone())
+        {
+            chain.push(Arc::new(limits), &self.registry);
+        }
+        if let Some(login) =
+            login::LoginGuard::from_config(&site.name, &site.shield.login, self.store.clone())
+        {
+            chain.push(Arc::new(login), &self.registry);
+        }
         let a = &site.shield.admission;
         if a.enabled {
             chain.push(
@@ -112,5 +133,7 @@ impl Shield {
     }
 }
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;

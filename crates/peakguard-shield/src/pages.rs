@@ -68,3 +68,34 @@ pub fn busy(retry_after_secs: u64) -> Bytes {
         ),
     )
 }
+
+/// This client is refused (deny list).
+pub fn denied() -> Bytes {
+    frame(
+        "Access denied",
+        "",
+        "<p>This site does not accept requests from this client.</p>",
+    )
+}
+
+/// This client sent more requests than its budget allows.
+pub fn too_many(retry_after_secs: u64) -> Bytes {
+    frame(
+        "Too many requests",
+        "",
+        &format!(
+            "<p>You sent more requests than this site accepts from one visitor in a short time.</p><p><small>Please wait {retry_after_secs} seconds, then try again.</small></p>"
+        ),
+    )
+}
+
+/// Too many failed logins from this client: it may try again later.
+pub fn login_locked(retry_after_secs: u64) -> Bytes {
+    frame(
+        "Too many failed logins",
+        "",
+        &format!(
+            "<p>There were too many failed login attempts from your connection.</p><p><small>You can try again in {retry_after_secs} seconds. If you forgot your password, ask the site's administrator.</small></p>"
+        ),
+    )
+}

@@ -1,53 +1,8 @@
 //! The chain as the edge runs it: order, verdicts, counters, trail.
 
 use super::*;
+use crate::testing::{Req, client};
 use peakguard_config::Profile;
-
-fn client(ip: &str, proto: &str) -> ClientInfo {
-    ClientInfo {
-        ip: ip.parse().expect("ip"),
-        proto: proto.into(),
-        forwarded_for: ip.into(),
-    }
-}
-
-struct Req {
-    client: ClientInfo,
-    method: http::Method,
-    path: String,
-    headers: http::HeaderMap,
-    tls: bool,
-}
-
-impl Req {
-    fn get(path: &str) -> Self {
-        Req {
-            client: client("203.0.113.5", "http"),
-            method: http::Method::GET,
-            path: path.into(),
-            headers: http::HeaderMap::new(),
-            tls: false,
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Self {
-        self.headers
-            .append(name, http::HeaderValue::from_str(value).expect("value"));
-        self
-    }
-
-    fn facts(&self) -> RequestFacts<'_> {
-        RequestFacts {
-            site: "shop",
-            client: &self.client,
-            method: &self.method,
-            host: "shop.test:8080",
-            path_and_query: &self.path,
-            headers: &self.headers,
-            tls_listener: self.tls,
-        }
-    }
-}
 
 fn shared() -> Shared {
     Shared {
@@ -68,28 +23,29 @@ fn site(redirect: bool) -> SiteConfig {
 
 #[test]
 fn redirect_and_maintenance_come_first_and_admission_last() {
-    let shield = Shield::default();
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
     let chain = shield.chain_for(&site(true), &shared());
     assert_eq!(
         chain.names(),
-        ["https-redirect", "maintenance", "admission"]
+        ["https-redirect", "maintenance", "login", "admission"]
     );
     let http_site = SiteConfig::quick("http://127.0.0.1:1", Profile::Http);
     assert_eq!(
         shield.chain_for(&http_site, &shared()).names(),
         ["maintenance"],
-        "the http profile has no origin admission by default"
+        "the http profile has no origin admission and no login protection by default"
     );
 }
 
-#[test]
-fn the_redirect_answers_plain_http_only() {
-    let shield = Shield::default();
+#[tokio::test]
+async fn the_redirect_answers_plain_http_only() {
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
     let chain = shield.chain_for(&site(true), &shared());
     let mut trail = Trail::default();
     let req = Req::get("/shop/?a=1");
-    let Decision::Respond { guard, response } =
-        chain.run(Phase::Request, &req.facts(), None, &mut trail)
+    let Decision::Respond { guard, response } = chain
+        .run(Phase::Request, &req.facts(), None, &mut trail)
+        .await
     else {
         panic!("plain http is redirected");
     };
@@ -106,42 +62,51 @@ fn the_redirect_answers_plain_http_only() {
     tls.tls = true;
     let mut trail = Trail::default();
     assert!(matches!(
-        chain.run(Phase::Request, &tls.facts(), None, &mut trail),
+        chain
+            .run(Phase::Request, &tls.facts(), None, &mut trail)
+            .await,
         Decision::Pass
     ));
     assert_eq!(trail.as_str(), None, "nothing acted");
     let mut proxied = Req::get("/");
     proxied.client = client("203.0.113.5", "https");
     assert!(matches!(
-        chain.run(
-            Phase::Request,
-            &proxied.facts(),
-            None,
-            &mut Trail::default()
-        ),
+        chain
+            .run(
+                Phase::Request,
+                &proxied.facts(),
+                None,
+                &mut Trail::default()
+            )
+            .await,
         Decision::Pass
     ));
     let counts = shield.registry.counters("https-redirect");
     assert_eq!((counts.get("respond"), counts.get("pass")), (1, 2));
 }
 
-#[test]
-fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
-    let shield = Shield::default();
+#[tokio::test]
+async fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
     let chain = shield.chain_for(&site(false), &shared());
     let visitor = Req::get("/");
     assert!(matches!(
-        chain.run(
-            Phase::Request,
-            &visitor.facts(),
-            None,
-            &mut Trail::default()
-        ),
+        chain
+            .run(
+                Phase::Request,
+                &visitor.facts(),
+                None,
+                &mut Trail::default()
+            )
+            .await,
         Decision::Pass
     ));
     shield.maintenance.write().on = true;
     let mut trail = Trail::default();
-    match chain.run(Phase::Request, &visitor.facts(), None, &mut trail) {
+    match chain
+        .run(Phase::Request, &visitor.facts(), None, &mut trail)
+        .await
+    {
         Decision::Respond { guard, response } => {
             assert_eq!(guard, "maintenance");
             assert_eq!(response.status, 503);
@@ -155,34 +120,40 @@ fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
     let mut admin = Req::get("/");
     admin.client = client("127.0.0.1", "http");
     assert!(matches!(
-        chain.run(Phase::Request, &admin.facts(), None, &mut Trail::default()),
+        chain
+            .run(Phase::Request, &admin.facts(), None, &mut Trail::default())
+            .await,
         Decision::Pass
     ));
     let with_cookie = Req::get("/").header("cookie", "a=b; pg_bypass=s3cret");
     assert!(matches!(
-        chain.run(
-            Phase::Request,
-            &with_cookie.facts(),
-            None,
-            &mut Trail::default()
-        ),
+        chain
+            .run(
+                Phase::Request,
+                &with_cookie.facts(),
+                None,
+                &mut Trail::default()
+            )
+            .await,
         Decision::Pass
     ));
 }
 
+async fn lane_of(chain: &GuardChain, req: &Req, trail: &mut Trail) -> Ticket {
+    match chain.run(Phase::Origin, &req.facts(), None, trail).await {
+        Decision::Wait { ticket, .. } => ticket,
+        _ => panic!("admission always hands out a ticket"),
+    }
+}
+
 #[tokio::test]
 async fn admission_classifies_lanes_and_counts_only_real_waits() {
-    let shield = Shield::default();
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
     config.shield.admission.limit = 1;
     let chain = shield.chain_for(&config, &shared());
-    let lane_of =
-        |req: &Req, trail: &mut Trail| match chain.run(Phase::Origin, &req.facts(), None, trail) {
-            Decision::Wait { ticket, .. } => ticket,
-            _ => panic!("admission always hands out a ticket"),
-        };
     let mut trail = Trail::default();
-    let first = lane_of(&Req::get("/"), &mut trail);
+    let first = lane_of(&chain, &Req::get("/"), &mut trail).await;
     assert!(first.immediate());
     assert_eq!(trail.as_str(), None, "a slot at once is not an action");
     let cases = [
@@ -203,7 +174,7 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
     ];
     for (req, want) in &cases {
         let mut trail = Trail::default();
-        let ticket = lane_of(req, &mut trail);
+        let ticket = lane_of(&chain, req, &mut trail).await;
         assert_eq!(ticket.lane(), *want, "{}", req.path);
         assert!(!ticket.immediate());
         assert_eq!(
@@ -226,7 +197,7 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
 
 #[test]
 fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
-    let shield = Shield::default();
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
     config.shield.admission.limit = 2;
     let _ = shield.chain_for(&config, &shared());
@@ -235,4 +206,49 @@ fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
     let snaps = shield.admission_snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].limit, 5);
+}
+
+#[tokio::test]
+async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
+    let mut config = site(true);
+    config.shield.deny.ips = vec!["198.51.100.0/24".parse().expect("cidr")];
+    config.shield.deny.agents = vec!["SQLMap".into()];
+    config.shield.limits.enabled = true;
+    let chain = shield.chain_for(&config, &shared());
+    assert_eq!(
+        chain.names(),
+        [
+            "deny",
+            "https-redirect",
+            "maintenance",
+            "limits",
+            "login",
+            "admission"
+        ]
+    );
+    let mut trail = Trail::default();
+    let from_net = Req::get("/").sent_by("198.51.100.77");
+    match chain
+        .run(Phase::Request, &from_net.facts(), None, &mut trail)
+        .await
+    {
+        Decision::Respond { guard, response } => {
+            assert_eq!(
+                (guard, response.status, response.close),
+                ("deny", 403, true)
+            );
+        }
+        _ => panic!("denied"),
+    }
+    assert_eq!(trail.as_str(), Some("deny: address in 198.51.100.0/24"));
+    let tool = Req::get("/").header("user-agent", "sqlmap/1.7");
+    let mut trail = Trail::default();
+    assert!(matches!(
+        chain
+            .run(Phase::Request, &tool.facts(), None, &mut trail)
+            .await,
+        Decision::Respond { guard: "deny", .. }
+    ));
+    assert_eq!(trail.as_str(), Some("deny: user-agent matches \"sqlmap\""));
 }

@@ -97,8 +97,7 @@ fn admission_keeps_the_origin_within_its_limit_serves_checkout_first_and_never_h
             "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
         ),
     );
-    let run = fresh("/");
-    let run = run.trim_start_matches("/?pgtest=");
+    let run = run_id();
     // A page stored before the rush: it must stay a hit while the origin is full.
     let warm = format!("/e2e-post-7/?pgwarm={run}");
     assert_eq!(get(edge.addr, &wp.host, &warm).status, 200);
@@ -198,8 +197,7 @@ fn a_request_that_waits_too_long_gets_the_stale_copy_else_the_busy_page() {
             "default_ttl = \"1s\"\nstale_while_revalidate = \"0s\"\n[site.shield.admission]\nlimit = 1\nqueue_timeout = \"1s\"\nretry_after = \"7s\"",
         ),
     );
-    let run = fresh("/");
-    let run = run.trim_start_matches("/?pgtest=");
+    let run = run_id();
     let page = format!("/e2e-post-9/?pgstale={run}");
     assert_eq!(get(edge.addr, &wp.host, &page).status, 200);
     // Let the stored copy go stale (its TTL is one second).
@@ -261,4 +259,245 @@ fn metric(edge: &Edge, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("metric {name} missing"))
+}
+
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+const TEST_COOKIE: (&str, &str) = ("Cookie", "wordpress_test_cookie=WP%20Cookie%20check");
+
+/// A login through the edge from `ip` (sent as a trusted proxy's `X-Forwarded-For`).
+fn login_from(edge: &Edge, wp: &Wp, ip: &str, password: &str) -> Response {
+    let body = format!(
+        "log=admin&pwd={password}&wp-submit=Log+In&redirect_to=%2Fwp-admin%2F&testcookie=1"
+    );
+    request(
+        edge.addr,
+        "POST",
+        &wp.host,
+        "/wp-login.php",
+        &[FORM, TEST_COOKIE, ("X-Forwarded-For", ip)],
+        body.as_bytes(),
+    )
+}
+
+fn logged_in(r: &Response) -> bool {
+    r.status == 302
+        && r.header_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("wordpress_logged_in_"))
+}
+
+/// POSTs of `path` the origin's nginx logged.
+fn origin_posts(wp: &Wp, path: &str) -> usize {
+    std::fs::read_to_string(&wp.access_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"POST {path}")))
+        .count()
+}
+
+/// An edge that trusts loopback's `X-Forwarded-For`, so a test can speak for many clients.
+fn edge_behind_proxy(name: &str, wp: &Wp, site_extra: &str) -> Edge {
+    Edge::start(
+        name,
+        &format!(
+            "trusted_proxies = [\"127.0.0.1/32\"]\n#END-SERVER\n{}",
+            site(wp, site_extra)
+        ),
+    )
+}
+
+fn retry_after(r: &Response) -> u64 {
+    r.header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn failed_logins_lock_an_address_out_while_the_right_password_from_elsewhere_works() {
+    let wp = wp();
+    let edge = edge_behind_proxy(
+        "login",
+        &wp,
+        "[site.shield.login]\nmax_failures = 3\nlockout = \"1m\"\nusername_failures = 4",
+    );
+    let posts_before = origin_posts(&wp, "/wp-login.php");
+    for i in 1..=3 {
+        let r = login_from(&edge, &wp, "203.0.113.50", "wrong-password");
+        assert_eq!(
+            r.status, 200,
+            "WordPress answers a failed login with its form"
+        );
+        assert!(
+            r.text().contains("login_error"),
+            "attempt {i}: {}",
+            r.text()
+        );
+    }
+    let r = login_from(&edge, &wp, "203.0.113.50", "wrong-password");
+    assert_eq!(r.status, 429, "locked out after 3 failures");
+    assert!((1..=60).contains(&retry_after(&r)));
+    assert!(r.text().contains("Too many failed logins"));
+    let r = login_from(&edge, &wp, "203.0.113.50", "e2e-admin-pass");
+    assert_eq!(r.status, 429, "a locked-out address cannot log in at all");
+    assert_eq!(
+        origin_posts(&wp, "/wp-login.php") - posts_before,
+        3,
+        "the locked-out attempts never reached WordPress"
+    );
+    let r = login_from(&edge, &wp, "203.0.113.60", "e2e-admin-pass");
+    assert!(
+        logged_in(&r),
+        "the right password from another address works: {}",
+        r.status
+    );
+
+    // One more failure from a third address: "admin" has now failed 4 times (the
+    // username's limit). An address that failed may no longer try it; a clean one may.
+    let r = login_from(&edge, &wp, "203.0.113.70", "wrong-password");
+    assert_eq!(r.status, 200);
+    let r = login_from(&edge, &wp, "203.0.113.70", "e2e-admin-pass");
+    assert_eq!(
+        r.status, 429,
+        "an address that failed cannot try an attacked username"
+    );
+    let r = login_from(&edge, &wp, "203.0.113.80", "e2e-admin-pass");
+    assert!(
+        logged_in(&r),
+        "the real user from a clean address still gets in"
+    );
+
+    let log = std::fs::read_to_string(edge.dir.join("access.log")).expect("access log");
+    assert!(
+        log.contains("login: failed login 3 of 3: locked out for 60s"),
+        "{log}"
+    );
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics.contains("peakguard_guard_verdicts_total{guard=\"login\",verdict=\"respond\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn author_enumeration_and_xmlrpc_multicall_are_refused_before_wordpress() {
+    let wp = wp();
+    let edge = Edge::start("enumeration", &site(&wp, ""));
+    let run = run_id();
+    for path in [
+        format!("/?author=1&pgrun={run}"),
+        format!("/wp-json/wp/v2/users?pgrun={run}"),
+        format!("/?rest_route=/wp/v2/users&pgrun={run}"),
+    ] {
+        let r = get(edge.addr, &wp.host, &path);
+        assert_eq!(r.status, 403, "{path}");
+        assert_eq!(origin_hits(&wp, &path), 0, "{path} never reached WordPress");
+    }
+    // A logged-in user may list users (the editor's author picker does).
+    let r = login_from(&edge, &wp, "203.0.113.99", "e2e-admin-pass");
+    assert!(logged_in(&r));
+    let cookies: Vec<String> = r
+        .header_all("set-cookie")
+        .iter()
+        .map(|c| c.split(';').next().unwrap_or("").to_string())
+        .collect();
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &fresh("/wp-json/wp/v2/users"),
+        &[("Cookie", &cookies.join("; "))],
+        b"",
+    );
+    assert_ne!(r.status, 403);
+
+    let call = |method: &str| {
+        format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params></params></methodCall>"
+        )
+    };
+    let posts_before = origin_posts(&wp, "/xmlrpc.php");
+    let r = request(
+        edge.addr,
+        "POST",
+        &wp.host,
+        "/xmlrpc.php",
+        &[("Content-Type", "text/xml")],
+        call("system.multicall").as_bytes(),
+    );
+    assert_eq!(r.status, 403, "system.multicall is refused");
+    let r = request(
+        edge.addr,
+        "POST",
+        &wp.host,
+        "/xmlrpc.php",
+        &[("Content-Type", "text/xml")],
+        call("demo.sayHello").as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("Hello!"),
+        "WordPress got the whole body: {}",
+        r.text()
+    );
+    assert_eq!(origin_posts(&wp, "/xmlrpc.php") - posts_before, 1);
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn a_client_over_its_search_budget_gets_429_and_others_do_not() {
+    let wp = wp();
+    let edge = edge_behind_proxy(
+        "limits",
+        &wp,
+        "[site.shield.limits]\nenabled = true\nsearch = \"3/1m\"\n[site.shield.deny]\nagents = [\"sqlmap\"]",
+    );
+    let run = run_id();
+    let search = |ip: &str, n: usize| {
+        request(
+            edge.addr,
+            "GET",
+            &wp.host,
+            &format!("/?s=shoes{n}&pgrun={run}"),
+            &[("X-Forwarded-For", ip)],
+            b"",
+        )
+    };
+    for n in 0..3 {
+        assert_eq!(search("203.0.113.90", n).status, 200);
+    }
+    let r = search("203.0.113.90", 3);
+    assert_eq!(r.status, 429);
+    assert!((1..=60).contains(&retry_after(&r)));
+    assert!(r.text().contains("Too many requests"));
+    assert_eq!(
+        search("203.0.113.91", 4).status,
+        200,
+        "another client has its own budget"
+    );
+    assert_eq!(
+        origin_hits(&wp, &format!("/?s=shoes3&pgrun={run}")),
+        0,
+        "the refused search never reached WordPress"
+    );
+    // Pages are another budget.
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        "/",
+        &[("X-Forwarded-For", "203.0.113.90")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        "/",
+        &[("User-Agent", "sqlmap/1.7.2#stable")],
+        b"",
+    );
+    assert_eq!(r.status, 403, "the deny list refuses the tool");
 }

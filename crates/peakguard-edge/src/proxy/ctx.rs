@@ -43,6 +43,9 @@ pub struct RequestCtx {
     pub(super) permit: Option<Permit>,
     /// Origin admission refused this request (it got the stale copy or the busy page).
     pub(super) refused: Option<Refused>,
+    /// The request body, read before the origin phase because a guard asked to see it
+    /// (replayed to the origin by pingora's retry buffer).
+    pub(super) body: Option<Bytes>,
 }
 
 impl RequestCtx {
@@ -71,6 +74,7 @@ impl RequestCtx {
             ticket: None,
             permit: None,
             refused: None,
+            body: None,
         }
     }
 }

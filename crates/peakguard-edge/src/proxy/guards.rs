@@ -4,24 +4,42 @@ use super::ctx::RequestCtx;
 use peakguard_shield::{Decision, Phase, RequestFacts, ResponseFacts};
 use pingora::http::RequestHeader;
 
+/// The request as the shield sees it (`None` before the site and client are known).
+macro_rules! facts {
+    ($req:expr, $ctx:expr) => {
+        match (&$ctx.site, &$ctx.client) {
+            (Some(site), Some(client)) => Some((
+                site,
+                RequestFacts {
+                    site: &site.name,
+                    client,
+                    method: &$req.method,
+                    host: &$ctx.host,
+                    path_and_query: &$ctx.path_and_query,
+                    headers: &$req.headers,
+                    tls_listener: $ctx.tls,
+                    body: $ctx.body.as_deref(),
+                },
+            )),
+            _ => None,
+        }
+    };
+}
+
+/// Whether one of the site's guards must see the request body before the origin phase.
+pub(super) fn want_body(req: &RequestHeader, ctx: &RequestCtx) -> bool {
+    facts!(req, ctx).is_some_and(|(site, facts)| site.guards.wants_body(&facts))
+}
+
 /// Asks the site's guards (none before the site and client are known).
-pub(super) fn run(
+pub(super) async fn run(
     phase: Phase,
     req: &RequestHeader,
     resp: Option<&ResponseFacts<'_>>,
     ctx: &mut RequestCtx,
 ) -> Decision {
-    let (Some(site), Some(client)) = (&ctx.site, &ctx.client) else {
+    let Some((site, facts)) = facts!(req, ctx) else {
         return Decision::Pass;
     };
-    let facts = RequestFacts {
-        site: &site.name,
-        client,
-        method: &req.method,
-        host: &ctx.host,
-        path_and_query: &ctx.path_and_query,
-        headers: &req.headers,
-        tls_listener: ctx.tls,
-    };
-    site.guards.run(phase, &facts, resp, &mut ctx.trail)
+    site.guards.run(phase, &facts, resp, &mut ctx.trail).await
 }

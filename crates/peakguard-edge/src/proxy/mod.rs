@@ -138,7 +138,7 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        self.origin_response(session, resp, ctx)
+        self.origin_response(session, resp, ctx).await
     }
 
     fn upstream_response_body_filter(

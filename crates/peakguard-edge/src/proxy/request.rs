@@ -94,7 +94,7 @@ impl EdgeProxy {
         ctx.host = host;
         ctx.site = Some(site);
 
-        match guards::run(Phase::Request, session.req_header(), None, ctx) {
+        match guards::run(Phase::Request, session.req_header(), None, ctx).await {
             Decision::Pass => Ok(false),
             Decision::Respond { guard, response } => {
                 ctx.local = Some(guard);

@@ -4,8 +4,9 @@
 use super::EdgeProxy;
 use super::ctx::RequestCtx;
 use super::guards;
-use super::local::respond_guard;
+use super::local::{respond_guard, respond_local};
 use bytes::Bytes;
+use peakguard_shield::guard::MAX_INSPECTED_BODY;
 use peakguard_shield::{Decision, Phase, ResponseFacts, pages};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -16,6 +17,55 @@ pub(super) const RETRY_AFTER_ORIGIN_DOWN: u64 = 30;
 /// The error type of a request origin admission did not let through.
 pub(super) const ADMISSION_REFUSED: ErrorType = ErrorType::Custom("origin admission refused");
 
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads a request body a guard must see, keeping it in pingora's retry buffer so that the
+/// origin still gets it whole. Too large or too slow: the status and page to answer.
+async fn read_inspected_body(
+    session: &mut Session,
+) -> std::result::Result<Bytes, (u16, &'static str, Bytes)> {
+    let too_large = || {
+        (
+            413,
+            "body-too-large",
+            pages::page(
+                "Request too large",
+                "This kind of request cannot carry a body this large.",
+                0,
+            ),
+        )
+    };
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_INSPECTED_BODY as u64) {
+        return Err(too_large());
+    }
+    session.as_mut().enable_retry_buffering();
+    let read = async {
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_INSPECTED_BODY {
+                return Ok::<_, Box<Error>>(None);
+            }
+        }
+        Ok(Some(body.freeze()))
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(Some(body))) => Ok(body),
+        Ok(Ok(None)) => Err(too_large()),
+        _ => Err((
+            400,
+            "bad-body",
+            pages::page("Bad request", "The request body could not be read.", 0),
+        )),
+    }
+}
+
 impl EdgeProxy {
     /// A miss or bypass about to go to the origin (coalesced misses come here once: the
     /// others wait on the cache lock). Returns `Ok(false)` when a guard answered.
@@ -24,7 +74,18 @@ impl EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        match guards::run(Phase::Origin, session.req_header(), None, ctx) {
+        if ctx.body.is_none() && guards::want_body(session.req_header(), ctx) {
+            match read_inspected_body(session).await {
+                Ok(body) => ctx.body = Some(body),
+                Err((status, detail, page)) => {
+                    ctx.local = Some(detail);
+                    session.set_keepalive(None);
+                    respond_local(session, detail, status, &[], page).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        match guards::run(Phase::Origin, session.req_header(), None, ctx).await {
             Decision::Pass => Ok(true),
             Decision::Respond { guard, response } => {
                 ctx.local = Some(guard);
@@ -134,7 +195,7 @@ impl EdgeProxy {
     /// The origin's response header: hop-by-hop fields go, a 304's fields are kept for the
     /// stored copy, the site's guards see it, and an origin 5xx on a page request becomes
     /// the branded 503 (when no stale copy could be served: pingora has tried that first).
-    pub(super) fn origin_response(
+    pub(super) async fn origin_response(
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
@@ -169,7 +230,7 @@ impl EdgeProxy {
             headers: &resp.headers,
         };
         if let Decision::Respond { guard, response } =
-            guards::run(Phase::Response, session.req_header(), Some(&facts), ctx)
+            guards::run(Phase::Response, session.req_header(), Some(&facts), ctx).await
         {
             ctx.local = Some(guard);
             let mut page = ResponseHeader::build(response.status, Some(4))?;

@@ -79,13 +79,18 @@ pub fn site(wp: &Wp, extra: &str) -> String {
     )
 }
 
-/// A path nobody has asked for yet in this WordPress (unique per call), for origin counts.
-pub fn fresh(path: &str) -> String {
-    let nonce = std::time::SystemTime::now()
+/// A value no earlier run used, to mark this run's requests in the origin's log.
+pub fn run_id() -> String {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos();
-    format!("{path}?pgtest={nonce}")
+        .as_nanos()
+        .to_string()
+}
+
+/// A path nobody has asked for yet in this WordPress (unique per call), for origin counts.
+pub fn fresh(path: &str) -> String {
+    format!("{path}?pgtest={}", run_id())
 }
 
 pub fn wp_hits_total(wp: &Wp) -> usize {
