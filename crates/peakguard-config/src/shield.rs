@@ -13,12 +13,17 @@ pub struct ShieldSettings {
     /// entries go first, then the oldest counters; lockouts and limits in force are never
     /// dropped. About 150 bytes each.
     pub store_entries: usize,
+    /// Where the store is saved (every minute and at shutdown) so a restart keeps lockouts,
+    /// budgets and the sessions the origin issued. Empty: `peakguard-shield.json` beside
+    /// `maintenance.state_file`.
+    pub state_file: std::path::PathBuf,
 }
 
 impl Default for ShieldSettings {
     fn default() -> Self {
         ShieldSettings {
             store_entries: 500_000,
+            state_file: std::path::PathBuf::new(),
         }
     }
 }
@@ -186,8 +191,9 @@ pub struct DenyConfig {
 }
 
 /// Origin admission: a limit on concurrent requests to the origin (size it like PHP-FPM's
-/// `pm.max_children`); requests beyond it wait in lanes served by priority (checkout, then
-/// carts and logged-in users, then anonymous misses, then bots). Cache hits never wait.
+/// `pm.max_children`); requests beyond it wait in lanes served by priority (payment callbacks
+/// and checkouts, then carts and logged-in users, then anonymous misses, then bots and
+/// sessions the origin never issued). Cache hits never wait.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionConfig {
@@ -201,16 +207,19 @@ pub struct AdmissionConfig {
     pub queue_size: usize,
     /// `Retry-After` (and the page's refresh) of the busy page.
     pub retry_after: Seconds,
-    /// Path prefixes of checkout and payment callbacks (the first lane).
+    /// Path prefixes of payment callbacks (gateways calling the shop, no cookies): always
+    /// the first lane.
+    pub callback_paths: Vec<String>,
+    /// Query names or `name=value` pairs of payment callbacks (`wc-api`).
+    pub callback_query: Vec<String>,
+    /// Path prefixes of the checkout: the first lane for a session the origin issued.
     pub checkout_paths: Vec<String>,
-    /// Query `name=value` pairs (or names) that mark a checkout request (`wc-ajax=checkout`).
+    /// Query names or `name=value` pairs of the checkout (`wc-ajax=checkout`).
     pub checkout_query: Vec<String>,
-    /// Path prefixes of the cart and the account (the second lane).
-    pub cart_paths: Vec<String>,
-    /// Query names or `name=value` pairs that put a request in the cart lane (`add-to-cart`).
-    pub cart_query: Vec<String>,
-    /// Cookies of shoppers and logged-in users (a trailing `*` matches a prefix): the
-    /// second lane.
+    /// Cookies of shoppers and logged-in users (a trailing `*` matches a prefix). A value
+    /// the origin issued through this edge puts a request in the session lane (before
+    /// anonymous visitors); a value the edge never saw issued (forged, or from before the
+    /// edge) in the last lane.
     pub session_cookies: Vec<String>,
     /// Case-insensitive `User-Agent` fragments of crawlers and bots: the last lane.
     pub bot_agents: Vec<String>,
@@ -230,10 +239,10 @@ impl Default for AdmissionConfig {
             queue_timeout: Seconds::secs(10),
             queue_size: 1024,
             retry_after: Seconds::secs(5),
-            checkout_paths: strings(&["/checkout/", "/wc-api/"]),
-            checkout_query: strings(&["wc-ajax=checkout", "wc-api"]),
-            cart_paths: strings(&["/cart/", "/my-account/", "/wp-admin/"]),
-            cart_query: strings(&["add-to-cart", "wc-ajax"]),
+            callback_paths: strings(&["/wc-api/"]),
+            callback_query: strings(&["wc-api"]),
+            checkout_paths: strings(&["/checkout/"]),
+            checkout_query: strings(&["wc-ajax=checkout"]),
             session_cookies: strings(&[
                 "wordpress_logged_in_*",
                 "woocommerce_items_in_cart",

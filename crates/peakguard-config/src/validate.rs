@@ -380,8 +380,8 @@ fn admission_problems(i: usize, a: &AdmissionConfig, p: &mut impl FnMut(String, 
         );
     }
     for (name, list) in [
+        ("callback_paths", &a.callback_paths),
         ("checkout_paths", &a.checkout_paths),
-        ("cart_paths", &a.cart_paths),
     ] {
         for (n, path) in list.iter().enumerate() {
             if !path.starts_with('/') {
@@ -393,8 +393,8 @@ fn admission_problems(i: usize, a: &AdmissionConfig, p: &mut impl FnMut(String, 
         }
     }
     for (name, list) in [
+        ("callback_query", &a.callback_query),
         ("checkout_query", &a.checkout_query),
-        ("cart_query", &a.cart_query),
         ("session_cookies", &a.session_cookies),
         ("bot_agents", &a.bot_agents),
     ] {

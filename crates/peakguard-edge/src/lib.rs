@@ -90,7 +90,7 @@ pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
     Ok(token)
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -101,7 +101,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .write(true)
         .mode(0o600)
         .open(path)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
+    std::io::Write::write_all(&mut f, text.as_ref())
 }
 
 /// The reloadable part of the configuration: the sites and their guard chains (the shield's
@@ -169,18 +169,51 @@ pub fn build_state(
         state::EdgeState::load_maintenance(&maintenance_file),
         config.shield.store_entries,
     );
-    Ok(Arc::new(state::EdgeState {
+    let shield_state_file = if config.shield.state_file.as_os_str().is_empty() {
+        maintenance_file.with_file_name("peakguard-shield.json")
+    } else {
+        config.shield.state_file.clone()
+    };
+    let state = Arc::new(state::EdgeState {
         cache,
         live: ArcSwap::from_pointee(live_from(config, &shield)?),
         shield,
         maintenance_file,
+        shield_state_file,
         metrics: metrics::Metrics::default(),
         access_log,
         admin_token: admin_token(config)?,
         config_path,
         started: std::time::Instant::now(),
         extensions,
-    }))
+    });
+    state.restore_shield();
+    Ok(state)
+}
+
+/// Serves until a shutdown or upgrade signal has been handled, then [`finish`]es and exits.
+pub fn run(server: Server, state: &state::EdgeState) -> ! {
+    server.run(pingora::server::RunArgs::default());
+    finish(state);
+    std::process::exit(0)
+}
+
+/// After the server has stopped (shutdown or upgrade): queued disk-cache writes reach the
+/// disk, and the shield's store (lockouts, budgets, issued sessions) is saved, so that the
+/// next start finds them. Pingora drops its runtimes' tasks right after the shutdown signal,
+/// so this cannot run in a background service.
+pub fn finish(state: &state::EdgeState) {
+    state.cache.storage.flush();
+    match state.save_shield() {
+        Ok(n) => log::info!(
+            "shield: saved {n} entries to {}",
+            state.shield_state_file.display()
+        ),
+        Err(e) => log::warn!(
+            "shield: cannot save {}: {e}",
+            state.shield_state_file.display()
+        ),
+    }
 }
 
 fn server_conf(config: &Config) -> ServerConf {

@@ -1,7 +1,7 @@
 //! SIGHUP: re-read the configuration file and swap the sites, trusted proxies and maintenance
 //! policy in place. Connections stay open; requests in flight finish with the old sites.
-//! Listeners and cache sizes need a restart (or a zero-downtime upgrade). On shutdown it
-//! flushes the disk tier's write queue.
+//! Listeners and cache sizes need a restart (or a zero-downtime upgrade). It also saves the
+//! shield's in-process store every minute (and `crate::finish` at shutdown).
 
 use crate::state::EdgeState;
 use async_trait::async_trait;
@@ -13,7 +13,22 @@ pub struct Reloader {
     pub state: Arc<EdgeState>,
 }
 
+/// How often the shield's store is saved (and at shutdown).
+const SHIELD_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Reloader {
+    async fn save_shield(&self) {
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || state.save_shield()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::warn!(
+                "shield: cannot save {}: {e}",
+                self.state.shield_state_file.display()
+            ),
+            Err(e) => log::warn!("shield: the save task failed: {e}"),
+        }
+    }
+
     fn reload(&self) {
         let Some(path) = &self.state.config_path else {
             log::warn!("SIGHUP: no configuration file to reload (started with --origin)");
@@ -44,16 +59,15 @@ impl BackgroundService for Reloader {
             log::error!("cannot listen for SIGHUP; reload is unavailable");
             return;
         };
+        let mut save_every = tokio::time::interval(SHIELD_SAVE_INTERVAL);
+        save_every.tick().await;
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload(),
-                _ = shutdown.changed() => {
-                    // Queued disk-cache writes reach the disk before the process exits, so a
-                    // restart finds every page it had.
-                    let storage = self.state.cache.storage;
-                    let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
-                    return;
-                }
+                _ = save_every.tick() => self.save_shield().await,
+                // What must survive a restart is saved by `crate::finish` once the server
+                // has stopped: pingora drops this task right after the signal.
+                _ = shutdown.changed() => return,
             }
         }
     }

@@ -23,6 +23,8 @@ pub struct EdgeState {
     pub live: ArcSwap<Live>,
     pub shield: Shield,
     pub maintenance_file: PathBuf,
+    /// Where the shield's in-process store is saved across restarts.
+    pub shield_state_file: PathBuf,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     pub admin_token: String,
@@ -48,6 +50,42 @@ impl EdgeState {
         std::fs::rename(&tmp, &self.maintenance_file)?;
         *self.shield.maintenance.write() = state;
         Ok(())
+    }
+
+    /// Saves the shield's in-process store (lockouts, budgets, issued sessions), 0600, by
+    /// an atomic rename. Blocking: call it off the runtime.
+    pub fn save_shield(&self) -> std::io::Result<usize> {
+        let Some(memory) = &self.shield.memory else {
+            return Ok(0);
+        };
+        let saved = memory.save();
+        let text = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        let tmp = self.shield_state_file.with_extension("tmp");
+        crate::write_private(&tmp, &text)?;
+        std::fs::rename(&tmp, &self.shield_state_file)?;
+        Ok(saved.len())
+    }
+
+    /// Puts back what [`EdgeState::save_shield`] saved (nothing when there is no file; a
+    /// damaged file is reported and ignored).
+    pub fn restore_shield(&self) {
+        let Some(memory) = &self.shield.memory else {
+            return;
+        };
+        let path = &self.shield_state_file;
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(saved) => {
+                let n = memory.restore(saved);
+                log::info!("shield: restored {n} entries from {}", path.display());
+            }
+            Err(e) => log::warn!(
+                "shield: ignoring {} ({e}); lockouts and known sessions start empty",
+                path.display()
+            ),
+        }
     }
 
     /// Reads the maintenance flag left by a previous run (off when there is none).

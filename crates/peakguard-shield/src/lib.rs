@@ -14,6 +14,7 @@ pub mod chain;
 pub mod client;
 pub mod deny;
 pub mod guard;
+pub mod issued;
 pub mod limits;
 pub mod login;
 pub mod maintenance;
@@ -37,8 +38,11 @@ use std::sync::Arc;
 pub struct Shield {
     pub registry: GuardRegistry,
     pub maintenance: MaintenanceSwitch,
-    /// Counters and held keys the guards share (budgets, lockouts).
+    /// Counters and held keys the guards share (budgets, lockouts, issued sessions).
     pub store: Arc<dyn store::Store>,
+    /// The same store when it is the in-process one: the edge saves and restores it across
+    /// restarts.
+    pub memory: Option<Arc<store::MemoryStore>>,
     /// Per site name. Bounded by the site names configured over the process's life.
     admissions: Mutex<BTreeMap<String, Admission>>,
 }
@@ -52,10 +56,12 @@ pub struct Shared {
 impl Shield {
     /// The embedded default: an in-process store of `store_entries` entries.
     pub fn new(maintenance: MaintenanceState, store_entries: usize) -> Self {
+        let memory = Arc::new(store::MemoryStore::new(store_entries));
         Shield {
             registry: GuardRegistry::default(),
             maintenance: Arc::new(parking_lot::RwLock::new(maintenance)),
-            store: Arc::new(store::MemoryStore::new(store_entries)),
+            store: memory.clone(),
+            memory: Some(memory),
             admissions: Mutex::default(),
         }
     }
@@ -95,10 +101,20 @@ impl Shield {
                     admission: self.admission_for(&site.name, a.limit, a.queue_size),
                     rules: admission::LaneRules::from_config(a),
                     timeout: a.queue_timeout.0,
+                    store: self.store.clone(),
                 }),
                 &self.registry,
             );
         }
+        // Session cookies are remembered whatever the admission setting, so that turning it
+        // on later knows the sessions already issued.
+        chain.push(
+            Arc::new(issued::IssuedCookiesGuard {
+                store: self.store.clone(),
+                names: issued::SessionCookies::new(&a.session_cookies),
+            }),
+            &self.registry,
+        );
         chain
     }
 

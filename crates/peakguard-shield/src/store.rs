@@ -4,10 +4,11 @@
 //! a network store answers later, so no guard may assume an answer without waiting for it.
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -39,6 +40,21 @@ pub trait Store: Send + Sync {
     fn ttl<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Duration>>;
 
     fn remove<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// One entry as it is saved across a restart (the edge writes and reads the file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedEntry {
+    pub key: String,
+    pub value: u64,
+    /// Milliseconds since the Unix epoch.
+    pub expires: u64,
+    pub held: bool,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64)
 }
 
 struct Entry {
@@ -83,6 +99,57 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every live entry, for a restart: counters in eviction order, then held keys.
+    pub fn save(&self) -> Vec<SavedEntry> {
+        let (now, wall) = (Instant::now(), unix_ms(SystemTime::now()));
+        let map = self.map.lock();
+        let saved = |key: &String, e: &Entry| SavedEntry {
+            key: key.clone(),
+            value: e.value,
+            expires: wall + e.expires.saturating_duration_since(now).as_millis() as u64,
+            held: e.held,
+        };
+        let mut out: Vec<SavedEntry> = map
+            .order
+            .iter()
+            .filter_map(|k| map.entries.get(k).map(|e| (k, e)))
+            .filter(|(_, e)| !e.held && e.expires > now)
+            .map(|(k, e)| saved(k, e))
+            .collect();
+        out.extend(
+            map.entries
+                .iter()
+                .filter(|(_, e)| e.held && e.expires > now)
+                .map(|(k, e)| saved(k, e)),
+        );
+        out
+    }
+
+    /// Puts saved entries back (expired ones are skipped; past `capacity` the rest is
+    /// dropped). Returns how many were restored.
+    pub fn restore(&self, saved: Vec<SavedEntry>) -> usize {
+        let (now, wall) = (Instant::now(), unix_ms(SystemTime::now()));
+        let mut map = self.map.lock();
+        let mut n = 0;
+        for s in saved {
+            if s.expires <= wall || map.entries.len() >= self.capacity {
+                continue;
+            }
+            let entry = Entry {
+                value: s.value,
+                expires: now + Duration::from_millis(s.expires - wall),
+                held: s.held,
+            };
+            if !s.held {
+                map.order.push_back(s.key.clone());
+            }
+            if map.entries.insert(s.key, entry).is_none() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Makes room for one new entry.
@@ -233,6 +300,37 @@ mod tests {
         s.hold("h2", 1, MIN).await.expect("h2");
         assert_eq!(s.incr("c", 1, MIN).await, Err(StoreError::Full(2)));
         assert_eq!(s.get("h1").await, Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_restart_keeps_live_entries_and_their_kind() {
+        let s = MemoryStore::new(10);
+        s.incr("count", 4, MIN).await.expect("incr");
+        s.hold("locked", 2, MIN).await.expect("hold");
+        s.hold("gone", 1, Duration::from_millis(1))
+            .await
+            .expect("hold");
+        let held_at = Instant::now();
+        while held_at.elapsed() < Duration::from_millis(5) {
+            tokio::task::yield_now().await;
+        }
+        let saved = s.save();
+        assert_eq!(saved.len(), 2, "{saved:?}");
+        let text = serde_json::to_string(&saved).expect("json");
+        let back = MemoryStore::new(2);
+        assert_eq!(back.restore(serde_json::from_str(&text).expect("json")), 2);
+        assert_eq!(back.get("count").await, Ok(4));
+        assert_eq!(back.get("locked").await, Ok(2));
+        assert!(
+            back.ttl("locked")
+                .await
+                .expect("ttl")
+                .is_some_and(|t| t <= MIN)
+        );
+        // The held key stays held: a new counter evicts the restored counter, not it.
+        back.incr("new", 1, MIN).await.expect("incr");
+        assert_eq!(back.get("count").await, Ok(0));
+        assert_eq!(back.get("locked").await, Ok(2));
     }
 
     #[tokio::test]

@@ -27,12 +27,18 @@ fn redirect_and_maintenance_come_first_and_admission_last() {
     let chain = shield.chain_for(&site(true), &shared());
     assert_eq!(
         chain.names(),
-        ["https-redirect", "maintenance", "login", "admission"]
+        [
+            "https-redirect",
+            "maintenance",
+            "login",
+            "admission",
+            "issued-cookies"
+        ]
     );
     let http_site = SiteConfig::quick("http://127.0.0.1:1", Profile::Http);
     assert_eq!(
         shield.chain_for(&http_site, &shared()).names(),
-        ["maintenance"],
+        ["maintenance", "issued-cookies"],
         "the http profile has no origin admission and no login protection by default"
     );
 }
@@ -156,41 +162,89 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
     let first = lane_of(&chain, &Req::get("/"), &mut trail).await;
     assert!(first.immediate());
     assert_eq!(trail.as_str(), None, "a slot at once is not an action");
+    // The origin issues a session through the edge (the response phase remembers it).
+    let issued = Req::get("/?add-to-cart=12");
+    let mut set_cookie = http::HeaderMap::new();
+    set_cookie.append(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_static("woocommerce_items_in_cart=1; path=/"),
+    );
+    set_cookie.append(
+        http::header::SET_COOKIE,
+        http::HeaderValue::from_static("wp_woocommerce_session_pg=7f3a9c0e5b21d84f6a; path=/"),
+    );
+    let resp = ResponseFacts {
+        status: 200,
+        headers: &set_cookie,
+    };
+    assert!(matches!(
+        chain
+            .run(
+                Phase::Response,
+                &issued.facts(),
+                Some(&resp),
+                &mut Trail::default()
+            )
+            .await,
+        Decision::Pass
+    ));
+    let real = "wp_woocommerce_session_pg=7f3a9c0e5b21d84f6a";
+    let forged = "wordpress_logged_in_abc=forged";
+    let unknown = " (a session cookie the origin did not issue)";
     let cases = [
-        (Req::get("/checkout/"), Lane::Checkout),
-        (Req::get("/?wc-ajax=checkout"), Lane::Checkout),
-        (Req::get("/cart/"), Lane::Session),
-        (Req::get("/?add-to-cart=12"), Lane::Session),
+        (Req::get("/wc-api/stripe/"), Lane::Checkout, ""),
+        (Req::get("/?wc-api=WC_Gateway_Paypal"), Lane::Checkout, ""),
         (
-            Req::get("/").header("cookie", "wordpress_logged_in_abc=x"),
-            Lane::Session,
+            Req::get("/checkout/").header("cookie", real),
+            Lane::Checkout,
+            "",
         ),
+        (
+            Req::get("/?wc-ajax=checkout").header("cookie", real),
+            Lane::Checkout,
+            "",
+        ),
+        (Req::get("/cart/").header("cookie", real), Lane::Session, ""),
+        (
+            Req::get("/checkout/").header("cookie", forged),
+            Lane::Bot,
+            unknown,
+        ),
+        (Req::get("/").header("cookie", forged), Lane::Bot, unknown),
+        (
+            Req::get("/").header("cookie", &format!("{forged}; {real}")),
+            Lane::Session,
+            "",
+        ),
+        (Req::get("/checkout/"), Lane::Anonymous, ""),
+        (Req::get("/?add-to-cart=12"), Lane::Anonymous, ""),
         (
             Req::get("/").header("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1)"),
             Lane::Bot,
+            "",
         ),
-        (Req::get("/?wc-ajax=get_refreshed_fragments"), Lane::Session),
-        (Req::get("/?s=shoes"), Lane::Anonymous),
+        (Req::get("/?s=shoes"), Lane::Anonymous, ""),
     ];
-    for (req, want) in &cases {
+    for (req, want, why) in &cases {
         let mut trail = Trail::default();
         let ticket = lane_of(&chain, req, &mut trail).await;
-        assert_eq!(ticket.lane(), *want, "{}", req.path);
+        assert_eq!(ticket.lane(), *want, "{} {:?}", req.path, req.headers);
         assert!(!ticket.immediate());
         assert_eq!(
             trail.as_str(),
-            Some(format!("admission: queued in lane {}", want.label()).as_str())
+            Some(format!("admission: queued in lane {}{why}", want.label()).as_str())
         );
     }
     let counts = shield.registry.counters("admission");
     assert_eq!(
         (counts.get("pass"), counts.get("wait")),
-        (1, cases.len() as u64)
+        // The slot at once, and the response phase it was asked in (a pass).
+        (2, cases.len() as u64)
     );
     let mut metrics = String::new();
     shield.render_metrics(&mut metrics);
     assert!(
-        metrics.contains("peakguard_guard_verdicts_total{guard=\"admission\",verdict=\"wait\"} 8")
+        metrics.contains("peakguard_guard_verdicts_total{guard=\"admission\",verdict=\"wait\"} 12")
     );
     assert!(metrics.contains("peakguard_origin_limit{site=\"shop\"} 1"));
 }
@@ -224,7 +278,8 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
             "maintenance",
             "limits",
             "login",
-            "admission"
+            "admission",
+            "issued-cookies"
         ]
     );
     let mut trail = Trail::default();

@@ -127,8 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "the configuration".into()
                 },
             );
-            drop(state);
-            server.run_forever();
+            peakguard_edge::run(server, &state);
         }
         Command::Purge(args) => {
             let client = admin_client::AdminClient::from_args(

@@ -753,12 +753,14 @@ fn quick_start_serves_without_a_configuration_file() {
     let (addr, origin) = origin::start();
     let [p, a, ..] = ports();
     let dir = fresh_dir("quick");
-    // The defaults put the token, pid file and upgrade socket in /tmp (P6 moves them): the
-    // ones this test creates are removed at its end, a user's are left alone.
+    // The defaults put the token, pid file, upgrade socket and shield state in /tmp (P6
+    // moves them): the ones this test creates are removed at its end, a user's are left
+    // alone.
     let defaults = [
         "/tmp/peakguard-admin.token",
         "/tmp/peakguard.pid",
         "/tmp/peakguard-upgrade.sock",
+        "/tmp/peakguard-shield.json",
     ];
     let created: Vec<&str> = defaults
         .into_iter()

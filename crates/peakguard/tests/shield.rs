@@ -72,6 +72,25 @@ fn most_at_once(intervals: &[(f64, f64)]) -> usize {
     most as usize
 }
 
+/// Adds a product to a new cart through the edge; the shop answers with its session
+/// cookies, which the edge remembers as issued. Returns them as a `Cookie` value.
+fn open_cart(edge: &Edge, wp: &Wp, run: &str) -> String {
+    let r = get(
+        edge.addr,
+        &wp.host,
+        &format!("/?add-to-cart=5&pgcart={run}"),
+    );
+    assert_eq!(r.status, 200);
+    let cookies = r.set_cookies();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("wp_woocommerce_session_")),
+        "{cookies:?}"
+    );
+    cookies.join("; ")
+}
+
 fn spawn_get(
     edge: &Edge,
     host: &str,
@@ -105,6 +124,7 @@ fn admission_keeps_the_origin_within_its_limit_serves_checkout_first_and_never_h
         get(edge.addr, &wp.host, &warm).cache_status(),
         "peakguard; hit"
     );
+    let cart = open_cart(&edge, &wp, &run);
 
     // Eight anonymous visitors on pages not in the cache, each taking the origin 600 ms.
     let anonymous: Vec<_> = (0..8)
@@ -120,12 +140,12 @@ fn admission_keeps_the_origin_within_its_limit_serves_checkout_first_and_never_h
     wait_for(&edge, "2 at the origin, 6 waiting", |a| {
         a["in_flight"] == 2 && a["waiting"]["anonymous"] == 6
     });
-    // A buyer arrives last and goes in next.
+    // A buyer (whose cart the shop opened through the edge) arrives last and goes in next.
     let checkout = spawn_get(
         &edge,
         &wp.host,
         format!("/checkout/?pg_sleep=50&pgrun={run}"),
-        vec![("Cookie", "woocommerce_items_in_cart=1".into())],
+        vec![("Cookie", cart)],
     );
     wait_for(&edge, "the buyer waits in the checkout lane", |a| {
         a["waiting"]["checkout"] == 1
@@ -397,11 +417,7 @@ fn author_enumeration_and_xmlrpc_multicall_are_refused_before_wordpress() {
     // A logged-in user may list users (the editor's author picker does).
     let r = login_from(&edge, &wp, "203.0.113.99", "e2e-admin-pass");
     assert!(logged_in(&r));
-    let cookies: Vec<String> = r
-        .header_all("set-cookie")
-        .iter()
-        .map(|c| c.split(';').next().unwrap_or("").to_string())
-        .collect();
+    let cookies = r.set_cookies();
     let r = request(
         edge.addr,
         "GET",
@@ -500,4 +516,125 @@ fn a_client_over_its_search_budget_gets_429_and_others_do_not() {
         b"",
     );
     assert_eq!(r.status, 403, "the deny list refuses the tool");
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_even_after_a_restart()
+ {
+    let wp = wp();
+    let [p, a, ..] = ports();
+    let dir = fresh_dir("forged");
+    let config = site(
+        &wp,
+        "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+    );
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &config, false);
+    let run = run_id();
+    // A real login through the edge: WordPress issues its logged-in cookie.
+    let r = login_from(&edge, &wp, "203.0.113.99", "e2e-admin-pass");
+    assert!(logged_in(&r));
+    let real = r.set_cookies().join("; ");
+    let forged = "wordpress_logged_in_0123456789abcdef=admin%7C1999999999%7Cforgedforgedforged%7Cx";
+
+    // Eight forged "logged-in" visitors on slow pages (a logged-in cookie bypasses the cache).
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            spawn_get(
+                &edge,
+                &wp.host,
+                format!("/?pg_sleep=500&pgrun={run}&forged={i}"),
+                vec![("Cookie", forged.to_string())],
+            )
+        })
+        .collect();
+    wait_for(&edge, "2 at the origin, 6 forged in the last lane", |a| {
+        a["in_flight"] == 2 && a["waiting"]["bot"] == 6
+    });
+    // An anonymous visitor and the real session arrive after them and go first.
+    let anonymous = spawn_get(
+        &edge,
+        &wp.host,
+        format!("/?pg_sleep=50&pgrun={run}&anon=1"),
+        vec![],
+    );
+    let real_user = spawn_get(
+        &edge,
+        &wp.host,
+        format!("/?pg_sleep=50&pgrun={run}&real=1"),
+        vec![("Cookie", real.clone())],
+    );
+    let (r, real_done) = real_user.join().expect("real");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("wpadminbar"),
+        "the real session is logged in"
+    );
+    let (r, anon_done) = anonymous.join().expect("anonymous");
+    assert_eq!(r.status, 200);
+    let forged_done: Vec<Instant> = flood
+        .into_iter()
+        .map(|t| {
+            let (r, done) = t.join().expect("forged");
+            assert_eq!(
+                r.status, 200,
+                "a forged cookie still reaches the origin, last"
+            );
+            done
+        })
+        .collect();
+    for (who, done) in [
+        ("the real session", real_done),
+        ("the anonymous visitor", anon_done),
+    ] {
+        let before = forged_done.iter().filter(|d| **d < done).count();
+        assert!(
+            before <= 3,
+            "{who} went ahead of the queued forged requests ({before} finished first)"
+        );
+    }
+    assert_eq!(
+        most_at_once(&origin_intervals(&wp, &format!("pgrun={run}"))),
+        2,
+        "forged cookies never took the origin past its limit"
+    );
+    let log = std::fs::read_to_string(dir.join("access.log")).expect("access log");
+    assert!(
+        log.contains("queued in lane bot (a session cookie the origin did not issue)"),
+        "{log}"
+    );
+
+    // After a restart the edge still knows the session it saw issued.
+    edge.stop();
+    let edge = Edge::start_in(dir.to_path_buf(), p, a, &config, false);
+    let holders: Vec<_> = (0..2)
+        .map(|i| {
+            spawn_get(
+                &edge,
+                &wp.host,
+                format!("/?pg_sleep=1500&pgrun={run}&hold={i}"),
+                vec![],
+            )
+        })
+        .collect();
+    wait_for(&edge, "both slots taken", |a| a["in_flight"] == 2);
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &format!("/?pgrun={run}&after-restart=1"),
+        &[("Cookie", &real)],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    for h in holders {
+        assert_eq!(h.join().expect("holder").0.status, 200);
+    }
+    let log = std::fs::read_to_string(dir.join("access.log")).expect("access log");
+    assert!(
+        log.lines().any(
+            |l| l.contains("after-restart") && l.contains("admission: queued in lane session;")
+        ),
+        "the restored session waited in the session lane: {log}"
+    );
 }

@@ -85,11 +85,7 @@ fn login(addr: SocketAddr, host: &str) -> Vec<String> {
         "login should redirect; body: {}",
         r.text().chars().take(300).collect::<String>()
     );
-    let cookies: Vec<String> = r
-        .header_all("set-cookie")
-        .iter()
-        .map(|c| c.split(';').next().unwrap_or("").to_string())
-        .collect();
+    let cookies = r.set_cookies();
     assert!(
         cookies
             .iter()

@@ -1,13 +1,26 @@
-//! The admission guard: every request bound for the origin takes a ticket in its lane.
+//! The admission guard: every request bound for the origin takes a ticket in its lane. A
+//! request with session cookies first asks the store whether the origin issued one.
 
-use super::{Admission, LaneRules};
+use super::lanes::Claim;
+use super::{Admission, Lane, LaneRules};
 use crate::guard::{Guard, RequestFacts, Verdict};
+use crate::issued;
+use crate::store::Store;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct AdmissionGuard {
     pub admission: Admission,
     pub rules: LaneRules,
     pub timeout: Duration,
+    pub store: Arc<dyn Store>,
+}
+
+fn wait(admission: &Admission, lane: Lane, timeout: Duration, why: &str) -> Verdict {
+    Verdict::Wait {
+        reason: format!("{}{why}", lane.label()).into(),
+        ticket: admission.ticket(lane, timeout),
+    }
 }
 
 impl Guard for AdmissionGuard {
@@ -16,10 +29,27 @@ impl Guard for AdmissionGuard {
     }
 
     fn before_origin(&self, req: &RequestFacts<'_>) -> Verdict {
-        let lane = self.rules.classify(req);
-        Verdict::Wait {
-            reason: lane.label().into(),
-            ticket: self.admission.ticket(lane, self.timeout),
+        match self.rules.classify(req) {
+            Claim::Lane(lane) => wait(&self.admission, lane, self.timeout, ""),
+            Claim::Session { cookies, checkout } => {
+                let (store, admission, timeout) =
+                    (self.store.clone(), self.admission.clone(), self.timeout);
+                Verdict::Ask(Box::pin(async move {
+                    let issued = issued::any_issued(store.as_ref(), &cookies)
+                        .await
+                        .unwrap_or_else(|e| {
+                            log::warn!("admission: {e}; the session counts as unknown");
+                            false
+                        });
+                    let lane = LaneRules::resolve(checkout, issued);
+                    let why = if issued {
+                        ""
+                    } else {
+                        " (a session cookie the origin did not issue)"
+                    };
+                    wait(&admission, lane, timeout, why)
+                }))
+            }
         }
     }
 }

@@ -1,18 +1,20 @@
-//! Which lane a request waits in: buyers before browsers, people before bots.
+//! Which lane a request waits in: buyers before browsers, people before bots, and sessions
+//! the origin never issued after everyone.
 
 use crate::guard::RequestFacts;
+use crate::issued::SessionCookies;
 use peakguard_config::AdmissionConfig;
 
 /// Lanes in the order they are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// Checkout and payment callbacks: a sale in progress.
+    /// Payment callbacks, and the checkout of a session the origin issued.
     Checkout = 0,
-    /// Carts, accounts and logged-in users.
+    /// Carts and logged-in users (sessions the origin issued).
     Session = 1,
     /// Anonymous visitors whose page was not in the cache.
     Anonymous = 2,
-    /// Crawlers, bots and scripts.
+    /// Crawlers, bots and scripts, and session cookies the origin never issued.
     Bot = 3,
 }
 
@@ -58,38 +60,43 @@ impl QueryMatch {
     }
 }
 
+/// What a request's lane depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Decided from the request alone.
+    Lane(Lane),
+    /// It carries session cookies (`name=value`): its lane depends on whether the origin
+    /// issued one of them ([`LaneRules::resolve`]).
+    Session {
+        cookies: Vec<String>,
+        checkout: bool,
+    },
+}
+
 /// The classification rules of `[site.shield.admission]`.
 #[derive(Debug, Clone)]
 pub struct LaneRules {
+    callback_paths: Vec<String>,
+    callback_query: Vec<QueryMatch>,
     checkout_paths: Vec<String>,
     checkout_query: Vec<QueryMatch>,
-    cart_paths: Vec<String>,
-    cart_query: Vec<QueryMatch>,
-    /// `(name or prefix, is_prefix)`.
-    session_cookies: Vec<(String, bool)>,
+    pub sessions: SessionCookies,
     /// Lowercase fragments.
     bot_agents: Vec<String>,
+}
+
+fn queries(list: &[String]) -> Vec<QueryMatch> {
+    list.iter().map(|q| QueryMatch::parse(q)).collect()
 }
 
 impl LaneRules {
     pub fn from_config(c: &AdmissionConfig) -> Self {
         LaneRules {
+            callback_paths: c.callback_paths.clone(),
+            callback_query: queries(&c.callback_query),
             checkout_paths: c.checkout_paths.clone(),
-            checkout_query: c
-                .checkout_query
-                .iter()
-                .map(|q| QueryMatch::parse(q))
-                .collect(),
-            cart_paths: c.cart_paths.clone(),
-            cart_query: c.cart_query.iter().map(|q| QueryMatch::parse(q)).collect(),
-            session_cookies: c
-                .session_cookies
-                .iter()
-                .map(|n| match n.strip_suffix('*') {
-                    Some(prefix) => (prefix.to_string(), true),
-                    None => (n.clone(), false),
-                })
-                .collect(),
+            checkout_query: queries(&c.checkout_query),
+            sessions: SessionCookies::new(&c.session_cookies),
             bot_agents: c
                 .bot_agents
                 .iter()
@@ -98,38 +105,42 @@ impl LaneRules {
         }
     }
 
-    pub fn classify(&self, req: &RequestFacts<'_>) -> Lane {
+    /// Payment callbacks come first whoever sends them; a request with session cookies
+    /// waits for [`LaneRules::resolve`]; the rest by `User-Agent`.
+    pub fn classify(&self, req: &RequestFacts<'_>) -> Claim {
         let path = req.path();
         let query = req.query().unwrap_or("");
-        if self
-            .checkout_paths
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
-            || self.checkout_query.iter().any(|q| q.matches(query))
-        {
-            return Lane::Checkout;
+        let matches = |paths: &[String], qs: &[QueryMatch]| {
+            paths.iter().any(|p| path.starts_with(p.as_str()))
+                || qs.iter().any(|q| q.matches(query))
+        };
+        if matches(&self.callback_paths, &self.callback_query) {
+            return Claim::Lane(Lane::Checkout);
         }
-        let session_cookie = req.cookies().any(|(name, _)| {
-            self.session_cookies.iter().any(|(want, prefix)| {
-                if *prefix {
-                    name.starts_with(want.as_str())
-                } else {
-                    name == want
-                }
-            })
-        });
-        if session_cookie
-            || self.cart_paths.iter().any(|p| path.starts_with(p.as_str()))
-            || self.cart_query.iter().any(|q| q.matches(query))
-        {
-            return Lane::Session;
+        let cookies = self.sessions.in_request(req);
+        if !cookies.is_empty() {
+            return Claim::Session {
+                cookies,
+                checkout: matches(&self.checkout_paths, &self.checkout_query),
+            };
         }
         if let Some(agent) = req.header("user-agent") {
             let agent = agent.to_ascii_lowercase();
             if self.bot_agents.iter().any(|b| agent.contains(b.as_str())) {
-                return Lane::Bot;
+                return Claim::Lane(Lane::Bot);
             }
         }
-        Lane::Anonymous
+        Claim::Lane(Lane::Anonymous)
+    }
+
+    /// The lane of a session: its checkout first, its other pages before anonymous visitors
+    /// — if the origin issued its cookie. A cookie the origin never issued through this
+    /// edge (forged, or from before the edge started) still reaches the origin, last.
+    pub fn resolve(checkout: bool, issued: bool) -> Lane {
+        match (issued, checkout) {
+            (true, true) => Lane::Checkout,
+            (true, false) => Lane::Session,
+            (false, _) => Lane::Bot,
+        }
     }
 }

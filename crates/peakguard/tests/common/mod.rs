@@ -33,6 +33,14 @@ impl Response {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+    /// The `name=value` of every `Set-Cookie` (attributes dropped).
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.header_all("set-cookie")
+            .iter()
+            .map(|c| c.split(';').next().unwrap_or("").to_string())
+            .collect()
+    }
+
     pub fn cache_status(&self) -> &str {
         self.header("cache-status").unwrap_or("")
     }
@@ -277,7 +285,7 @@ impl Edge {
             None => ("", rest),
         };
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{rest}\n"
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n[shield]\nstate_file = \"{d}/shield-state.json\"\n{rest}\n"
         )
     }
 
