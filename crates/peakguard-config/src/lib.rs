@@ -18,6 +18,7 @@ pub use error::{ConfigError, Problem};
 pub use schema::*;
 pub use shield::{
     AdmissionConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
+    WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};
 

@@ -17,6 +17,10 @@ pub struct ShieldSettings {
     /// budgets and the sessions the origin issued. Empty: `peakguard-shield.json` beside
     /// `maintenance.state_file`.
     pub state_file: std::path::PathBuf,
+    /// The waiting room's cookie keys (HMAC; current and previous, one per line, created
+    /// 0600; `peakguard waiting-room rotate-key` rotates them without losing places).
+    /// Empty: `peakguard-room.key` beside `maintenance.state_file`.
+    pub room_key_file: std::path::PathBuf,
 }
 
 impl Default for ShieldSettings {
@@ -24,6 +28,7 @@ impl Default for ShieldSettings {
         ShieldSettings {
             store_entries: 500_000,
             state_file: std::path::PathBuf::new(),
+            room_key_file: std::path::PathBuf::new(),
         }
     }
 }
@@ -40,6 +45,55 @@ pub struct ShieldConfig {
     pub deny: DenyConfig,
     /// `[site.shield.login]`: brute-force protection and enumeration blocking.
     pub login: LoginConfig,
+    /// `[site.shield.waiting_room]`: a fair queue for new visitors when demand exceeds what
+    /// the origin can take.
+    pub waiting_room: WaitingRoomConfig,
+}
+
+/// The waiting room. When it is full (or switched to queue everyone), a new visitor whose
+/// request would reach the origin gets a light page from the edge with their place in line
+/// and the estimated wait, refreshing by itself; their place is kept in a signed cookie.
+/// Visitors with a session the origin issued (a cart, a login) never wait; cache hits are
+/// served to everyone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WaitingRoomConfig {
+    pub enabled: bool,
+    /// Visitors on the site at once (holding a pass seen within `session`); 0 = no limit.
+    pub active_users: u64,
+    /// New visitors let in per minute; 0 = no limit.
+    pub new_users_per_minute: u64,
+    /// Also queue newcomers while origin admission estimates a wait longer than this
+    /// ("0s" = off).
+    pub max_origin_wait: Seconds,
+    /// How long a pass lasts without a visit; each visit renews it.
+    pub session: Seconds,
+    /// How often the waiting page refreshes itself.
+    pub refresh: Seconds,
+    /// A visitor whose turn came but who did not come back within this has left: their
+    /// place goes to the next in line.
+    pub no_show: Seconds,
+    /// How long a place in line is kept for a visitor who closed the page.
+    pub ticket_lifetime: Seconds,
+    /// Your own HTML page; `{{position}}`, `{{wait_minutes}}`, `{{refresh_seconds}}` and
+    /// `{{site}}` are replaced. Empty: the branded page.
+    pub template: std::path::PathBuf,
+}
+
+impl Default for WaitingRoomConfig {
+    fn default() -> Self {
+        WaitingRoomConfig {
+            enabled: false,
+            active_users: 0,
+            new_users_per_minute: 0,
+            max_origin_wait: Seconds::secs(0),
+            session: Seconds::secs(600),
+            refresh: Seconds::secs(15),
+            no_show: Seconds::secs(60),
+            ticket_lifetime: Seconds::secs(6 * 3600),
+            template: std::path::PathBuf::new(),
+        }
+    }
 }
 
 /// Login protection for `wp-login.php` and `xmlrpc.php`. A failed WordPress login answers 200

@@ -3,7 +3,7 @@
 
 use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
-use crate::shield::{AdmissionConfig, LimitsConfig, LoginConfig};
+use crate::shield::{AdmissionConfig, LimitsConfig, LoginConfig, WaitingRoomConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -209,6 +209,7 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
     admission_problems(i, &site.shield.admission, p);
     limits_problems(i, &site.shield.limits, p);
     login_problems(i, &site.shield.login, p);
+    room_problems(i, &site.shield.waiting_room, p);
     for (n, agent) in site.shield.deny.agents.iter().enumerate() {
         if agent.trim().is_empty() {
             p(
@@ -336,6 +337,41 @@ fn login_problems(i: usize, l: &LoginConfig, p: &mut impl FnMut(String, String))
             format!(
                 "{:?} is shorter than the first lockout ({:?})",
                 l.max_lockout.0, l.lockout.0
+            ),
+        );
+    }
+}
+
+fn room_problems(i: usize, r: &WaitingRoomConfig, p: &mut impl FnMut(String, String)) {
+    let key = |k: &str| format!("site[{i}].shield.waiting_room.{k}");
+    if !r.enabled {
+        return;
+    }
+    if r.active_users == 0 && r.new_users_per_minute == 0 {
+        p(
+            key("active_users"),
+            "the room needs a pace: set active_users (visitors at once) or new_users_per_minute (or both)".into(),
+        );
+    }
+    for (name, d, min, max) in [
+        ("session", r.session.0, 10, 86_400),
+        ("refresh", r.refresh.0, 1, 600),
+        ("no_show", r.no_show.0, 5, 3600),
+        ("ticket_lifetime", r.ticket_lifetime.0, 60, 7 * 86_400),
+    ] {
+        if d.as_secs() < min || d.as_secs() > max {
+            p(
+                key(name),
+                format!("{d:?} is out of range: use {min}s to {max}s"),
+            );
+        }
+    }
+    if r.refresh.0 >= r.no_show.0 {
+        p(
+            key("no_show"),
+            format!(
+                "{:?} must be longer than refresh ({:?}): a visitor whose turn came needs a refresh to claim it",
+                r.no_show.0, r.refresh.0
             ),
         );
     }

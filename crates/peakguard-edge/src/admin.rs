@@ -5,6 +5,8 @@
 //! - `GET  /status` → JSON summary
 //! - `POST /purge?url=URL` | `?prefix=URL` | `?tag=TAG` | `?all=1` → `{"purged": N}`
 //! - `GET  /maintenance`, `POST /maintenance?state=on|off[&message=..][&retry_after=SECS]`
+//! - `GET  /shield` → each site's guards, origin admission and waiting room
+//! - the waiting room's switches (see `admin_room.rs`)
 //!
 //! - whatever the [`AdminExtension`]s add (the backup daemon: `GET /backups`,
 //!   `POST /backup?site=NAME`), their metrics appended to `/metrics` and their status to
@@ -153,7 +155,7 @@ impl AdminApp {
         json_reply(StatusCode::OK, serde_json::to_value(m).unwrap_or_default())
     }
 
-    fn status(&self) -> Response<Vec<u8>> {
+    async fn status(&self) -> Response<Vec<u8>> {
         let s = self.state.cache.snapshot();
         let m = &self.state.metrics;
         let mut status = json!({
@@ -166,7 +168,7 @@ impl AdminApp {
                     "disk_bytes": s.disk_bytes, "disk_objects": s.disk_objects,
                 },
         });
-        status["shield"] = self.shield_status();
+        status["shield"] = self.shield_status().await;
         for ext in &self.state.extensions {
             status[ext.name()] = ext.status();
         }
@@ -175,7 +177,7 @@ impl AdminApp {
 
     /// Each site's guards in order, and each origin admission: limit, requests at the
     /// origin, waiters per lane.
-    fn shield_status(&self) -> serde_json::Value {
+    async fn shield_status(&self) -> serde_json::Value {
         let live = self.state.live();
         let sites: Vec<_> = live
             .sites
@@ -203,7 +205,11 @@ impl AdminApp {
                 })
             })
             .collect();
-        json!({"sites": sites, "admission": admission})
+        json!({
+            "sites": sites,
+            "admission": admission,
+            "waiting_rooms": self.state.shield.room_statuses().await,
+        })
     }
 }
 
@@ -248,7 +254,7 @@ impl ServeHttp for AdminApp {
                     &self.state.cache.snapshot(),
                     self.state.shield.maintenance.read().on,
                 );
-                self.state.shield.render_metrics(&mut body);
+                self.state.shield.render_metrics(&mut body).await;
                 for ext in &self.state.extensions {
                     body.push_str(&ext.metrics());
                 }
@@ -258,11 +264,15 @@ impl ServeHttp for AdminApp {
                     body.into_bytes(),
                 )
             }
-            ("GET", "/status") => self.status(),
+            ("GET", "/status") => self.status().await,
             ("POST", "/purge") => self.purge(&q),
             ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),
-            ("GET", "/shield") => json_reply(StatusCode::OK, self.shield_status()),
+            ("GET", "/shield") => json_reply(StatusCode::OK, self.shield_status().await),
             (m, p) => {
+                if let Some((code, value)) = crate::admin_room::handle(&self.state, m, p, &q).await
+                {
+                    return json_reply(code, value);
+                }
                 if let Some((code, value)) = self
                     .state
                     .extensions

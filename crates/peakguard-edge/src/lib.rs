@@ -11,10 +11,12 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod admin_room;
 pub mod coding;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod room_keys;
 pub mod sites;
 pub mod state;
 pub mod tls;
@@ -53,6 +55,17 @@ pub enum EdgeError {
         "no site configured: add a [[site]] with an origin, or run `peakguard serve --origin URL`"
     )]
     NoSite,
+    #[error("waiting room of site {site:?}: cannot read its template {path}: {source}")]
+    RoomTemplate {
+        site: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("waiting room keys {path}: {source}")]
+    RoomKeys {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// How to start serving.
@@ -107,8 +120,22 @@ pub(crate) fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) -> s
 /// The reloadable part of the configuration: the sites and their guard chains (the shield's
 /// lasting state is kept, only reconfigured).
 pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeError> {
+    let mut room_templates = std::collections::BTreeMap::new();
+    for site in &config.sites {
+        let room = &site.shield.waiting_room;
+        if room.enabled && !room.template.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(&room.template).map_err(|source| {
+                EdgeError::RoomTemplate {
+                    site: site.name.clone(),
+                    path: room.template.display().to_string(),
+                    source,
+                }
+            })?;
+            room_templates.insert(site.name.clone(), std::sync::Arc::<str>::from(text));
+        }
+    }
     Ok(state::Live {
-        sites: sites::SiteTable::from_config(config, shield)?,
+        sites: sites::SiteTable::from_config(config, shield, room_templates)?,
         trusted_proxies: config.server.trusted_proxies.clone(),
     })
 }
@@ -174,12 +201,26 @@ pub fn build_state(
     } else {
         config.shield.state_file.clone()
     };
+    let room_key_file = if config.shield.room_key_file.as_os_str().is_empty() {
+        maintenance_file.with_file_name("peakguard-room.key")
+    } else {
+        config.shield.room_key_file.clone()
+    };
+    if config.sites.iter().any(|s| s.shield.waiting_room.enabled) {
+        let keys =
+            room_keys::load_or_create(&room_key_file).map_err(|source| EdgeError::RoomKeys {
+                path: room_key_file.display().to_string(),
+                source,
+            })?;
+        *shield.room_keys.write() = keys;
+    }
     let state = Arc::new(state::EdgeState {
         cache,
         live: ArcSwap::from_pointee(live_from(config, &shield)?),
         shield,
         maintenance_file,
         shield_state_file,
+        room_key_file,
         metrics: metrics::Metrics::default(),
         access_log,
         admin_token: admin_token(config)?,

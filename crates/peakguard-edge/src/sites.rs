@@ -49,7 +49,11 @@ pub struct SiteTable {
 }
 
 impl SiteTable {
-    pub fn from_config(config: &Config, shield: &Shield) -> Result<Self, SiteError> {
+    pub fn from_config(
+        config: &Config,
+        shield: &Shield,
+        room_templates: std::collections::BTreeMap<String, Arc<str>>,
+    ) -> Result<Self, SiteError> {
         let mut table = SiteTable::default();
         let shared = peakguard_shield::Shared {
             maintenance_policy: peakguard_shield::MaintenancePolicy::new(
@@ -57,6 +61,7 @@ impl SiteTable {
                 &config.maintenance.bypass_cookie,
             ),
             default_retry_after: config.maintenance.retry_after.0.as_secs(),
+            room_templates,
         };
         for sc in &config.sites {
             let site = Arc::new(Site {

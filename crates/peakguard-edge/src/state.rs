@@ -25,6 +25,8 @@ pub struct EdgeState {
     pub maintenance_file: PathBuf,
     /// Where the shield's in-process store is saved across restarts.
     pub shield_state_file: PathBuf,
+    /// The waiting room's cookie keys.
+    pub room_key_file: PathBuf,
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     pub admin_token: String,

@@ -68,14 +68,18 @@ impl GuardRegistry {
     }
 }
 
-/// Which guards acted on a request, and why (`"maintenance: on"`), for the access log.
-/// Allocates only when a guard acts.
+/// Which guards acted on a request, and why (`"maintenance: on"`), for the access log; and
+/// the fields guards asked to add to its response. Allocates only when a guard acts.
 #[derive(Debug, Default, Clone)]
-pub struct Trail(Option<String>);
+pub struct Trail {
+    text: Option<String>,
+    /// Fields to add to the response (a waiting-room pass's `Set-Cookie`).
+    pub headers: Vec<(&'static str, String)>,
+}
 
 impl Trail {
     fn push(&mut self, guard: &str, reason: &str) {
-        let s = self.0.get_or_insert_with(String::new);
+        let s = self.text.get_or_insert_with(String::new);
         if !s.is_empty() {
             s.push_str("; ");
         }
@@ -92,7 +96,7 @@ impl Trail {
     }
 
     pub fn as_str(&self) -> Option<&str> {
-        self.0.as_deref()
+        self.text.as_deref()
     }
 }
 
@@ -161,7 +165,10 @@ impl GuardChain {
             match verdict {
                 Verdict::Pass | Verdict::Ask(_) => {}
                 Verdict::DryRun { reason } => trail.push(guard.name(), &dry_run(&reason)),
-                Verdict::Note { reason } => trail.push(guard.name(), &reason),
+                Verdict::Note { reason, headers } => {
+                    trail.push(guard.name(), &reason);
+                    trail.headers.extend(headers);
+                }
                 Verdict::Respond { reason, response } => {
                     trail.push(guard.name(), &reason);
                     return Decision::Respond {

@@ -126,15 +126,26 @@ pub enum Verdict {
     /// The guard would have acted but runs in dry-run mode: counted and logged, the request
     /// goes on.
     DryRun { reason: Cow<'static, str> },
-    /// Nothing to refuse, but something worth saying (a failed login counted): the request
-    /// goes on, the reason is logged and counted.
-    Note { reason: Cow<'static, str> },
+    /// Nothing to refuse, but something worth saying (a failed login counted, a waiting-room
+    /// pass issued): the request goes on, the reason is logged and counted, and `headers`
+    /// are added to its response (a `Set-Cookie`).
+    Note {
+        reason: Cow<'static, str>,
+        headers: Vec<(&'static str, String)>,
+    },
     /// The guard must ask the shared store before it can decide: the chain awaits this
     /// answer (an answer that asks again counts as a pass).
     Ask(Pin<Box<dyn Future<Output = Verdict> + Send>>),
 }
 
 impl Verdict {
+    pub fn note(reason: impl Into<Cow<'static, str>>) -> Self {
+        Verdict::Note {
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
+    }
+
     /// The `verdict` label of `peakguard_guard_verdicts_total`.
     pub fn label(&self) -> &'static str {
         match self {

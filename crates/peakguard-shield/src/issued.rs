@@ -7,7 +7,6 @@
 use crate::guard::{Guard, RequestFacts, ResponseFacts, Verdict};
 use crate::store::{Store, StoreError};
 use sha2::{Digest, Sha256};
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,12 +60,7 @@ impl SessionCookies {
 /// The store key of an issued `name=value`.
 fn key(pair: &str) -> String {
     let digest = Sha256::digest(pair.as_bytes());
-    let mut k = String::with_capacity(7 + 32);
-    k.push_str("issued:");
-    for b in &digest[..16] {
-        let _ = write!(k, "{b:02x}");
-    }
-    k
+    format!("issued:{}", hex::encode(&digest[..16]))
 }
 
 /// What one `Set-Cookie` says: `name=value` and how long to remember it. `None` for a

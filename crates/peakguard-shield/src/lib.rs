@@ -20,6 +20,7 @@ pub mod login;
 pub mod maintenance;
 pub mod pages;
 pub mod redirect;
+pub mod room;
 pub mod store;
 
 pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
@@ -45,12 +46,19 @@ pub struct Shield {
     pub memory: Option<Arc<store::MemoryStore>>,
     /// Per site name. Bounded by the site names configured over the process's life.
     admissions: Mutex<BTreeMap<String, Admission>>,
+    /// Per site name, like the admissions.
+    rooms: Mutex<BTreeMap<String, Arc<room::Room>>>,
+    /// The waiting room's cookie keys (the edge loads them from the key file and rotates
+    /// them).
+    pub room_keys: Arc<parking_lot::RwLock<room::RoomKeys>>,
 }
 
 /// The parts of the configuration every site's chain shares.
 pub struct Shared {
     pub maintenance_policy: MaintenancePolicy,
     pub default_retry_after: u64,
+    /// Waiting-room templates by site name (read by the edge).
+    pub room_templates: BTreeMap<String, Arc<str>>,
 }
 
 impl Shield {
@@ -63,6 +71,11 @@ impl Shield {
             store: memory.clone(),
             memory: Some(memory),
             admissions: Mutex::default(),
+            rooms: Mutex::default(),
+            room_keys: Arc::new(parking_lot::RwLock::new(room::RoomKeys {
+                current: rand::random::<[u8; 32]>().to_vec(),
+                previous: None,
+            })),
         }
     }
 
@@ -95,10 +108,26 @@ impl Shield {
             chain.push(Arc::new(login), &self.registry);
         }
         let a = &site.shield.admission;
-        if a.enabled {
+        let admission = a
+            .enabled
+            .then(|| self.admission_for(&site.name, a.limit, a.queue_size));
+        let w = &site.shield.waiting_room;
+        if w.enabled {
+            chain.push(
+                Arc::new(room::RoomGuard {
+                    room: self.room_for(&site.name, w),
+                    keys: self.room_keys.clone(),
+                    admission: admission.clone(),
+                    sessions: issued::SessionCookies::new(&a.session_cookies),
+                    template: shared.room_templates.get(&site.name).cloned(),
+                }),
+                &self.registry,
+            );
+        }
+        if let Some(admission) = admission {
             chain.push(
                 Arc::new(admission::AdmissionGuard {
-                    admission: self.admission_for(&site.name, a.limit, a.queue_size),
+                    admission,
                     rules: admission::LaneRules::from_config(a),
                     timeout: a.queue_timeout.0,
                     store: self.store.clone(),
@@ -134,6 +163,35 @@ impl Shield {
         }
     }
 
+    /// The site's waiting room, created once and reconfigured on reload.
+    fn room_for(
+        &self,
+        site: &str,
+        config: &peakguard_config::WaitingRoomConfig,
+    ) -> Arc<room::Room> {
+        let mut map = self.rooms.lock();
+        match map.get(site) {
+            Some(r) => {
+                r.reconfigure(config);
+                r.clone()
+            }
+            None => {
+                let r = Arc::new(room::Room::new(site, config, self.store.clone()));
+                map.insert(site.to_string(), r.clone());
+                r
+            }
+        }
+    }
+
+    /// The waiting room of a site, if it has one configured.
+    pub fn room(&self, site: &str) -> Option<Arc<room::Room>> {
+        self.rooms.lock().get(site).cloned()
+    }
+
+    pub fn rooms(&self) -> Vec<Arc<room::Room>> {
+        self.rooms.lock().values().cloned().collect()
+    }
+
     pub fn admission_snapshots(&self) -> Vec<AdmissionSnapshot> {
         self.admissions
             .lock()
@@ -142,10 +200,23 @@ impl Shield {
             .collect()
     }
 
+    /// Every waiting room's state (a room whose store cannot answer is left out).
+    pub async fn room_statuses(&self) -> Vec<room::RoomStatus> {
+        let mut out = Vec::new();
+        for r in self.rooms() {
+            match r.status().await {
+                Ok(s) => out.push(s),
+                Err(e) => log::warn!("waiting room {}: {e}", r.site()),
+            }
+        }
+        out
+    }
+
     /// The shield's part of `/metrics`.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub async fn render_metrics(&self, out: &mut String) {
         self.registry.render(out);
         admission::render_metrics(&self.admission_snapshots(), out);
+        room::render_metrics(&self.room_statuses().await, out);
     }
 }
 

@@ -170,9 +170,10 @@ async fn count_failure(
     }
     let failures = store.incr(&keys.failures, 1, window).await?;
     if failures < config.max_failures {
-        return Ok(Verdict::Note {
-            reason: format!("failed login {failures} of {}", config.max_failures).into(),
-        });
+        return Ok(Verdict::note(format!(
+            "failed login {failures} of {}",
+            config.max_failures
+        )));
     }
     let level = store.incr(&keys.level, 1, DAY).await?;
     let doubling = 2u32.saturating_pow(level.saturating_sub(1).min(30) as u32);
@@ -188,14 +189,11 @@ async fn count_failure(
         keys.locked,
         lockout.as_secs()
     );
-    Ok(Verdict::Note {
-        reason: format!(
-            "failed login {failures} of {}: locked out for {}s",
-            config.max_failures,
-            lockout.as_secs()
-        )
-        .into(),
-    })
+    Ok(Verdict::note(format!(
+        "failed login {failures} of {}: locked out for {}s",
+        config.max_failures,
+        lockout.as_secs()
+    )))
 }
 
 /// Runs a store conversation; a store that cannot answer lets the request through.

@@ -29,6 +29,10 @@ pub trait Store: Send + Sync {
     /// later increments do not extend it.
     fn incr<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, u64>;
 
+    /// Like [`Store::incr`], and the key is held: never evicted before it expires (the
+    /// waiting room's ticket counters).
+    fn incr_held<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, u64>;
+
     /// The value at `key`, 0 when absent or expired.
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64>;
 
@@ -184,11 +188,12 @@ impl MemoryStore {
         }
     }
 
-    fn incr_now(&self, key: &str, by: u64, ttl: Duration) -> Result<u64, StoreError> {
+    fn incr_now(&self, key: &str, by: u64, ttl: Duration, held: bool) -> Result<u64, StoreError> {
         let now = Instant::now();
         let mut map = self.map.lock();
         if let Some(e) = Self::live(&mut map, key, now) {
             e.value = e.value.saturating_add(by);
+            e.held |= held;
             return Ok(e.value);
         }
         self.make_room(&mut map, now)?;
@@ -197,10 +202,12 @@ impl MemoryStore {
             Entry {
                 value: by,
                 expires: now + ttl,
-                held: false,
+                held,
             },
         );
-        map.order.push_back(key.to_string());
+        if !held {
+            map.order.push_back(key.to_string());
+        }
         Ok(by)
     }
 
@@ -230,7 +237,11 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn incr<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, u64> {
-        ready(self.incr_now(key, by, ttl))
+        ready(self.incr_now(key, by, ttl, false))
+    }
+
+    fn incr_held<'a>(&'a self, key: &'a str, by: u64, ttl: Duration) -> StoreFuture<'a, u64> {
+        ready(self.incr_now(key, by, ttl, true))
     }
 
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, u64> {

@@ -11,6 +11,7 @@ fn shared() -> Shared {
             "pg_bypass=s3cret",
         ),
         default_retry_after: 600,
+        room_templates: Default::default(),
     }
 }
 
@@ -242,7 +243,7 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
         (2, cases.len() as u64)
     );
     let mut metrics = String::new();
-    shield.render_metrics(&mut metrics);
+    shield.render_metrics(&mut metrics).await;
     assert!(
         metrics.contains("peakguard_guard_verdicts_total{guard=\"admission\",verdict=\"wait\"} 12")
     );

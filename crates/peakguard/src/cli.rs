@@ -34,6 +34,21 @@ pub enum Command {
     Maintenance(MaintenanceArgs),
     /// Show a running edge's status.
     Status(AdminArgs),
+    /// The shield of a running edge: each site's guards, origin admission (limit, requests
+    /// at the origin, waiters per lane) and waiting room.
+    Shield(ShieldArgs),
+    /// Switch a running edge's waiting room.
+    ///
+    ///   peakguard waiting-room status
+    ///   peakguard waiting-room queue-all --site shop      # every new visitor lines up
+    ///   peakguard waiting-room normal --site shop         # only when the room is full
+    ///   peakguard waiting-room suspend --site shop        # let everyone in (the line is kept)
+    ///   peakguard waiting-room open-at 2026-12-04T18:00:00Z --site shop
+    ///                     # a pre-queue until then, drawn at random at the opening
+    ///   peakguard waiting-room cancel-opening --site shop
+    ///   peakguard waiting-room rotate-key                 # new cookie key, places kept
+    #[command(name = "waiting-room", verbatim_doc_comment)]
+    WaitingRoom(WaitingRoomArgs),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -329,6 +344,44 @@ pub struct MaintenanceArgs {
     /// Retry-After sent to visitors: `15m`, `90s`.
     #[arg(long)]
     pub retry_after: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ShieldAction {
+    Status,
+}
+
+#[derive(Args)]
+pub struct ShieldArgs {
+    pub action: ShieldAction,
+    /// Print the JSON the admin API answered.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoomAction {
+    Status,
+    QueueAll,
+    Normal,
+    Suspend,
+    OpenAt,
+    CancelOpening,
+    RotateKey,
+}
+
+#[derive(Args)]
+pub struct WaitingRoomArgs {
+    pub action: RoomAction,
+    /// For open-at: when the doors open (`2026-12-04T18:00:00Z` or Unix seconds).
+    pub time: Option<String>,
+    /// The site (needed when several sites have a waiting room).
+    #[arg(long)]
+    pub site: Option<String>,
     #[command(flatten)]
     pub admin: AdminArgs,
 }

@@ -9,6 +9,7 @@ mod backup_site;
 mod cli;
 mod demo;
 mod rehearse;
+mod shield_cmd;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -130,10 +131,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             peakguard_edge::run(server, &state);
         }
         Command::Purge(args) => {
-            let client = admin_client::AdminClient::from_args(
-                &args.admin,
-                load_config(args.admin.config.as_deref())?.as_ref(),
-            )?;
+            let client = admin(&args.admin)?;
             let query = if let Some(u) = &args.url {
                 format!("url={}", admin_client::enc(u))
             } else if let Some(p) = &args.prefix {
@@ -150,10 +148,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Maintenance(args) => {
-            let client = admin_client::AdminClient::from_args(
-                &args.admin,
-                load_config(args.admin.config.as_deref())?.as_ref(),
-            )?;
+            let client = admin(&args.admin)?;
             let v = match args.action {
                 MaintenanceAction::Status => client.get("/maintenance")?,
                 MaintenanceAction::Off => client.post("/maintenance?state=off")?,
@@ -182,11 +177,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Shield(args) => {
+            shield_cmd::shield(&admin(&args.admin)?, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::WaitingRoom(args) => {
+            shield_cmd::waiting_room(&admin(&args.admin)?, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status(args) => {
-            let client = admin_client::AdminClient::from_args(
-                &args,
-                load_config(args.config.as_deref())?.as_ref(),
-            )?;
+            let client = admin(&args)?;
             println!("{}", serde_json::to_string_pretty(&client.get("/status")?)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -207,4 +207,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rehearse(args) => rehearse::run(*args),
         Command::Backup(command) => backup_cmd::run(command),
     }
+}
+
+/// The admin API of a running edge, as the arguments and the configuration name it.
+fn admin(args: &cli::AdminArgs) -> Result<admin_client::AdminClient> {
+    admin_client::AdminClient::from_args(args, load_config(args.config.as_deref())?.as_ref())
 }

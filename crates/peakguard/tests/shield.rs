@@ -91,6 +91,36 @@ fn open_cart(edge: &Edge, wp: &Wp, run: &str) -> String {
     cookies.join("; ")
 }
 
+/// An edge's directory, ports and configuration, so that a test can restart it in place.
+struct Restartable {
+    dir: TestDir,
+    port: u16,
+    admin: u16,
+    config: String,
+}
+
+impl Restartable {
+    fn new(name: &str, config: String) -> Self {
+        let [port, admin, ..] = ports();
+        Restartable {
+            dir: fresh_dir(name),
+            port,
+            admin,
+            config,
+        }
+    }
+
+    fn start(&self) -> Edge {
+        Edge::start_in(
+            self.dir.to_path_buf(),
+            self.port,
+            self.admin,
+            &self.config,
+            false,
+        )
+    }
+}
+
 fn spawn_get(
     edge: &Edge,
     host: &str,
@@ -523,13 +553,14 @@ fn a_client_over_its_search_budget_gets_429_and_others_do_not() {
 fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_even_after_a_restart()
  {
     let wp = wp();
-    let [p, a, ..] = ports();
-    let dir = fresh_dir("forged");
-    let config = site(
-        &wp,
-        "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+    let home = Restartable::new(
+        "forged",
+        site(
+            &wp,
+            "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+        ),
     );
-    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &config, false);
+    let mut edge = home.start();
     let run = run_id();
     // A real login through the edge: WordPress issues its logged-in cookie.
     let r = login_from(&edge, &wp, "203.0.113.99", "e2e-admin-pass");
@@ -598,7 +629,7 @@ fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_e
         2,
         "forged cookies never took the origin past its limit"
     );
-    let log = std::fs::read_to_string(dir.join("access.log")).expect("access log");
+    let log = std::fs::read_to_string(home.dir.join("access.log")).expect("access log");
     assert!(
         log.contains("queued in lane bot (a session cookie the origin did not issue)"),
         "{log}"
@@ -606,7 +637,7 @@ fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_e
 
     // After a restart the edge still knows the session it saw issued.
     edge.stop();
-    let edge = Edge::start_in(dir.to_path_buf(), p, a, &config, false);
+    let edge = home.start();
     let holders: Vec<_> = (0..2)
         .map(|i| {
             spawn_get(
@@ -630,11 +661,198 @@ fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_e
     for h in holders {
         assert_eq!(h.join().expect("holder").0.status, 200);
     }
-    let log = std::fs::read_to_string(dir.join("access.log")).expect("access log");
+    let log = std::fs::read_to_string(home.dir.join("access.log")).expect("access log");
     assert!(
         log.lines().any(
             |l| l.contains("after-restart") && l.contains("admission: queued in lane session;")
         ),
         "the restored session waited in the session lane: {log}"
     );
+}
+
+fn position(r: &Response) -> Option<u64> {
+    r.text()
+        .split("id=\"position\">")
+        .nth(1)?
+        .split('<')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn cookie_named(r: &Response, name: &str) -> Option<String> {
+    r.set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")) && c.len() > name.len() + 1)
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn the_waiting_room_keeps_places_in_order_lets_buyers_and_hits_through_and_survives_a_restart() {
+    let wp = wp();
+    let home = Restartable::new(
+        "room",
+        site(
+            &wp,
+            "[site.shield.waiting_room]\nenabled = true\nactive_users = 2\nrefresh = \"2s\"\nno_show = \"5s\"",
+        ),
+    );
+    let mut edge = home.start();
+    let run = run_id();
+    let page = |n: &str| format!("/e2e-post-3/?pgroom={run}&who={n}");
+    // The first visitor opens a cart (a miss: the room lets them in, the shop issues the
+    // cart); the second stores a page in the cache. The room (2 active visitors) is full.
+    let cart = open_cart(&edge, &wp, &run);
+    let warm = format!("/e2e-post-4/?pgroom={run}");
+    let r = get(edge.addr, &wp.host, &warm);
+    assert_eq!(r.status, 200);
+    assert!(cookie_named(&r, "pg_pass").is_some(), "let in with a pass");
+
+    // Newcomers line up, in order, and a refresh keeps the place.
+    let b = get(edge.addr, &wp.host, &page("b"));
+    assert_eq!(b.status, 503, "{}", b.text());
+    assert!(b.text().contains("You are in line"));
+    assert_eq!(position(&b), Some(1));
+    assert_eq!(b.header("retry-after"), Some("2"));
+    let b_ticket = cookie_named(&b, "pg_ticket").expect("a place in line");
+    let c = get(edge.addr, &wp.host, &page("c"));
+    assert_eq!(position(&c), Some(2));
+    let c_ticket = cookie_named(&c, "pg_ticket").expect("c's place");
+    for _ in 0..2 {
+        let again = request(
+            edge.addr,
+            "GET",
+            &wp.host,
+            &page("b"),
+            &[("Cookie", &b_ticket)],
+            b"",
+        );
+        assert_eq!(position(&again), Some(1), "a refresh keeps the place");
+        let again = request(
+            edge.addr,
+            "GET",
+            &wp.host,
+            &page("c"),
+            &[("Cookie", &c_ticket)],
+            b"",
+        );
+        assert_eq!(position(&again), Some(2));
+    }
+    // Apps get JSON.
+    let j = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("j"),
+        &[("Accept", "application/json")],
+        b"",
+    );
+    assert_eq!(j.status, 503);
+    let v: serde_json::Value = serde_json::from_slice(&j.body).expect("json");
+    assert_eq!(
+        (v["in_queue"].clone(), v["position"].clone()),
+        (true.into(), 3.into())
+    );
+    // A tampered place buys nothing: it is a newcomer at the end of the line.
+    let tampered = b_ticket.replacen("q.1.", "q.0.", 1);
+    let t = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("t"),
+        &[("Cookie", &tampered)],
+        b"",
+    );
+    assert_eq!(position(&t), Some(4));
+    // The stored page is served to anyone while the room is full; the buyer goes on.
+    let hit = get(edge.addr, &wp.host, &warm);
+    assert_eq!((hit.status, hit.cache_status()), (200, "peakguard; hit"));
+    assert!(
+        hit.set_cookies().is_empty(),
+        "the stored page carries nobody's pass"
+    );
+    let buyer = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("shopper"),
+        &[("Cookie", &cart)],
+        b"",
+    );
+    assert_eq!(buyer.status, 200, "a buyer never waits");
+    assert_eq!(
+        origin_hits(&wp, &page("b")),
+        0,
+        "nobody in line reached WordPress"
+    );
+
+    // A restart keeps the line (the store and the key survive).
+    edge.stop();
+    let edge = home.start();
+    let again = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("b"),
+        &[("Cookie", &b_ticket)],
+        b"",
+    );
+    assert_eq!(position(&again), Some(1), "still first after a restart");
+
+    // The switches.
+    let out = edge.cli(&["waiting-room", "status"]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("waiting room wp: normal;") && status.contains("4 in line"),
+        "{status}"
+    );
+    let out = edge.cli(&["waiting-room", "open-at", "2099-01-01T00:00:00Z"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pre = get(edge.addr, &wp.host, &page("early"));
+    assert!(
+        pre.text().contains("random draw"),
+        "a pre-queue before the opening"
+    );
+    assert!(
+        edge.cli(&["waiting-room", "cancel-opening"])
+            .status
+            .success()
+    );
+    assert!(edge.cli(&["waiting-room", "suspend"]).status.success());
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("b"),
+        &[("Cookie", &b_ticket)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "suspended: everyone goes through");
+    assert!(edge.cli(&["waiting-room", "rotate-key"]).status.success());
+    assert!(edge.cli(&["waiting-room", "normal"]).status.success());
+    let again = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &page("c"),
+        &[("Cookie", &c_ticket)],
+        b"",
+    );
+    assert!(
+        position(&again).is_some() && cookie_named(&again, "pg_ticket").is_none(),
+        "a place signed before the key rotation still counts (no new ticket): {}",
+        again.text()
+    );
+    let metrics = edge.admin_get("/metrics").text();
+    assert!(
+        metrics.contains("peakguard_waiting_room_waiting{site=\"wp\"}"),
+        "{metrics}"
+    );
+    let out = edge.cli(&["shield", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("waiting-room → admission"), "{text}");
 }

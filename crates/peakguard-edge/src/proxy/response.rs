@@ -55,6 +55,10 @@ impl EdgeProxy {
             }
         };
         resp.insert_header(CACHE_STATUS, status)?;
+        // Fields guards asked for (a waiting-room pass).
+        for (name, value) in ctx.trail.headers.drain(..) {
+            resp.append_header(name, value)?;
+        }
         if !outcome.from_cache() {
             resp.remove_header("age");
         }

@@ -60,6 +60,8 @@ struct Inner {
     state: Mutex<State>,
     stats: [LaneStats; Lane::ALL.len()],
     peak_in_flight: AtomicU64,
+    /// How long a request holds its slot, a moving average in microseconds.
+    service_micros: AtomicU64,
 }
 
 impl Inner {
@@ -120,10 +122,20 @@ impl Refused {
 /// A slot at the origin; dropping it lets the next waiter in.
 pub struct Permit {
     inner: Arc<Inner>,
+    since: Instant,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        // A moving average (1/8 weight) of how long a slot is held; races only blur it.
+        let held = self.since.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        let avg = self.inner.service_micros.load(Relaxed);
+        let next = if avg == 0 {
+            held
+        } else {
+            avg - avg / 8 + held / 8
+        };
+        self.inner.service_micros.store(next, Relaxed);
         self.inner.release();
     }
 }
@@ -199,6 +211,7 @@ impl Ticket {
         Ok(Admitted {
             permit: Permit {
                 inner: self.inner.clone(),
+                since: Instant::now(),
             },
             lane: self.lane,
             waited,
@@ -252,6 +265,7 @@ impl Admission {
                 }),
                 stats: Default::default(),
                 peak_in_flight: AtomicU64::new(0),
+                service_micros: AtomicU64::new(0),
             }),
         }
     }
@@ -295,6 +309,17 @@ impl Admission {
                 self.inner.note_in_flight(st.in_flight);
             }
         }
+    }
+
+    /// How long a request arriving now would wait for its slot, estimated from the waiters
+    /// ahead of it and how long a slot is held on average.
+    pub fn estimated_wait(&self) -> Duration {
+        let (waiting, limit) = {
+            let st = self.inner.state.lock();
+            (st.waiting() as u64, st.limit.max(1) as u64)
+        };
+        let service = self.inner.service_micros.load(Relaxed);
+        Duration::from_micros(waiting.saturating_mul(service) / limit)
     }
 
     pub fn snapshot(&self) -> AdmissionSnapshot {

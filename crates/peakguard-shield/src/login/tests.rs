@@ -68,7 +68,7 @@ fn status(v: &Verdict) -> Option<u16> {
 
 fn note(v: &Verdict) -> String {
     match v {
-        Verdict::Note { reason } => reason.to_string(),
+        Verdict::Note { reason, .. } => reason.to_string(),
         _ => String::new(),
     }
 }
