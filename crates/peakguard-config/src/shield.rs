@@ -252,8 +252,14 @@ pub struct DenyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionConfig {
     pub enabled: bool,
-    /// Concurrent requests to the origin (PHP workers).
+    /// Concurrent requests to the origin (PHP workers); where an adaptive limit starts.
     pub limit: usize,
+    /// Follow the origin: lower the limit while its requests take longer than their usual
+    /// time (workers queueing, the database slowing), raise it again while they do not.
+    pub adaptive: bool,
+    /// The adaptive limit's bounds.
+    pub min_limit: usize,
+    pub max_limit: usize,
     /// Longest wait for an origin slot; past it the stale copy is served if there is one,
     /// else the busy page (503 + `Retry-After`).
     pub queue_timeout: Seconds,
@@ -290,6 +296,10 @@ impl Default for AdmissionConfig {
             // Debian's PHP-FPM pool starts with pm.max_children = 5; a few more keep it busy
             // while responses travel back.
             limit: 8,
+            // Starts conservatively at `limit` and learns from there.
+            adaptive: true,
+            min_limit: 2,
+            max_limit: 64,
             queue_timeout: Seconds::secs(10),
             queue_size: 1024,
             retry_after: Seconds::secs(5),

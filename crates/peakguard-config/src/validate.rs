@@ -388,6 +388,15 @@ fn admission_problems(i: usize, a: &AdmissionConfig, p: &mut impl FnMut(String, 
             ),
         );
     }
+    if a.adaptive && (a.min_limit == 0 || a.min_limit > a.max_limit || a.max_limit > 10_000) {
+        p(
+            key("max_limit"),
+            format!(
+                "the adaptive limit's bounds [{}, {}] are not valid: use 1 ≤ min_limit ≤ max_limit ≤ 10000",
+                a.min_limit, a.max_limit
+            ),
+        );
+    }
     if !(1..=1_000_000).contains(&a.queue_size) {
         p(
             key("queue_size"),

@@ -197,6 +197,7 @@ impl AdminApp {
                 json!({
                     "site": a.site,
                     "limit": a.limit,
+                    "adaptive": a.adaptive,
                     "in_flight": a.in_flight,
                     "peak_in_flight": a.peak_in_flight,
                     "waiting": lanes,

@@ -108,9 +108,7 @@ impl Shield {
             chain.push(Arc::new(login), &self.registry);
         }
         let a = &site.shield.admission;
-        let admission = a
-            .enabled
-            .then(|| self.admission_for(&site.name, a.limit, a.queue_size));
+        let admission = a.enabled.then(|| self.admission_for(&site.name, a));
         let w = &site.shield.waiting_room;
         if w.enabled {
             chain.push(
@@ -148,19 +146,15 @@ impl Shield {
     }
 
     /// The site's admission, created once and reconfigured on reload.
-    fn admission_for(&self, site: &str, limit: usize, queue_size: usize) -> Admission {
+    fn admission_for(&self, site: &str, c: &peakguard_config::AdmissionConfig) -> Admission {
+        let adaptive = c.adaptive.then_some((c.min_limit, c.max_limit));
         let mut map = self.admissions.lock();
-        match map.get(site) {
-            Some(a) => {
-                a.reconfigure(limit, queue_size);
-                a.clone()
-            }
-            None => {
-                let a = Admission::new(site, limit, queue_size);
-                map.insert(site.to_string(), a.clone());
-                a
-            }
-        }
+        let a = map
+            .entry(site.to_string())
+            .or_insert_with(|| Admission::new(site, c.limit, c.queue_size))
+            .clone();
+        a.configure(c.limit, c.queue_size, adaptive);
+        a
     }
 
     /// The site's waiting room, created once and reconfigured on reload.

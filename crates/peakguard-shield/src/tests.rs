@@ -158,6 +158,7 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
     config.shield.admission.limit = 1;
+    config.shield.admission.adaptive = false;
     let chain = shield.chain_for(&config, &shared());
     let mut trail = Trail::default();
     let first = lane_of(&chain, &Req::get("/"), &mut trail).await;
@@ -255,12 +256,21 @@ fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
     config.shield.admission.limit = 2;
+    config.shield.admission.adaptive = false;
     let _ = shield.chain_for(&config, &shared());
     config.shield.admission.limit = 5;
     let _ = shield.chain_for(&config, &shared());
     let snaps = shield.admission_snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].limit, 5);
+    // Adaptive (the default), it starts from the configured limit within its bounds.
+    config.shield.admission.adaptive = true;
+    config.shield.admission.limit = 8;
+    let _ = shield.chain_for(&config, &shared());
+    assert_eq!(shield.admission_snapshots()[0].limit, 8);
+    config.shield.admission.max_limit = 6;
+    let _ = shield.chain_for(&config, &shared());
+    assert_eq!(shield.admission_snapshots()[0].limit, 6, "new bounds apply");
 }
 
 #[tokio::test]

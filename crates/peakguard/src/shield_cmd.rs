@@ -69,10 +69,15 @@ pub fn shield(client: &AdminClient, args: &ShieldArgs) -> Result<()> {
             })
             .unwrap_or_default();
         println!(
-            "  origin admission {}: {} of {} at the origin (peak {}); waiting: {lanes}; refused {} (timed out) + {} (lane full)",
+            "  origin admission {}: {} of {}{} at the origin (peak {}); waiting: {lanes}; refused {} (timed out) + {} (lane full)",
             text(&a["site"]),
             text(&a["in_flight"]),
             text(&a["limit"]),
+            if a["adaptive"] == true {
+                " (adaptive)"
+            } else {
+                ""
+            },
             text(&a["peak_in_flight"]),
             text(&a["timed_out"]),
             text(&a["lane_full"]),

@@ -143,7 +143,7 @@ fn admission_keeps_the_origin_within_its_limit_serves_checkout_first_and_never_h
         "admission",
         &site(
             &wp,
-            "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+            "[site.shield.admission]\nlimit = 2\nadaptive = false\nqueue_timeout = \"60s\"",
         ),
     );
     let run = run_id();
@@ -244,7 +244,7 @@ fn a_request_that_waits_too_long_gets_the_stale_copy_else_the_busy_page() {
         "admission-timeout",
         &site(
             &wp,
-            "default_ttl = \"1s\"\nstale_while_revalidate = \"0s\"\n[site.shield.admission]\nlimit = 1\nqueue_timeout = \"1s\"\nretry_after = \"7s\"",
+            "default_ttl = \"1s\"\nstale_while_revalidate = \"0s\"\n[site.shield.admission]\nlimit = 1\nadaptive = false\nqueue_timeout = \"1s\"\nretry_after = \"7s\"",
         ),
     );
     let run = run_id();
@@ -557,7 +557,7 @@ fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_e
         "forged",
         site(
             &wp,
-            "[site.shield.admission]\nlimit = 2\nqueue_timeout = \"60s\"",
+            "[site.shield.admission]\nlimit = 2\nadaptive = false\nqueue_timeout = \"60s\"",
         ),
     );
     let mut edge = home.start();

@@ -8,9 +8,11 @@
 //! lane holds at most `queue_size` waiters (a full lane refuses at once), every wait ends at
 //! its deadline, and a waiter that gives up (timeout, client gone) leaves its lane at once.
 
+mod gradient;
 mod guard;
 mod lanes;
 
+pub use gradient::Gradient;
 pub use guard::AdmissionGuard;
 pub use lanes::{Lane, LaneRules};
 
@@ -29,6 +31,8 @@ struct Waiter {
 
 struct State {
     limit: usize,
+    /// The adaptive limit, when on: it sets `limit` from each request's time.
+    adaptive: Option<Gradient>,
     in_flight: usize,
     queue_size: usize,
     lanes: [VecDeque<Waiter>; Lane::ALL.len()],
@@ -65,9 +69,15 @@ struct Inner {
 }
 
 impl Inner {
-    /// A slot is free again: hand it to the next live waiter, or give it back.
-    fn release(&self) {
+    /// A slot is free again after `held`: the adaptive limit learns from it; the slot goes
+    /// to the next live waiter, or back.
+    fn release(&self, held: Option<Duration>) {
         let mut st = self.state.lock();
+        let in_flight = st.in_flight;
+        if let (Some(held), Some(g)) = (held, st.adaptive.as_mut()) {
+            st.limit = g.sample(held, in_flight);
+            Self::admit_up_to_limit(&mut st, self);
+        }
         if st.in_flight > st.limit {
             // The limit was lowered: this slot goes away.
             st.in_flight -= 1;
@@ -79,6 +89,17 @@ impl Inner {
             }
         }
         st.in_flight = st.in_flight.saturating_sub(1);
+    }
+
+    /// Lets waiters in while there is room under the limit (it was raised).
+    fn admit_up_to_limit(st: &mut State, inner: &Inner) {
+        while st.in_flight < st.limit {
+            let Some(w) = st.pop_next() else { break };
+            if w.tx.send(()).is_ok() {
+                st.in_flight += 1;
+                inner.note_in_flight(st.in_flight);
+            }
+        }
     }
 
     fn forget(&self, lane: Lane, id: u64) {
@@ -136,7 +157,7 @@ impl Drop for Permit {
             avg - avg / 8 + held / 8
         };
         self.inner.service_micros.store(next, Relaxed);
-        self.inner.release();
+        self.inner.release(Some(self.since.elapsed()));
     }
 }
 
@@ -222,13 +243,13 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         match self.place.take() {
-            Some(Place::Slot) => self.inner.release(),
+            Some(Place::Slot) => self.inner.release(None),
             Some(Place::Queued { id, mut rx }) => {
                 self.inner.forget(self.lane, id);
                 rx.close();
                 if rx.try_recv().is_ok() {
                     // A slot arrived as we gave up: pass it on.
-                    self.inner.release();
+                    self.inner.release(None);
                 }
             }
             Some(Place::Full) | None => {}
@@ -241,6 +262,7 @@ impl Drop for Ticket {
 pub struct AdmissionSnapshot {
     pub site: String,
     pub limit: usize,
+    pub adaptive: bool,
     pub in_flight: usize,
     pub peak_in_flight: u64,
     pub waiting: [usize; Lane::ALL.len()],
@@ -258,6 +280,7 @@ impl Admission {
                 site: site.to_string(),
                 state: Mutex::new(State {
                     limit: limit.max(1),
+                    adaptive: None,
                     in_flight: 0,
                     queue_size,
                     lanes: Default::default(),
@@ -299,16 +322,37 @@ impl Admission {
     /// Changes the limit and the lane bound (a reload). A raised limit lets waiters in now;
     /// a lowered one takes effect as requests finish.
     pub fn reconfigure(&self, limit: usize, queue_size: usize) {
+        self.configure(limit, queue_size, None);
+    }
+
+    /// Sets the limit (fixed), or makes it adaptive between `adaptive = (min, max)` starting
+    /// from `limit`; an adaptive limit that stays adaptive keeps what it learned, within the
+    /// new bounds.
+    pub fn configure(&self, limit: usize, queue_size: usize, adaptive: Option<(usize, usize)>) {
         let mut st = self.inner.state.lock();
-        st.limit = limit.max(1);
         st.queue_size = queue_size;
-        while st.in_flight < st.limit {
-            let Some(w) = st.pop_next() else { break };
-            if w.tx.send(()).is_ok() {
-                st.in_flight += 1;
-                self.inner.note_in_flight(st.in_flight);
+        match adaptive {
+            None => {
+                st.adaptive = None;
+                st.limit = limit.max(1);
+            }
+            Some((min, max)) => {
+                let start = if st.adaptive.is_some() {
+                    st.limit
+                } else {
+                    limit
+                };
+                let g = Gradient::new(start, min, max);
+                st.limit = g.limit();
+                st.adaptive = Some(g);
             }
         }
+        Inner::admit_up_to_limit(&mut st, &self.inner);
+    }
+
+    /// Whether the limit follows the origin's times.
+    pub fn is_adaptive(&self) -> bool {
+        self.inner.state.lock().adaptive.is_some()
     }
 
     /// How long a request arriving now would wait for its slot, estimated from the waiters
@@ -323,10 +367,11 @@ impl Admission {
     }
 
     pub fn snapshot(&self) -> AdmissionSnapshot {
-        let (limit, in_flight, waiting) = {
+        let (limit, adaptive, in_flight, waiting) = {
             let st = self.inner.state.lock();
             (
                 st.limit,
+                st.adaptive.is_some(),
                 st.in_flight,
                 std::array::from_fn(|i| st.lanes[i].len()),
             )
@@ -335,6 +380,7 @@ impl Admission {
         AdmissionSnapshot {
             site: self.inner.site.clone(),
             limit,
+            adaptive,
             in_flight,
             peak_in_flight: self.inner.peak_in_flight.load(Relaxed),
             waiting,
@@ -358,7 +404,7 @@ pub fn render_metrics(snapshots: &[AdmissionSnapshot], out: &mut String) {
     let per_site: [(&str, &str, SiteValue); 3] = [
         (
             "peakguard_origin_limit",
-            "Concurrent origin requests allowed (origin admission).",
+            "Concurrent origin requests allowed now (origin admission; adaptive limits move).",
             |s| s.limit.to_string(),
         ),
         (
