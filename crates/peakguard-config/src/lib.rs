@@ -17,8 +17,8 @@ pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use schema::*;
 pub use shield::{
-    AdmissionConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
-    WaitingRoomConfig,
+    AdmissionConfig, BodyConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig,
+    ShieldSettings, WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};
 

@@ -59,6 +59,13 @@ pub struct ServerConfig {
     /// is parsed into its own growing buffer, so a small one only means more reads for a
     /// large request. 0 = unbuffered.
     pub read_buffer: ByteSize,
+    /// A request whose header (request line and fields) is larger is refused with 431.
+    pub max_request_header_size: ByteSize,
+    /// A request with more header fields is refused with 431.
+    pub max_request_headers: usize,
+    /// How long a client may take to send each part of a request body (and, between
+    /// requests, to start the next one). Pingora gives the first request's header 60 s.
+    pub client_timeout: Seconds,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +85,9 @@ impl Default for ServerConfig {
             // unchanged (a compressed page and its header still leave in one write).
             write_buffer: ByteSize(16 << 10),
             read_buffer: ByteSize(4 << 10),
+            max_request_header_size: ByteSize(64 << 10),
+            max_request_headers: 100,
+            client_timeout: Seconds::secs(60),
         }
     }
 }

@@ -48,6 +48,37 @@ pub struct ShieldConfig {
     /// `[site.shield.waiting_room]`: a fair queue for new visitors when demand exceeds what
     /// the origin can take.
     pub waiting_room: WaitingRoomConfig,
+    /// `[site.shield.body]`: how large a request body may be.
+    pub body: BodyConfig,
+}
+
+/// Request body sizes: a body over the limit is refused with 413 before the origin reads it
+/// (by its `Content-Length`, or as it streams).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodyConfig {
+    /// Any request.
+    pub max_size: crate::units::ByteSize,
+    /// Path prefixes where uploads go (media, plugin and theme uploads, imports).
+    pub upload_paths: Vec<String>,
+    /// Requests to the upload paths.
+    pub max_upload_size: crate::units::ByteSize,
+}
+
+impl Default for BodyConfig {
+    fn default() -> Self {
+        BodyConfig {
+            max_size: crate::units::ByteSize(16 << 20),
+            upload_paths: strings(&[
+                "/wp-admin/async-upload.php",
+                "/wp-admin/media-new.php",
+                "/wp-admin/update.php",
+                "/wp-admin/admin.php",
+                "/wp-json/wp/v2/media",
+            ]),
+            max_upload_size: crate::units::ByteSize(256 << 20),
+        }
+    }
 }
 
 /// The waiting room. When it is full (or switched to queue everyone), a new visitor whose

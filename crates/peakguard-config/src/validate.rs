@@ -74,6 +74,32 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    let s = &config.server;
+    if !(1024..=(1 << 20)).contains(&s.max_request_header_size.0) {
+        p(
+            "server.max_request_header_size".into(),
+            format!(
+                "{} bytes is out of range: use 1KiB to 1MiB (Pingora reads at most 1MiB)",
+                s.max_request_header_size.0
+            ),
+        );
+    }
+    if !(8..=256).contains(&s.max_request_headers) {
+        p(
+            "server.max_request_headers".into(),
+            format!(
+                "{} is out of range: use 8 to 256 (Pingora reads at most 256)",
+                s.max_request_headers
+            ),
+        );
+    }
+    let t = s.client_timeout.0.as_secs();
+    if !(1..=600).contains(&t) {
+        p(
+            "server.client_timeout".into(),
+            format!("{t}s is out of range: use 1s to 10m"),
+        );
+    }
     let c = &config.cache.compression;
     if !(1..=9).contains(&c.gzip_level) {
         p(
@@ -210,6 +236,14 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
     limits_problems(i, &site.shield.limits, p);
     login_problems(i, &site.shield.login, p);
     room_problems(i, &site.shield.waiting_room, p);
+    for (n, path) in site.shield.body.upload_paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            p(
+                format!("site[{i}].shield.body.upload_paths[{n}]"),
+                format!("{path:?} must start with `/`"),
+            );
+        }
+    }
     for (n, agent) in site.shield.deny.agents.iter().enumerate() {
         if agent.trim().is_empty() {
             p(

@@ -137,6 +137,11 @@ pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeEr
     Ok(state::Live {
         sites: sites::SiteTable::from_config(config, shield, room_templates)?,
         trusted_proxies: config.server.trusted_proxies.clone(),
+        clients: state::ClientLimits {
+            max_header_bytes: config.server.max_request_header_size.0 as usize,
+            max_headers: config.server.max_request_headers,
+            timeout: config.server.client_timeout.0,
+        },
     })
 }
 

@@ -27,6 +27,8 @@ pub struct Site {
     pub guards: GuardChain,
     /// `Retry-After` of the busy page (origin admission refused a request).
     pub busy_retry_after: Duration,
+    /// How large a request body may be, held while it streams to the origin.
+    pub body_limits: peakguard_shield::body::BodyLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,7 @@ impl SiteTable {
                 origin: origin_of(sc)?,
                 guards: shield.chain_for(sc, &shared),
                 busy_retry_after: sc.shield.admission.retry_after.0,
+                body_limits: peakguard_shield::body::BodyLimits::from_config(&sc.shield.body),
             });
             for h in &sc.hosts {
                 if h == "*" {

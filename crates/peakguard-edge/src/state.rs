@@ -16,6 +16,16 @@ use std::sync::Arc;
 pub struct Live {
     pub sites: SiteTable,
     pub trusted_proxies: Vec<IpNet>,
+    pub clients: ClientLimits,
+}
+
+/// What a client's request may look like before a site is even chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Each read of a body, and the wait for the next request on a kept-alive connection.
+    pub timeout: std::time::Duration,
 }
 
 pub struct EdgeState {

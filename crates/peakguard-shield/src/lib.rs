@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod body;
 pub mod chain;
 pub mod client;
 pub mod deny;
@@ -86,6 +87,12 @@ impl Shield {
         if let Some(deny) = deny::DenyGuard::from_config(&site.shield.deny) {
             chain.push(Arc::new(deny), &self.registry);
         }
+        chain.push(
+            Arc::new(body::BodySizeGuard(body::BodyLimits::from_config(
+                &site.shield.body,
+            ))),
+            &self.registry,
+        );
         if site.https_redirect {
             chain.push(Arc::new(redirect::HttpsRedirectGuard), &self.registry);
         }

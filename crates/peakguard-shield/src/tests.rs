@@ -23,12 +23,13 @@ fn site(redirect: bool) -> SiteConfig {
 }
 
 #[test]
-fn redirect_and_maintenance_come_first_and_admission_last() {
+fn body_size_redirect_and_maintenance_come_first_and_admission_last() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let chain = shield.chain_for(&site(true), &shared());
     assert_eq!(
         chain.names(),
         [
+            "body-size",
             "https-redirect",
             "maintenance",
             "login",
@@ -39,7 +40,7 @@ fn redirect_and_maintenance_come_first_and_admission_last() {
     let http_site = SiteConfig::quick("http://127.0.0.1:1", Profile::Http);
     assert_eq!(
         shield.chain_for(&http_site, &shared()).names(),
-        ["maintenance", "issued-cookies"],
+        ["body-size", "maintenance", "issued-cookies"],
         "the http profile has no origin admission and no login protection by default"
     );
 }
@@ -285,6 +286,7 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
         chain.names(),
         [
             "deny",
+            "body-size",
             "https-redirect",
             "maintenance",
             "limits",

@@ -316,7 +316,11 @@ fn rss_peak_kib(pid: u32) -> u64 {
 fn two_hundred_megabyte_bodies_are_streamed_not_buffered() {
     use std::io::{Read, Write};
     let (addr, origin) = origin::start();
-    let edge = Edge::start("stream", &site(addr, ""));
+    // Bodies this large are uploads: the default body limit (16 MiB) is raised for it.
+    let edge = Edge::start(
+        "stream",
+        &site(addr, "[site.shield.body]\nmax_size = \"512MiB\""),
+    );
     let before = rss_peak_kib(edge.pid());
     // Download: read it slowly-ish in 1 MiB pieces, counting bytes.
     let mut s = std::net::TcpStream::connect(edge.addr).unwrap();

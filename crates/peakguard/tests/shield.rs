@@ -856,3 +856,76 @@ fn the_waiting_room_keeps_places_in_order_lets_buyers_and_hits_through_and_survi
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("waiting-room → admission"), "{text}");
 }
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn oversized_and_slow_clients_are_refused_before_wordpress_waits_on_them() {
+    let wp = wp();
+    let edge = Edge::start(
+        "clients",
+        &format!(
+            "client_timeout = \"1s\"\nmax_request_headers = 50\n#END-SERVER\n{}",
+            site(&wp, "[site.shield.body]\nmax_size = \"4KiB\"")
+        ),
+    );
+    let run = run_id();
+    // Too many header fields, or one too large: 431.
+    let many: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("X-Pad-{i}"), "x".into()))
+        .collect();
+    let h: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        request(edge.addr, "GET", &wp.host, "/", &h, b"").status,
+        431
+    );
+    let big = "a".repeat(70 * 1024);
+    let r = request(edge.addr, "GET", &wp.host, "/", &[("Cookie", &big)], b"");
+    assert_eq!(r.status, 431);
+
+    // A body declared over the limit: 413 at once, before WordPress sees it.
+    let path = format!("/wp-comments-post.php?pgrun={run}");
+    let posts_before = origin_posts(&wp, "/wp-comments-post.php");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 20000000\r\n\r\ncomment=x",
+        wp.host
+    );
+    let r = exchange(edge.addr, head.as_bytes(), Duration::from_secs(10)).expect("answer");
+    assert_eq!(r.first().map(|r| r.status), Some(413));
+    assert_eq!(
+        origin_posts(&wp, "/wp-comments-post.php") - posts_before,
+        0,
+        "WordPress never saw it"
+    );
+    // One that streams past it without a length: 413 too; WordPress got its start, cut
+    // off (nginx answers it 400 and PHP never runs).
+    let mut chunked = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        wp.host
+    );
+    for _ in 0..8 {
+        chunked.push_str(&format!("400\r\n{}\r\n", "c".repeat(1024)));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let r = exchange(edge.addr, chunked.as_bytes(), Duration::from_secs(10)).expect("answer");
+    assert_eq!(r.first().map(|r| r.status), Some(413));
+    let log = std::fs::read_to_string(&wp.access_log).unwrap_or_default();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains(&format!("\"POST {path} ")))
+            .all(|l| !l.contains("\" 200 ") && !l.contains("\" 302 ")),
+        "the cut-off body never made a comment"
+    );
+
+    // A client that stops sending its body is let go after client_timeout, not held.
+    let started = Instant::now();
+    let slow = format!(
+        "POST /wp-comments-post.php HTTP/1.1\r\nHost: {}\r\nContent-Length: 100\r\n\r\nonly-a-little",
+        wp.host
+    );
+    let _ = exchange(edge.addr, slow.as_bytes(), Duration::from_secs(20));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the slow body was dropped after about 1 s, not held: {:?}",
+        started.elapsed()
+    );
+}

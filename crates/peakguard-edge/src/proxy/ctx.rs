@@ -46,6 +46,8 @@ pub struct RequestCtx {
     /// The request body, read before the origin phase because a guard asked to see it
     /// (replayed to the origin by pingora's retry buffer).
     pub(super) body: Option<Bytes>,
+    /// Request body bytes that went to the origin so far (held to the site's limit).
+    pub(super) body_sent: u64,
 }
 
 impl RequestCtx {
@@ -75,6 +77,7 @@ impl RequestCtx {
             permit: None,
             refused: None,
             body: None,
+            body_sent: 0,
         }
     }
 }

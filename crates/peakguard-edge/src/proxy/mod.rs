@@ -107,6 +107,16 @@ impl ProxyHttp for EdgeProxy {
         Ok(self.on_hit(meta, hit_handler, is_fresh, ctx))
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        self.request_body(body, ctx)
+    }
+
     async fn proxy_upstream_filter(
         &self,
         session: &mut Session,

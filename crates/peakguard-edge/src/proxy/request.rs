@@ -5,10 +5,28 @@ use super::EdgeProxy;
 use super::ctx::RequestCtx;
 use super::guards;
 use super::local::{drain_safe_method_body, request_host, respond_guard, respond_local};
+use crate::state::ClientLimits;
 use peakguard_cache::{Accepted, KeyParts, cache_key_url};
 use peakguard_shield::{Decision, Phase, client_info, pages};
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+
+/// Why a request header is over the client limits (`None`: within them).
+fn header_over_limits(req: &RequestHeader, limits: &ClientLimits) -> Option<&'static str> {
+    if req.headers.len() > limits.max_headers {
+        return Some("The request has too many header fields.");
+    }
+    let size = req.method.as_str().len()
+        + req.uri.to_string().len()
+        + req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    (size > limits.max_header_bytes)
+        .then_some("The request header is larger than this site accepts.")
+}
 
 impl EdgeProxy {
     /// Returns `Ok(true)` when a response was sent (the request ends here).
@@ -17,10 +35,30 @@ impl EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
+        let live = self.state.live();
+        if let Some(detail) = header_over_limits(session.req_header(), &live.clients) {
+            ctx.local = Some("header-too-large");
+            session.set_keepalive(None);
+            respond_local(
+                session,
+                "header-too-large",
+                431,
+                &[],
+                pages::page("Request header too large", detail, 0),
+            )
+            .await?;
+            return Ok(true);
+        }
+        // Slow clients: each body read and the wait for the next request are bounded.
+        session.set_read_timeout(Some(live.clients.timeout));
+        if session.get_keepalive().is_some() {
+            // Pingora keeps an HTTP/1.1 connection open forever by default; a client that
+            // asked to close (or HTTP/1.0) keeps its close.
+            session.set_keepalive(Some(live.clients.timeout.as_secs().max(1)));
+        }
         if !drain_safe_method_body(session, ctx).await? {
             return Ok(true);
         }
-        let live = self.state.live();
         let Some(host) = request_host(session.req_header()) else {
             ctx.local = Some("no-host");
             respond_local(

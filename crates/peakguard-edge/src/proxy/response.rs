@@ -5,7 +5,7 @@
 use super::EdgeProxy;
 use super::ctx::RequestCtx;
 use super::local::respond_local;
-use super::upstream::{ADMISSION_REFUSED, RETRY_AFTER_ORIGIN_DOWN};
+use super::upstream::{ADMISSION_REFUSED, BODY_TOO_LARGE, RETRY_AFTER_ORIGIN_DOWN};
 use crate::coding::{CodingModule, Facts};
 use http::HeaderValue;
 use peakguard_cache::{CacheEngine, CacheOutcome, KeyParts, cache_key_url};
@@ -97,6 +97,19 @@ impl EdgeProxy {
             .await;
             return FailToProxy {
                 error_code: 503,
+                can_reuse_downstream: false,
+            };
+        }
+        if *e.etype() == BODY_TOO_LARGE && session.response_written().is_none() {
+            ctx.local = Some("body-too-large");
+            let limit = ctx.site.as_ref().map_or(0, |s| {
+                s.body_limits
+                    .limit_for(ctx.path_and_query.split('?').next().unwrap_or("/"))
+            });
+            let page = peakguard_shield::body::too_large(limit);
+            let _ = respond_local(session, "body-too-large", 413, &[], page.body).await;
+            return FailToProxy {
+                error_code: 413,
                 can_reuse_downstream: false,
             };
         }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub(super) const RETRY_AFTER_ORIGIN_DOWN: u64 = 30;
 /// The error type of a request origin admission did not let through.
 pub(super) const ADMISSION_REFUSED: ErrorType = ErrorType::Custom("origin admission refused");
+/// The error type of a request body that streamed past the site's limit.
+pub(super) const BODY_TOO_LARGE: ErrorType = ErrorType::Custom("request body too large");
 
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -263,6 +265,28 @@ impl EdgeProxy {
                 *resp = page;
                 ctx.replacement = Some(body);
             }
+        }
+        Ok(())
+    }
+
+    /// Holds a streaming request body to the site's limit (one with a `Content-Length` over
+    /// it was refused before the origin was asked).
+    pub(super) fn request_body(&self, body: &Option<Bytes>, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(chunk) = body else { return Ok(()) };
+        ctx.body_sent += chunk.len() as u64;
+        let Some(site) = &ctx.site else { return Ok(()) };
+        let path = ctx
+            .path_and_query
+            .split_once('?')
+            .map_or(ctx.path_and_query.as_str(), |(p, _)| p);
+        let limit = site.body_limits.limit_for(path);
+        if ctx.body_sent > limit {
+            return Err(Error::create(
+                BODY_TOO_LARGE,
+                ErrorSource::Downstream,
+                Some(format!("more than {limit} bytes").into()),
+                None,
+            ));
         }
         Ok(())
     }
