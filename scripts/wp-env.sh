@@ -13,12 +13,14 @@
 #   scripts/wp-env.sh env            print the variables the tests read
 #
 # Environment: PG_E2E_DIR (default /tmp/peakguard-e2e), PG_E2E_NGINX_PORT (24180),
-# PG_E2E_DB_PORT (24106). WordPress answers for Host: wp.test.
+# PG_E2E_DB_PORT (24106), PG_E2E_FPM_PM (static, or dynamic: PHP-FPM then logs when it
+# reaches max_children). WordPress answers for Host: wp.test.
 set -euo pipefail
 
 DIR=${PG_E2E_DIR:-/tmp/peakguard-e2e}
 NGINX_PORT=${PG_E2E_NGINX_PORT:-24180}
 DB_PORT=${PG_E2E_DB_PORT:-24106}
+FPM_PM=${PG_E2E_FPM_PM:-static}
 # One WordPress config per environment directory, so two environments never share one.
 CONFIG_NAME=peakguard-e2e-$(printf %s "$DIR" | md5sum | cut -c1-8)
 WP_CONFIG=/etc/wordpress/config-$CONFIG_NAME.php
@@ -145,8 +147,11 @@ user = www-data
 group = www-data
 listen = $DIR/run/php.sock
 listen.mode = 0666
-pm = static
+pm = $FPM_PM
 pm.max_children = 4
+pm.start_servers = 2
+pm.min_spare_servers = 1
+pm.max_spare_servers = 3
 pm.status_path = /fpm-status
 clear_env = no
 CNF

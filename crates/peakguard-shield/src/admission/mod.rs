@@ -265,6 +265,8 @@ pub struct AdmissionSnapshot {
     pub adaptive: bool,
     pub in_flight: usize,
     pub peak_in_flight: u64,
+    /// How long a request arriving now would wait, estimated.
+    pub estimated_wait: Duration,
     pub waiting: [usize; Lane::ALL.len()],
     pub admitted_at_once: [u64; Lane::ALL.len()],
     pub admitted_after_wait: [u64; Lane::ALL.len()],
@@ -383,6 +385,7 @@ impl Admission {
             adaptive,
             in_flight,
             peak_in_flight: self.inner.peak_in_flight.load(Relaxed),
+            estimated_wait: self.estimated_wait(),
             waiting,
             admitted_at_once: std::array::from_fn(|i| s[i].admitted_at_once.load(Relaxed)),
             admitted_after_wait: std::array::from_fn(|i| s[i].admitted_after_wait.load(Relaxed)),
@@ -401,7 +404,12 @@ pub fn render_metrics(snapshots: &[AdmissionSnapshot], out: &mut String) {
     if snapshots.is_empty() {
         return;
     }
-    let per_site: [(&str, &str, SiteValue); 3] = [
+    let per_site: [(&str, &str, SiteValue); 4] = [
+        (
+            "peakguard_admission_estimated_wait_seconds",
+            "How long a request arriving now would wait for an origin slot (waiters x mean slot time / limit).",
+            |s| s.estimated_wait.as_secs_f64().to_string(),
+        ),
         (
             "peakguard_origin_limit",
             "Concurrent origin requests allowed now (origin admission; adaptive limits move).",

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# The peak benchmark (issue P5), side by side in one run on loopback, driven by
+# `peakguard rehearse` with browser headers: the private real WordPress (scripts/wp-env.sh)
+# with PHP-FPM `pm = dynamic`, `pm.max_children = 4`, and a cold cache for each target; an
+# open-model spike ramping to RATE requests/s (default 1,000: 5,000 visitors each asking for a
+# page every 5 s), then holding:
+#   90 % anonymous visitors over ~200 URLs (the sitemap),
+#    8 % shoppers (a page, add to cart — the shop issues the cart cookies — cart, checkout;
+#        the cart and checkout are uncacheable and do real database work),
+#    2 % logged-in users (logged in through the target before the run).
+# Targets: nginx direct (the origin itself), Varnish (standard WordPress VCL), peakguard with
+# its shield off, peakguard with it on (origin admission, fixed limit 3: one of the 4 PHP
+# workers stays free for wp-cron, the admin and PHP-FPM's own status page, so the pool never
+# runs out of workers).
+# For each: success rate, p50/p99 and timeouts per class; PHP-FPM's busiest moment (its
+# status page, sampled every 100 ms), its longest listen queue and its own count of the
+# times it reached pm.max_children (with pm = dynamic it also logs each); for peakguard, the most requests it let reach the origin at once
+# and the time shoppers and anonymous visitors waited for their turn.
+# Bounded: RAMP + HOLD seconds per target (default 20 + 40), requests time out after 30 s.
+#
+#   bench/peak.sh                      (builds peakguard --release, starts WordPress)
+#   RATE=500 HOLD=20 bench/peak.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE=${RATE:-1000}
+RAMP=${RAMP:-20}
+HOLD=${HOLD:-40}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+export PG_E2E_DIR=${PG_E2E_DIR:-/tmp/peakguard-bench-peak-wp}
+export PG_E2E_NGINX_PORT=${PG_E2E_NGINX_PORT:-26380} PG_E2E_DB_PORT=${PG_E2E_DB_PORT:-26306}
+export PG_E2E_FPM_PM=dynamic
+B=$(mktemp -d /tmp/peakguard-bench-peak.XXXXXX)
+chmod 755 "$B"   # varnishd drops privileges and must read its VCL
+VARNISH_PORT=26381 VARNISH_ADMIN=26382 PG_PORT=26383 PG_ADMIN=26384
+ORIGIN_PORT=$PG_E2E_NGINX_PORT
+edge_pid=""
+cleanup() {
+  [ -n "$edge_pid" ] && kill "$edge_pid" 2>/dev/null || true
+  [ -f "$B/varnish.pid" ] && kill "$(cat "$B/varnish.pid")" 2>/dev/null || true
+  scripts/wp-env.sh down >/dev/null 2>&1 || true
+  rm -rf "$B"
+}
+trap cleanup EXIT
+
+scripts/wp-env.sh up >&2
+cargo build --release -q -p peakguard
+PG=$PWD/target/release/peakguard
+FPM_LOG=$PG_E2E_DIR/php-fpm.log
+
+# A fresh PHP-FPM for each target: its counters (listen queue, max children reached) start
+# at zero, and no worker carries the previous run's state.
+restart_fpm() {
+  kill "$(cat "$PG_E2E_DIR/php-fpm.pid")" 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -f "$PG_E2E_DIR/php-fpm.pid" ] || break; sleep 0.1; done
+  scripts/wp-env.sh up >/dev/null 2>&1
+}
+
+cat >"$B/scenario.toml" <<TOML
+profile = "ramp 0-$RATE ${RAMP}s, hold ${HOLD}s"
+concurrency = 4000
+timeout = "30s"
+sitemap = true
+max_urls = 200
+[[class]]
+kind = "anonymous"
+weight = 90
+[[class]]
+kind = "shopper"
+weight = 8
+add_to_cart = ["/?add-to-cart=11", "/?add-to-cart=12", "/?add-to-cart=13"]
+cart = "/cart/"
+checkout = "/checkout/"
+[[class]]
+kind = "logged_in"
+weight = 2
+username = "admin"
+password = "e2e-admin-pass"
+sessions = 20
+TOML
+
+cat >"$B/wordpress.vcl" <<VCL
+vcl 4.1;
+backend default { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; .first_byte_timeout = 60s; }
+sub vcl_recv {
+  if (req.method != "GET" && req.method != "HEAD") { return (pass); }
+  if (req.url ~ "^/(wp-admin|wp-login\.php|xmlrpc\.php|wp-cron\.php|cart|checkout|my-account)") { return (pass); }
+  if (req.url ~ "[?&]add-to-cart=") { return (pass); }
+  if (req.http.Cookie ~ "wordpress_logged_in_|wp-postpass_|comment_author_|woocommerce_items_in_cart|woocommerce_cart_hash|wp_woocommerce_session_") { return (pass); }
+  set req.url = regsuball(req.url, "(utm_[a-z]+|gclid|fbclid|msclkid|mc_cid|mc_eid|_ga|ref)=[^&]*&?", "");
+  set req.url = regsub(req.url, "[?&]$", "");
+  unset req.http.Cookie;
+  return (hash);
+}
+sub vcl_backend_response {
+  if (beresp.http.Set-Cookie) { set beresp.uncacheable = true; return (deliver); }
+  if (!beresp.http.Cache-Control && !beresp.http.Expires) { set beresp.ttl = 5m; }
+  set beresp.grace = 24h;
+}
+VCL
+
+edge_config() { # $1 = extra site keys
+  cat <<TOML
+[server]
+listen = ["127.0.0.1:$PG_PORT"]
+pid_file = "$B/edge/pid"
+upgrade_sock = "$B/edge/upgrade.sock"
+[admin]
+listen = "127.0.0.1:$PG_ADMIN"
+token = "bench"
+[cache]
+disk_path = "$B/edge/cache"
+[maintenance]
+state_file = "$B/edge/maintenance.json"
+[[site]]
+name = "wp"
+hosts = ["wp.test"]
+origin = "http://127.0.0.1:$ORIGIN_PORT"
+$1
+TOML
+}
+
+start_edge() { # $1 = extra site keys
+  rm -rf "$B/edge"; mkdir -p "$B/edge"
+  edge_config "$1" >"$B/edge.toml"
+  "$PG" serve --config "$B/edge.toml" 2>"$B/edge.log" & edge_pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$PG_ADMIN/healthz" && break
+    sleep 0.1
+  done
+}
+
+stop_edge() {
+  kill "$edge_pid" 2>/dev/null || true
+  wait "$edge_pid" 2>/dev/null || true
+  edge_pid=""
+}
+
+run() { # $1 = name, $2 = port
+  local name=$1 port=$2
+  restart_fpm
+  local reached_before
+  reached_before=$(grep -c "reached pm.max_children" "$FPM_LOG" 2>/dev/null || true)
+  mkfifo "$B/stop-$name"
+  python3 bench/fpm-sampler.py "http://127.0.0.1:$ORIGIN_PORT/fpm-status?json" \
+    <"$B/stop-$name" >"$B/fpm-$name.json" &
+  local sampler=$!
+  exec 9>"$B/stop-$name"
+  echo "== $name: rehearsing (${RAMP}s ramp to $RATE req/s, ${HOLD}s hold)" >&2
+  "$PG" rehearse --scenario "$B/scenario.toml" --target "http://wp.test" \
+    --resolve "wp.test:80:127.0.0.1:$port" --quiet --json "$B/$name.json" >/dev/null || true
+  exec 9>&-
+  wait "$sampler" || true
+  local reached_after
+  reached_after=$(grep -c "reached pm.max_children" "$FPM_LOG" 2>/dev/null || true)
+  echo $((reached_after - reached_before)) >"$B/reached-$name"
+  if [ -n "$edge_pid" ]; then
+    curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$PG_ADMIN/metrics" >"$B/metrics-$name.txt"
+    curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$PG_ADMIN/shield" >"$B/shield-$name.json"
+  fi
+}
+
+run nginx "$ORIGIN_PORT"
+
+varnishd -a 127.0.0.1:$VARNISH_PORT -T 127.0.0.1:$VARNISH_ADMIN -f "$B/wordpress.vcl" \
+  -s malloc,256m -n "$B/varnish" -P "$B/varnish.pid" -p thread_pool_min=50 \
+  -p thread_pool_max=5000 >/dev/null
+run varnish "$VARNISH_PORT"
+kill "$(cat "$B/varnish.pid")"; rm -f "$B/varnish.pid"
+
+start_edge $'[site.shield.admission]\nenabled = false\n[site.shield.login]\nenabled = false'
+run peakguard-shield-off "$PG_PORT"
+stop_edge
+
+start_edge $'[site.shield.admission]\nlimit = 3\nadaptive = false\nqueue_timeout = "20s"'
+run peakguard-shield-on "$PG_PORT"
+stop_edge
+
+python3 - "$B" "$RATE" "$RAMP" "$HOLD" <<'PY'
+import json, os, re, sys
+b, rate, ramp, hold = sys.argv[1:5]
+names = ["nginx", "varnish", "peakguard-shield-off", "peakguard-shield-on"]
+print(f"Spike: ramp to {rate} req/s in {ramp}s, hold {hold}s; PHP-FPM pm = dynamic, max_children = 4; cold cache per target.\n")
+print("| target | class | requests | success % | timeouts | p50 ms | p99 ms |")
+print("|---|---|---|---|---|---|---|")
+for n in names:
+    r = json.load(open(os.path.join(b, f"{n}.json")))
+    for cls in ["anonymous", "shopper", "logged_in"]:
+        s = r["classes"].get(cls)
+        if not s:
+            continue
+        ok = 100.0 * (1 - s["error_rate"]) if s["requests"] else 0.0
+        print(f"| {n} | {cls} | {s['requests']} | {ok:.2f} | {s['timeouts']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")
+    if r.get("not_sent"):
+        print(f"| {n} | (not sent: backlog full) | {r['not_sent']} | | | | |")
+print()
+print("| target | PHP-FPM most active | longest listen queue | status samples unanswered | times max_children reached (FPM's counter) | 'reached max_children' log lines | peakguard: most at the origin |")
+print("|---|---|---|---|---|---|---|")
+for n in names:
+    f = json.load(open(os.path.join(b, f"fpm-{n}.json")))
+    reached = open(os.path.join(b, f"reached-{n}")).read().strip()
+    peak = "-"
+    sh = os.path.join(b, f"shield-{n}.json")
+    if os.path.exists(sh):
+        adm = json.load(open(sh)).get("admission") or []
+        peak = str(adm[0]["peak_in_flight"]) if adm else "not limited"
+    counter = f["max_children_reached"]
+    counter = "no answer (pool still busy)" if counter is None else counter
+    print(f"| {n} | {f['most_active']} | {f['longest_listen_queue']} | {f['unanswered']} of {f['answered'] + f['unanswered']} | {counter} | {reached} | {peak} |")
+m = os.path.join(b, "metrics-peakguard-shield-on.txt")
+if os.path.exists(m):
+    text = open(m).read()
+    def val(pat):
+        x = re.search(pat, text)
+        return float(x.group(1)) if x else 0.0
+    print()
+    for lane in ["checkout", "session", "anonymous", "bot"]:
+        waited = val(rf'peakguard_admission_total{{site="wp",lane="{lane}",result="after_wait"}} (\S+)')
+        at_once = val(rf'peakguard_admission_total{{site="wp",lane="{lane}",result="at_once"}} (\S+)')
+        refused = val(rf'peakguard_admission_total{{site="wp",lane="{lane}",result="timed_out"}} (\S+)')
+        secs = val(rf'peakguard_admission_wait_seconds_total{{site="wp",lane="{lane}"}} (\S+)')
+        mean = secs / waited * 1000 if waited else 0
+        print(f"- shield on, lane {lane}: {int(at_once)} let in at once, {int(waited)} after waiting (mean {mean:.0f} ms), {int(refused)} timed out")
+PY
