@@ -214,12 +214,19 @@ impl Guard for LoginGuard {
     }
 
     fn on_request(&self, req: &RequestFacts<'_>) -> Verdict {
-        if self.config.block_author_enumeration && !has_logged_in_cookie(req) {
-            if is_author_query(req) {
-                return refused("author enumeration (?author=N)");
-            }
-            if is_rest_users(req) {
-                return refused("author enumeration (REST user list)");
+        if self.config.block_author_enumeration {
+            // The path first: most requests are neither, and need no cookie scan.
+            let why = if is_author_query(req) {
+                Some("author enumeration (?author=N)")
+            } else if is_rest_users(req) {
+                Some("author enumeration (REST user list)")
+            } else {
+                None
+            };
+            if let Some(why) = why
+                && !has_logged_in_cookie(req)
+            {
+                return refused(why);
             }
         }
         if !is_login_post(req) {

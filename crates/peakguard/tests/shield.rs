@@ -546,6 +546,23 @@ fn a_client_over_its_search_budget_gets_429_and_others_do_not() {
         b"",
     );
     assert_eq!(r.status, 403, "the deny list refuses the tool");
+    // A refused request's unread body is never read as a next request: the edge closes.
+    let hidden = format!(
+        "GET /?s=smuggled&pgrun={run} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        wp.host
+    );
+    let raw = format!(
+        "POST /?pgrun={run} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sqlmap/1.7\r\nContent-Length: {}\r\n\r\n{hidden}",
+        wp.host,
+        hidden.len()
+    );
+    let answers = exchange(edge.addr, raw.as_bytes(), Duration::from_secs(5)).expect("answer");
+    assert_eq!(
+        answers.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![403],
+        "one answer, and the body was not a request"
+    );
+    assert_eq!(origin_hits(&wp, &format!("/?s=smuggled&pgrun={run}")), 0);
 }
 
 #[test]

@@ -32,13 +32,22 @@ pub(super) async fn respond_local(
     .await
 }
 
-/// A guard's response: its status, page and fields; the connection closes when it asks.
+/// A guard's response: its status, page and fields. The connection closes when the guard
+/// asks, and whenever the request's body was not read: its bytes must never be parsed as a
+/// next request.
 pub(super) async fn respond_guard(
     session: &mut Session,
     guard: &str,
     response: LocalResponse,
+    body_read: bool,
 ) -> Result<()> {
-    if response.close {
+    let req = session.req_header();
+    let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if response.close || (has_body && !body_read) {
         session.set_keepalive(None);
     }
     write_local(

@@ -18,7 +18,7 @@ fn header_over_limits(req: &RequestHeader, limits: &ClientLimits) -> Option<&'st
         return Some("The request has too many header fields.");
     }
     let size = req.method.as_str().len()
-        + req.uri.to_string().len()
+        + req.raw_path().len()
         + req
             .headers
             .iter()
@@ -136,7 +136,7 @@ impl EdgeProxy {
             Decision::Pass => Ok(false),
             Decision::Respond { guard, response } => {
                 ctx.local = Some(guard);
-                respond_guard(session, guard, response).await?;
+                respond_guard(session, guard, response, ctx.drained_body).await?;
                 Ok(true)
             }
             // The request phase is before the cache: waiting here would make hits wait.

@@ -91,7 +91,7 @@ impl EdgeProxy {
             Decision::Pass => Ok(true),
             Decision::Respond { guard, response } => {
                 ctx.local = Some(guard);
-                respond_guard(session, guard, response).await?;
+                respond_guard(session, guard, response, ctx.body.is_some()).await?;
                 Ok(false)
             }
             Decision::Wait { guard, ticket } => {
