@@ -45,24 +45,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wp.test -addext subj
   -keyout "$B/key.pem" -out "$B/cert.pem" >/dev/null 2>&1
 
 # --- Varnish with a standard WordPress VCL -----------------------------------------------
-cat >"$B/wordpress.vcl" <<VCL
-vcl 4.1;
-backend default { .host = "127.0.0.1"; .port = "$PG_E2E_NGINX_PORT"; }
-sub vcl_recv {
-  if (req.method != "GET" && req.method != "HEAD") { return (pass); }
-  if (req.url ~ "^/(wp-admin|wp-login\.php|xmlrpc\.php|wp-cron\.php|cart|checkout|my-account)") { return (pass); }
-  if (req.http.Cookie ~ "wordpress_logged_in_|wp-postpass_|comment_author_|woocommerce_items_in_cart|woocommerce_cart_hash|wp_woocommerce_session_") { return (pass); }
-  set req.url = regsuball(req.url, "(utm_[a-z]+|gclid|fbclid|msclkid|mc_cid|mc_eid|_ga|ref)=[^&]*&?", "");
-  set req.url = regsub(req.url, "[?&]$", "");
-  unset req.http.Cookie;
-  return (hash);
-}
-sub vcl_backend_response {
-  if (beresp.http.Set-Cookie) { set beresp.uncacheable = true; return (deliver); }
-  if (!beresp.http.Cache-Control && !beresp.http.Expires) { set beresp.ttl = 5m; }
-  set beresp.grace = 24h;
-}
-VCL
+sed "s/@ORIGIN_PORT@/$PG_E2E_NGINX_PORT/" bench/wordpress.vcl.in >"$B/wordpress.vcl"
 varnishd -a 127.0.0.1:$VARNISH_PORT -T 127.0.0.1:$VARNISH_ADMIN -f "$B/wordpress.vcl" \
   -s malloc,256m -n "$B/varnish" -P "$B/varnish.pid" -p thread_pool_min=50 >/dev/null
 

@@ -78,25 +78,7 @@ password = "e2e-admin-pass"
 sessions = 20
 TOML
 
-cat >"$B/wordpress.vcl" <<VCL
-vcl 4.1;
-backend default { .host = "127.0.0.1"; .port = "$ORIGIN_PORT"; .first_byte_timeout = 60s; }
-sub vcl_recv {
-  if (req.method != "GET" && req.method != "HEAD") { return (pass); }
-  if (req.url ~ "^/(wp-admin|wp-login\.php|xmlrpc\.php|wp-cron\.php|cart|checkout|my-account)") { return (pass); }
-  if (req.url ~ "[?&]add-to-cart=") { return (pass); }
-  if (req.http.Cookie ~ "wordpress_logged_in_|wp-postpass_|comment_author_|woocommerce_items_in_cart|woocommerce_cart_hash|wp_woocommerce_session_") { return (pass); }
-  set req.url = regsuball(req.url, "(utm_[a-z]+|gclid|fbclid|msclkid|mc_cid|mc_eid|_ga|ref)=[^&]*&?", "");
-  set req.url = regsub(req.url, "[?&]$", "");
-  unset req.http.Cookie;
-  return (hash);
-}
-sub vcl_backend_response {
-  if (beresp.http.Set-Cookie) { set beresp.uncacheable = true; return (deliver); }
-  if (!beresp.http.Cache-Control && !beresp.http.Expires) { set beresp.ttl = 5m; }
-  set beresp.grace = 24h;
-}
-VCL
+sed "s/@ORIGIN_PORT@/$ORIGIN_PORT/" bench/wordpress.vcl.in >"$B/wordpress.vcl"
 
 edge_config() { # $1 = extra site keys
   cat <<TOML
