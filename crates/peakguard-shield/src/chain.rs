@@ -140,6 +140,42 @@ impl GuardChain {
         self.guards.iter().any(|(g, _)| g.wants_body(req))
     }
 
+    /// Whether a guard must see the origin's response body.
+    pub fn wants_response_body(&self, req: &RequestFacts<'_>, status: u16) -> bool {
+        self.guards
+            .iter()
+            .any(|(g, _)| g.wants_response_body(req, status))
+    }
+
+    /// Shows the origin's response body to the guards that asked for it. The response has
+    /// gone out, so nothing can be refused: what is left to do (a store update) is returned
+    /// as futures for the caller to run in the background, each counting its own answer.
+    pub fn run_response_body(
+        &self,
+        req: &RequestFacts<'_>,
+        status: u16,
+        body: &[u8],
+    ) -> Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let mut later: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+            Vec::new();
+        for (guard, counters) in &self.guards {
+            if !guard.wants_response_body(req, status) {
+                continue;
+            }
+            match guard.on_response_body(req, status, body) {
+                Verdict::Ask(answer) => {
+                    let counters = counters.clone();
+                    later.push(Box::pin(async move {
+                        let v = answer.await;
+                        counters.count(&v);
+                    }));
+                }
+                v => counters.count(&v),
+            }
+        }
+        later
+    }
+
     /// Asks each guard in order until one responds or makes the request wait.
     pub async fn run(
         &self,

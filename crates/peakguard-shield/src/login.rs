@@ -66,6 +66,38 @@ fn form_username(body: &[u8]) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The username of an XML-RPC call: its first string parameter that is not a number (the
+/// blog id some methods take first). Every method that takes a password takes the username
+/// just before it.
+fn xmlrpc_username(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split("<string>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</string>").next())
+        .map(|v| v.trim())
+        .find(|v| !v.is_empty() && !v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| {
+            v.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .to_lowercase()
+        })
+}
+
+/// WordPress answers a wrong XML-RPC password with fault 403 ("Incorrect username or
+/// password.") in a 200 response.
+fn is_xmlrpc_login_fault(body: &[u8]) -> bool {
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    contains(
+        &compact,
+        b"<name>faultCode</name><value><int>403</int></value>",
+    )
+}
+
 fn has_logged_in_cookie(req: &RequestFacts<'_>) -> bool {
     req.cookies()
         .any(|(name, _)| name.starts_with("wordpress_logged_in_"))
@@ -121,7 +153,13 @@ impl LoginGuard {
     }
 
     fn keys(&self, req: &RequestFacts<'_>) -> Keys {
-        let user = req.body.and_then(form_username);
+        let user = req.body.and_then(|b| {
+            if req.path() == "/xmlrpc.php" {
+                xmlrpc_username(b)
+            } else {
+                form_username(b)
+            }
+        });
         Keys::new(&self.site, &client_key(req.client.ip), user.as_deref())
     }
 }
@@ -278,6 +316,28 @@ impl Guard for LoginGuard {
             return ask(count_failure(self.store.clone(), keys, self.config.clone()));
         }
         Verdict::Pass
+    }
+
+    fn wants_response_body(&self, req: &RequestFacts<'_>, status: u16) -> bool {
+        Self::xmlrpc_call(req) && status == 200
+    }
+
+    /// A failed XML-RPC login counts like a failed form login.
+    fn on_response_body(&self, req: &RequestFacts<'_>, _status: u16, body: &[u8]) -> Verdict {
+        if !is_xmlrpc_login_fault(body) {
+            return Verdict::Pass;
+        }
+        ask(count_failure(
+            self.store.clone(),
+            self.keys(req),
+            self.config.clone(),
+        ))
+    }
+}
+
+impl LoginGuard {
+    fn xmlrpc_call(req: &RequestFacts<'_>) -> bool {
+        req.method == http::Method::POST && req.path() == "/xmlrpc.php"
     }
 }
 

@@ -427,6 +427,37 @@ fn failed_logins_lock_an_address_out_while_the_right_password_from_elsewhere_wor
         metrics.contains("peakguard_guard_verdicts_total{guard=\"login\",verdict=\"respond\"} 3"),
         "{metrics}"
     );
+
+    // XML-RPC: WordPress answers a wrong password with fault 403 in a 200; it counts too.
+    let call = |ip: &str| {
+        let body = "<?xml version=\"1.0\"?><methodCall><methodName>wp.getUsersBlogs</methodName><params><param><value><string>editor</string></value></param><param><value><string>wrong</string></value></param></params></methodCall>";
+        request(
+            edge.addr,
+            "POST",
+            &wp.host,
+            "/xmlrpc.php",
+            &[("Content-Type", "text/xml"), ("X-Forwarded-For", ip)],
+            body.as_bytes(),
+        )
+    };
+    for _ in 0..3 {
+        let r = call("203.0.113.77");
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("<int>403</int>"), "{}", r.text());
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        // The count is made after the response went out: wait until it has landed.
+        let r = call("203.0.113.77");
+        if r.status == 429 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "XML-RPC failures never locked the address out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

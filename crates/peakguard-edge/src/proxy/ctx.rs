@@ -48,6 +48,9 @@ pub struct RequestCtx {
     pub(super) body: Option<Bytes>,
     /// Request body bytes that went to the origin so far (held to the site's limit).
     pub(super) body_sent: u64,
+    /// The origin's status and response body, collected (bounded) for a guard that asked
+    /// to see it.
+    pub(super) response_body: Option<(u16, bytes::BytesMut)>,
 }
 
 impl RequestCtx {
@@ -78,6 +81,7 @@ impl RequestCtx {
             refused: None,
             body: None,
             body_sent: 0,
+            response_body: None,
         }
     }
 }

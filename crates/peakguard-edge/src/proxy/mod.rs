@@ -153,12 +153,12 @@ impl ProxyHttp for EdgeProxy {
 
     fn upstream_response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end: bool,
         ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
-        self.origin_body(body, end, ctx);
+        self.origin_body(session, body, end, ctx);
         Ok(None)
     }
 

@@ -158,7 +158,10 @@ impl EdgeProxy {
             req.insert_header("x-forwarded-proto", c.proto.as_str())?;
             req.insert_header("x-real-ip", c.ip.to_string())?;
         }
-        if session.cache.enabled() {
+        // Identity from the origin when caching (one stored copy, compressed per client),
+        // and when a guard read the request (login, XML-RPC): it may need to read the
+        // response too.
+        if session.cache.enabled() || ctx.body.is_some() {
             req.remove_header(&http::header::ACCEPT_ENCODING);
         }
         if ctx.drained_body {
@@ -249,6 +252,10 @@ impl EdgeProxy {
             ctx.replacement = Some(response.body);
             return Ok(());
         }
+        let status = resp.status.as_u16();
+        if guards::want_response_body(session.req_header(), ctx, status) {
+            ctx.response_body = Some((status, bytes::BytesMut::new()));
+        }
         let page_request = matches!(
             session.req_header().method,
             http::Method::GET | http::Method::HEAD
@@ -293,12 +300,26 @@ impl EdgeProxy {
 
     /// A replaced response sends its page instead of the origin's body. The origin slot is
     /// given back as soon as the origin's body has ended (not when the client has read it).
-    pub(super) fn origin_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
+    /// A guard that asked sees the origin's body (its first 64 KiB) once it has ended.
+    pub(super) fn origin_body(
+        &self,
+        session: &Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut RequestCtx,
+    ) {
         if let Some(page) = &ctx.replacement {
             *body = if end { Some(page.clone()) } else { None };
         }
+        if let (Some((_, kept)), Some(chunk)) = (ctx.response_body.as_mut(), body.as_ref()) {
+            let room = MAX_INSPECTED_BODY.saturating_sub(kept.len());
+            kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
         if end {
             ctx.permit = None;
+            if let Some((status, kept)) = ctx.response_body.take() {
+                guards::response_body_seen(session.req_header(), ctx, status, &kept);
+            }
         }
     }
 }

@@ -186,3 +186,43 @@ async fn enumeration_and_multicall_are_refused() {
     ));
     assert!(!g.wants_body(&Req::get("/wp-login.php").facts()));
 }
+
+#[tokio::test]
+async fn failed_xmlrpc_logins_count_like_form_logins() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
+    let g = guard(store, 100);
+    let call = Req::post(
+        "/xmlrpc.php",
+        "<?xml version=\"1.0\"?><methodCall><methodName>wp.getPosts</methodName><params>\
+         <param><value><string>1</string></value></param>\
+         <param><value><string>Admin</string></value></param>\
+         <param><value><string>guess</string></value></param></params></methodCall>",
+    )
+    .sent_by("198.51.100.9");
+    assert_eq!(
+        xmlrpc_username(call.body.as_deref().unwrap()).as_deref(),
+        Some("admin")
+    );
+    assert!(g.wants_response_body(&call.facts(), 200));
+    assert!(!g.wants_response_body(&Req::get("/xmlrpc.php").facts(), 200));
+    let fault = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <fault>\n    <value>\n      <struct>\n        <member>\n          <name>faultCode</name>\n          <value><int>403</int></value>\n        </member>\n        <member>\n          <name>faultString</name>\n          <value><string>Incorrect username or password.</string></value>\n        </member>\n      </struct>\n    </value>\n  </fault>\n</methodResponse>\n";
+    let ok = b"<methodResponse><params><param><value><array><data></data></array></value></param></params></methodResponse>";
+    assert!(matches!(
+        g.on_response_body(&call.facts(), 200, ok),
+        Verdict::Pass
+    ));
+    for n in 1..=3 {
+        let v = answer(g.on_response_body(&call.facts(), 200, fault)).await;
+        let want = if n < 3 {
+            format!("failed login {n} of 3")
+        } else {
+            "failed login 3 of 3: locked out for 60s".to_string()
+        };
+        assert_eq!(note(&v), want);
+    }
+    // Locked out: the next XML-RPC login from that address is refused before WordPress.
+    assert_eq!(
+        status(&answer(g.on_request(&call.facts())).await),
+        Some(429)
+    );
+}
