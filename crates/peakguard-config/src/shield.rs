@@ -242,6 +242,9 @@ pub struct LimitsConfig {
     pub search: Budget,
     /// `wp-admin/admin-ajax.php`.
     pub ajax: Budget,
+    /// Open connections per client (seen within `server.client_timeout`); a new one over
+    /// this gets 429 and is closed. 0 = no limit.
+    pub connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -259,6 +262,7 @@ impl Default for LimitsConfig {
             rest: Budget::new(300, 60),
             search: Budget::new(30, 60),
             ajax: Budget::new(300, 60),
+            connections: 64,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod body;
 pub mod chain;
 pub mod client;
+pub mod connections;
 pub mod deny;
 pub mod guard;
 pub mod issued;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub default_retry_after: u64,
     /// Waiting-room templates by site name (read by the edge).
     pub room_templates: BTreeMap<String, Arc<str>>,
+    /// How long an idle client connection stays open (`server.client_timeout`).
+    pub client_timeout: std::time::Duration,
 }
 
 impl Shield {
@@ -104,6 +107,17 @@ impl Shield {
             }),
             &self.registry,
         );
+        let l = &site.shield.limits;
+        if l.enabled && l.connections > 0 {
+            chain.push(
+                Arc::new(connections::ConnectionsGuard::new(
+                    l.connections,
+                    shared.client_timeout,
+                    l.allow.clone(),
+                )),
+                &self.registry,
+            );
+        }
         if let Some(limits) =
             limits::LimitsGuard::from_config(&site.name, &site.shield.limits, self.store.clone())
         {

@@ -977,3 +977,65 @@ fn oversized_and_slow_clients_are_refused_before_wordpress_waits_on_them() {
         started.elapsed()
     );
 }
+
+/// One request on a kept-alive connection; the status of its answer.
+fn get_on(s: &mut std::net::TcpStream, wp: &Wp, path: &str, client: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let raw = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nX-Forwarded-For: {client}\r\n\r\n",
+        wp.host
+    );
+    s.write_all(raw.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        if let Some((r, _)) = parse_response(&buf, false) {
+            return Some(r.status);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    parse_response(&buf, false).map(|(r, _)| r.status)
+}
+
+fn connect(edge: &Edge) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(edge.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn a_client_may_hold_only_so_many_open_connections() {
+    let wp = wp();
+    let edge = edge_behind_proxy(
+        "connections",
+        &wp,
+        "[site.shield.limits]\nenabled = true\nconnections = 2",
+    );
+    let page = format!("/e2e-post-5/?pgconn={}", run_id());
+    let client = "203.0.113.40";
+    let (mut first, mut second, mut third) = (connect(&edge), connect(&edge), connect(&edge));
+    assert_eq!(get_on(&mut first, &wp, &page, client), Some(200));
+    assert_eq!(get_on(&mut second, &wp, &page, client), Some(200));
+    assert_eq!(
+        get_on(&mut third, &wp, &page, client),
+        Some(429),
+        "a third open connection from one client is refused"
+    );
+    assert_eq!(
+        get_on(&mut first, &wp, &page, client),
+        Some(200),
+        "the connections it holds go on"
+    );
+    let mut other = connect(&edge);
+    assert_eq!(
+        get_on(&mut other, &wp, &page, "203.0.113.41"),
+        Some(200),
+        "another client is not affected"
+    );
+}
