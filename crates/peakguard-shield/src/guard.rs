@@ -49,6 +49,14 @@ impl RequestFacts<'_> {
         self.path_and_query.split_once('?').map(|(_, q)| q)
     }
 
+    /// Every `name=value` of the query as sent (a bare `name` has an empty value).
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -145,18 +153,6 @@ impl Verdict {
         Verdict::Note {
             reason: reason.into(),
             headers: Vec::new(),
-        }
-    }
-
-    /// The `verdict` label of `peakguard_guard_verdicts_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Respond { .. } => "respond",
-            Verdict::Wait { .. } => "wait",
-            Verdict::DryRun { .. } => "dry_run",
-            Verdict::Note { .. } => "note",
-            Verdict::Ask(_) => "ask",
         }
     }
 }

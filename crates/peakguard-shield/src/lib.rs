@@ -198,11 +198,6 @@ impl Shield {
         }
     }
 
-    /// The waiting room of a site, if it has one configured.
-    pub fn room(&self, site: &str) -> Option<Arc<room::Room>> {
-        self.rooms.lock().get(site).cloned()
-    }
-
     pub fn rooms(&self) -> Vec<Arc<room::Room>> {
         self.rooms.lock().values().cloned().collect()
     }

@@ -44,27 +44,24 @@ const STATIC_EXTENSIONS: &[&str] = &[
     "woff", "woff2", "ttf", "otf", "eot", "mp4", "webm", "mp3", "ogg", "pdf", "zip", "txt",
 ];
 
-fn has_param(query: &str, name: &str) -> bool {
-    query.split('&').any(|pair| {
-        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-        n == name && !v.is_empty()
-    })
+/// The query names `name` with a value.
+fn has_param(req: &RequestFacts<'_>, name: &str) -> bool {
+    req.query_pairs().any(|(n, v)| n == name && !v.is_empty())
 }
 
 /// The bucket of a request, `None` for static files.
 pub fn bucket_of(req: &RequestFacts<'_>) -> Option<Bucket> {
     let path = req.path();
-    let query = req.query().unwrap_or("");
     match path {
         "/wp-login.php" => return Some(Bucket::Login),
         "/xmlrpc.php" => return Some(Bucket::Xmlrpc),
         "/wp-admin/admin-ajax.php" => return Some(Bucket::Ajax),
         _ => {}
     }
-    if path.starts_with("/wp-json/") || path == "/wp-json" || has_param(query, "rest_route") {
+    if path.starts_with("/wp-json/") || path == "/wp-json" || has_param(req, "rest_route") {
         return Some(Bucket::Rest);
     }
-    if has_param(query, "s") {
+    if has_param(req, "s") {
         return Some(Bucket::Search);
     }
     let file = path.rsplit('/').next().unwrap_or("");

@@ -105,13 +105,8 @@ fn has_logged_in_cookie(req: &RequestFacts<'_>) -> bool {
 
 /// `/?author=2`: WordPress redirects it to `/author/<login name>/`.
 fn is_author_query(req: &RequestFacts<'_>) -> bool {
-    req.query().is_some_and(|q| {
-        q.split('&').any(|p| {
-            p.split_once('=').is_some_and(|(n, v)| {
-                n == "author" && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())
-            })
-        })
-    })
+    req.query_pairs()
+        .any(|(n, v)| n == "author" && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The REST user list, which names every author.

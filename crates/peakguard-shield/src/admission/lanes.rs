@@ -52,11 +52,9 @@ impl QueryMatch {
         }
     }
 
-    fn matches(&self, query: &str) -> bool {
-        query.split('&').any(|pair| {
-            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-            n == self.name && self.value.as_deref().is_none_or(|want| want == v)
-        })
+    fn matches(&self, req: &RequestFacts<'_>) -> bool {
+        req.query_pairs()
+            .any(|(n, v)| n == self.name && self.value.as_deref().is_none_or(|want| want == v))
     }
 }
 
@@ -109,10 +107,8 @@ impl LaneRules {
     /// waits for [`LaneRules::resolve`]; the rest by `User-Agent`.
     pub fn classify(&self, req: &RequestFacts<'_>) -> Claim {
         let path = req.path();
-        let query = req.query().unwrap_or("");
         let matches = |paths: &[String], qs: &[QueryMatch]| {
-            paths.iter().any(|p| path.starts_with(p.as_str()))
-                || qs.iter().any(|q| q.matches(query))
+            paths.iter().any(|p| path.starts_with(p.as_str())) || qs.iter().any(|q| q.matches(req))
         };
         if matches(&self.callback_paths, &self.callback_query) {
             return Claim::Lane(Lane::Checkout);

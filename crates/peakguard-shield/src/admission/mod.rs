@@ -321,12 +321,6 @@ impl Admission {
         }
     }
 
-    /// Changes the limit and the lane bound (a reload). A raised limit lets waiters in now;
-    /// a lowered one takes effect as requests finish.
-    pub fn reconfigure(&self, limit: usize, queue_size: usize) {
-        self.configure(limit, queue_size, None);
-    }
-
     /// Sets the limit (fixed), or makes it adaptive between `adaptive = (min, max)` starting
     /// from `limit`; an adaptive limit that stays adaptive keeps what it learned, within the
     /// new bounds.
@@ -350,11 +344,6 @@ impl Admission {
             }
         }
         Inner::admit_up_to_limit(&mut st, &self.inner);
-    }
-
-    /// Whether the limit follows the origin's times.
-    pub fn is_adaptive(&self) -> bool {
-        self.inner.state.lock().adaptive.is_some()
     }
 
     /// How long a request arriving now would wait for its slot, estimated from the waiters

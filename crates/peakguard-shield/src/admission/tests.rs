@@ -130,11 +130,11 @@ async fn a_raised_limit_lets_waiters_in_and_a_lowered_one_drains() {
     while waiting(&a) < 2 {
         tokio::task::yield_now().await;
     }
-    a.reconfigure(3, 16);
+    a.configure(3, 16, None);
     let p1 = w1.await.expect("task").expect("admitted");
     let p2 = w2.await.expect("task").expect("admitted");
     assert_eq!(in_flight(&a), 3);
-    a.reconfigure(1, 16);
+    a.configure(1, 16, None);
     let queued = a.ticket(Lane::Anonymous, LONG);
     assert!(
         !queued.immediate(),
