@@ -9,22 +9,32 @@
 #        the cart and checkout are uncacheable and do real database work),
 #    2 % logged-in users (logged in through the target before the run).
 # Targets: nginx direct (the origin itself), Varnish (standard WordPress VCL), peakguard with
-# its shield off, peakguard with it on (origin admission, fixed limit 3: one of the 4 PHP
-# workers stays free for wp-cron, the admin and PHP-FPM's own status page, so the pool never
-# runs out of workers).
-# For each: success rate, p50/p99 and timeouts per class; PHP-FPM's busiest moment (its
-# status page, sampled every 100 ms), its longest listen queue and its own count of the
-# times it reached pm.max_children (with pm = dynamic it also logs each); for peakguard, the most requests it let reach the origin at once
-# and the time shoppers and anonymous visitors waited for their turn.
-# Bounded: RAMP + HOLD seconds per target (default 20 + 40), requests time out after 30 s.
+# its shield off, peakguard with it on as it comes (origin admission, here with a fixed
+# limit of 3: one of the 4 PHP workers stays free for wp-cron and the admin, so the pool
+# never runs out of workers), and the same with the waiting room switched on and sized by the
+# origin itself (newcomers line up while origin admission estimates a wait over 2 s; the
+# line moves only while it is shorter). The rehearsal behaves like browsers in the room: it
+# refreshes after Retry-After with the cookie that holds its place, and reports the time in
+# line apart from the requests.
+# For each: success rate, p50/p99 and timeouts per class, and the waiting room's visitors;
+# PHP-FPM's busiest moment (its status page — on a hidden pool of its own, so sampling takes
+# no worker — every 100 ms, and its own high-water mark), its longest listen queue and its
+# own count of the times it reached pm.max_children (with pm = dynamic it also logs each);
+# for peakguard, the most requests it let reach the origin at once and the time each lane
+# waited for its turn.
+# Bounded: RAMP + HOLD seconds per target (default 20 + 40), requests time out after 30 s
+# (about 10 minutes in all).
 #
 #   bench/peak.sh                      (builds peakguard --release, starts WordPress)
 #   RATE=500 HOLD=20 bench/peak.sh
+#   TARGETS="peakguard-shield-room" RATE=300 HOLD=15 bench/peak.sh   (some targets only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${RATE:-1000}
 RAMP=${RAMP:-20}
 HOLD=${HOLD:-40}
+TARGETS=${TARGETS:-nginx varnish peakguard-shield-off peakguard-shield-on peakguard-shield-room}
+wanted() { [[ " $TARGETS " == *" $1 "* ]]; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export PG_E2E_DIR=${PG_E2E_DIR:-/tmp/peakguard-bench-peak-wp}
 export PG_E2E_NGINX_PORT=${PG_E2E_NGINX_PORT:-26380} PG_E2E_DB_PORT=${PG_E2E_DB_PORT:-26306}
@@ -106,9 +116,12 @@ start_edge() { # $1 = extra site keys
   edge_config "$1" >"$B/edge.toml"
   "$PG" serve --config "$B/edge.toml" 2>"$B/edge.log" & edge_pid=$!
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$PG_ADMIN/healthz" && break
+    curl -sf -o /dev/null "http://127.0.0.1:$PG_ADMIN/healthz" && return 0
+    kill -0 "$edge_pid" 2>/dev/null || break
     sleep 0.1
   done
+  echo "peakguard did not start:" >&2; cat "$B/edge.log" >&2
+  exit 1
 }
 
 stop_edge() {
@@ -141,29 +154,45 @@ run() { # $1 = name, $2 = port
   fi
 }
 
-run nginx "$ORIGIN_PORT"
+if wanted nginx; then run nginx "$ORIGIN_PORT"; fi
 
-varnishd -a 127.0.0.1:$VARNISH_PORT -T 127.0.0.1:$VARNISH_ADMIN -f "$B/wordpress.vcl" \
-  -s malloc,256m -n "$B/varnish" -P "$B/varnish.pid" -p thread_pool_min=50 \
-  -p thread_pool_max=5000 >/dev/null
-run varnish "$VARNISH_PORT"
-kill "$(cat "$B/varnish.pid")"; rm -f "$B/varnish.pid"
+if wanted varnish; then
+  varnishd -a 127.0.0.1:$VARNISH_PORT -T 127.0.0.1:$VARNISH_ADMIN -f "$B/wordpress.vcl" \
+    -s malloc,256m -n "$B/varnish" -P "$B/varnish.pid" -p thread_pool_min=50 \
+    -p thread_pool_max=5000 >/dev/null
+  run varnish "$VARNISH_PORT"
+  kill "$(cat "$B/varnish.pid")"; rm -f "$B/varnish.pid"
+fi
 
-start_edge $'[site.shield.admission]\nenabled = false\n[site.shield.login]\nenabled = false'
-run peakguard-shield-off "$PG_PORT"
-stop_edge
+if wanted peakguard-shield-off; then
+  start_edge $'[site.shield.admission]\nenabled = false\n[site.shield.login]\nenabled = false'
+  run peakguard-shield-off "$PG_PORT"
+  stop_edge
+fi
 
-start_edge $'[site.shield.admission]\nlimit = 3\nadaptive = false\nqueue_timeout = "20s"'
-run peakguard-shield-on "$PG_PORT"
-stop_edge
+ADMISSION=$'[site.shield.admission]\nlimit = 3\nadaptive = false\nqueue_timeout = "20s"'
+if wanted peakguard-shield-on; then
+  start_edge "$ADMISSION"
+  run peakguard-shield-on "$PG_PORT"
+  stop_edge
+fi
+
+if wanted peakguard-shield-room; then
+  start_edge "$ADMISSION"$'\n[site.shield.waiting_room]\nenabled = true\nmax_origin_wait = "2s"\nrefresh = "5s"'
+  run peakguard-shield-room "$PG_PORT"
+  stop_edge
+fi
 
 python3 - "$B" "$RATE" "$RAMP" "$HOLD" <<'PY'
 import json, os, re, sys
 b, rate, ramp, hold = sys.argv[1:5]
-names = ["nginx", "varnish", "peakguard-shield-off", "peakguard-shield-on"]
+names = [n for n in ["nginx", "varnish", "peakguard-shield-off", "peakguard-shield-on", "peakguard-shield-room"]
+         if os.path.exists(os.path.join(b, f"{n}.json"))]
 print(f"Spike: ramp to {rate} req/s in {ramp}s, hold {hold}s; PHP-FPM pm = dynamic, max_children = 4; cold cache per target.\n")
-print("| target | class | requests | success % | timeouts | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|---|")
+print("Requests are the answers visitors finally got; a visitor in a waiting room is counted")
+print("once, with the answer it got when let in (the room's own pages are not requests).\n")
+print("| target | class | requests | success % | timeouts | p50 ms | p99 ms | waiting room: visitors / let in / still in line at the end | time in line p50 / p99 s |")
+print("|---|---|---|---|---|---|---|---|---|")
 for n in names:
     r = json.load(open(os.path.join(b, f"{n}.json")))
     for cls in ["anonymous", "shopper", "logged_in"]:
@@ -171,11 +200,14 @@ for n in names:
         if not s:
             continue
         ok = 100.0 * (1 - s["error_rate"]) if s["requests"] else 0.0
-        print(f"| {n} | {cls} | {s['requests']} | {ok:.2f} | {s['timeouts']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} |")
+        room = s.get("waiting_room")
+        held = f"{room['visitors']} / {room['let_in']} / {room['unfinished']}" if room else "-"
+        wait = f"{room['wait_p50_ms'] / 1000:.1f} / {room['wait_p99_ms'] / 1000:.1f}" if room and room["let_in"] else "-"
+        print(f"| {n} | {cls} | {s['requests']} | {ok:.2f} | {s['timeouts']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {held} | {wait} |")
     if r.get("not_sent"):
         print(f"| {n} | (not sent: backlog full) | {r['not_sent']} | | | | |")
 print()
-print("| target | PHP-FPM most active | longest listen queue | status samples unanswered | times max_children reached (FPM's counter) | 'reached max_children' log lines | peakguard: most at the origin |")
+print("| target | PHP-FPM most active (sampled / its own high-water mark) | longest listen queue | status samples unanswered | times max_children reached (FPM's counter) | 'reached max_children' log lines | peakguard: most at the origin |")
 print("|---|---|---|---|---|---|---|")
 for n in names:
     f = json.load(open(os.path.join(b, f"fpm-{n}.json")))
@@ -187,9 +219,12 @@ for n in names:
         peak = str(adm[0]["peak_in_flight"]) if adm else "not limited"
     counter = f["max_children_reached"]
     counter = "no answer (pool still busy)" if counter is None else counter
-    print(f"| {n} | {f['most_active']} | {f['longest_listen_queue']} | {f['unanswered']} of {f['answered'] + f['unanswered']} | {counter} | {reached} | {peak} |")
-m = os.path.join(b, "metrics-peakguard-shield-on.txt")
-if os.path.exists(m):
+    mark = f.get("max_active_processes")
+    print(f"| {n} | {f['most_active']} / {'-' if mark is None else mark} | {f['longest_listen_queue']} | {f['unanswered']} of {f['answered'] + f['unanswered']} | {counter} | {reached} | {peak} |")
+for target in ["peakguard-shield-on", "peakguard-shield-room"]:
+    m = os.path.join(b, f"metrics-{target}.txt")
+    if not os.path.exists(m):
+        continue
     text = open(m).read()
     def val(pat):
         x = re.search(pat, text)
@@ -201,5 +236,5 @@ if os.path.exists(m):
         refused = val(rf'peakguard_admission_total{{site="wp",lane="{lane}",result="timed_out"}} (\S+)')
         secs = val(rf'peakguard_admission_wait_seconds_total{{site="wp",lane="{lane}"}} (\S+)')
         mean = secs / waited * 1000 if waited else 0
-        print(f"- shield on, lane {lane}: {int(at_once)} let in at once, {int(waited)} after waiting (mean {mean:.0f} ms), {int(refused)} timed out")
+        print(f"- {target}, lane {lane}: {int(at_once)} let in at once, {int(waited)} after waiting (mean {mean:.0f} ms), {int(refused)} timed out")
 PY

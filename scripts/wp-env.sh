@@ -153,6 +153,9 @@ pm.start_servers = 2
 pm.min_spare_servers = 1
 pm.max_spare_servers = 3
 pm.status_path = /fpm-status
+; The status page has its own hidden pool: asking for it never takes one of the 4 workers,
+; and it answers while every worker is busy.
+pm.status_listen = $DIR/run/php-status.sock
 clear_env = no
 CNF
   cat >"$DIR/nginx.conf" <<CNF
@@ -190,7 +193,7 @@ http {
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_NAME /fpm-status;
       fastcgi_param SCRIPT_FILENAME /fpm-status;
-      fastcgi_pass unix:$DIR/run/php.sock;
+      fastcgi_pass unix:$DIR/run/php-status.sock;
     }
     location / { try_files \$uri \$uri/ /index.php?\$args; }
     location ~ \.php\$ {

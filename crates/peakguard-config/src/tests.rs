@@ -200,3 +200,26 @@ fn admission_is_on_for_wordpress_and_off_for_the_http_profile_unless_given() {
     assert!(given.sites[0].shield.admission.enabled);
     assert_eq!(given.sites[0].shield.admission.limit, 3);
 }
+
+#[test]
+fn a_waiting_room_needs_a_pace_and_the_origin_wait_is_one() {
+    let room = |keys: &str| {
+        format!(
+            "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.shield.waiting_room]\nenabled = true\n{keys}"
+        )
+    };
+    let err = parse(&room(""), "t").expect_err("no pace");
+    let problem = err
+        .problems()
+        .iter()
+        .find(|p| p.key == "site[0].shield.waiting_room.active_users")
+        .unwrap_or_else(|| panic!("named: {err}"));
+    assert!(problem.message.contains("max_origin_wait"), "{err}");
+    for keys in [
+        "active_users = 50\n",
+        "new_users_per_minute = 60\n",
+        "max_origin_wait = \"2s\"\n",
+    ] {
+        assert!(parse(&room(keys), "t").is_ok(), "{keys}");
+    }
+}

@@ -381,10 +381,10 @@ fn room_problems(i: usize, r: &WaitingRoomConfig, p: &mut impl FnMut(String, Str
     if !r.enabled {
         return;
     }
-    if r.active_users == 0 && r.new_users_per_minute == 0 {
+    if r.active_users == 0 && r.new_users_per_minute == 0 && r.max_origin_wait.0.is_zero() {
         p(
             key("active_users"),
-            "the room needs a pace: set active_users (visitors at once) or new_users_per_minute (or both)".into(),
+            "the room needs a pace: set active_users (visitors at once), new_users_per_minute, or max_origin_wait (line up while the origin is behind), or several".into(),
         );
     }
     for (name, d, min, max) in [

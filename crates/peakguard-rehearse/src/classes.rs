@@ -166,14 +166,38 @@ pub struct Step {
     pub group: String,
     pub form: Option<Bytes>,
     pub visitor: Visitor,
+    /// In a waiting room since this time (from the start of the run): this step is the
+    /// visitor's refresh of the waiting page.
+    pub in_room_since: Option<std::time::Duration>,
 }
 
 /// Whose cookies go with a step, and where they return afterwards.
 #[derive(Debug)]
 pub enum Visitor {
     Nobody,
-    Shopper { jar: CookieJar, next_step: u8 },
-    LoggedIn { index: usize, jar: CookieJar },
+    Shopper {
+        jar: CookieJar,
+        next_step: u8,
+    },
+    LoggedIn {
+        index: usize,
+        jar: CookieJar,
+    },
+    /// An anonymous visitor holding a place in a waiting room (its cookie).
+    Queued {
+        jar: CookieJar,
+    },
+}
+
+impl Visitor {
+    pub fn jar(&self) -> Option<&CookieJar> {
+        match self {
+            Visitor::Nobody => None,
+            Visitor::Shopper { jar, .. }
+            | Visitor::LoggedIn { jar, .. }
+            | Visitor::Queued { jar } => Some(jar),
+        }
+    }
 }
 
 /// Shoppers between steps, and logged-in users' jars. Bounded: at most `max_shoppers`
@@ -204,7 +228,7 @@ impl Visitors {
     /// A visitor's jar after its response.
     pub fn give_back(&self, visitor: Visitor) {
         match visitor {
-            Visitor::Nobody => {}
+            Visitor::Nobody | Visitor::Queued { .. } => {}
             Visitor::Shopper { jar, next_step } => {
                 if let Ok(mut q) = self.shoppers.lock()
                     && q.len() < self.max_shoppers

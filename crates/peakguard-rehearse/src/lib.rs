@@ -2,7 +2,7 @@
 //!
 //! Owns: load profiles (open model: requests start at their intended times), traffic classes,
 //! URL lists and sitemap discovery, the request headers a browser sends, the HTTP client (HTTP/1.1, HTTP/2, rustls, `--resolve`),
-//! HDR statistics per URL group and class, and the reports (text, JSON, HTML, compare).
+//! following a waiting room like a browser, HDR statistics per URL group and class, and the reports (text, JSON, HTML, compare).
 //! Must not touch: the edge or the cache (it is a client like any other), the terminal (the
 //! binary prints progress from the callback).
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ pub mod client;
 pub mod html;
 pub mod profile;
 pub mod report;
+pub mod room;
 pub mod run;
 pub mod scenario;
 pub mod stats;

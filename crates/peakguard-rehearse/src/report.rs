@@ -105,6 +105,43 @@ impl Report {
         for (name, s) in &self.classes {
             row(&mut out, name, s);
         }
+        let held: Vec<_> = self
+            .classes
+            .iter()
+            .filter_map(|(name, s)| s.waiting_room.as_ref().map(|r| (name, r)))
+            .collect();
+        if !held.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n  Waiting room (its pages are not requests and not errors; a visitor let in is counted once, with the answer it finally got):"
+            );
+            let _ = writeln!(
+                out,
+                "  {:<22} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11} {:>11}",
+                "traffic class",
+                "visitors",
+                "let in",
+                "still in",
+                "pages",
+                "wait p50 s",
+                "wait p99 s",
+                "wait max s"
+            );
+            for (name, r) in held {
+                let _ = writeln!(
+                    out,
+                    "  {:<22} {:>9} {:>9} {:>9} {:>11} {:>11.1} {:>11.1} {:>11.1}",
+                    name,
+                    r.visitors,
+                    r.let_in,
+                    r.unfinished,
+                    r.pages,
+                    r.wait_p50_ms / 1000.0,
+                    r.wait_p99_ms / 1000.0,
+                    r.wait_max_ms / 1000.0
+                );
+            }
+        }
         out
     }
 }

@@ -6,13 +6,13 @@ use crate::classes::{ClassSpec, CookieJar, Kind, Step, Visitor, Visitors, with_p
 use crate::client::Client;
 use crate::profile::Profile;
 use crate::report::Report;
-use crate::stats::{Outcome, Recorder};
+use crate::stats::{Outcome, Recorder, RoomEvent};
 use crate::targets::Pages;
 use bytes::Bytes;
 use http::Method;
 use http_body_util::Full;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -52,6 +52,8 @@ pub struct Progress {
     pub errors: u64,
     pub in_flight: usize,
     pub waiting: usize,
+    /// Visitors between two refreshes of a waiting page.
+    pub in_room: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +126,24 @@ struct Shared {
     deadline: Instant,
     /// Queued requests dropped at the deadline.
     late: AtomicU64,
+    queue: Arc<Mutex<JobQueue>>,
+    ready: Arc<Semaphore>,
+    /// Visitors between two refreshes of a waiting page (at most `backlog`; more leave the
+    /// line and are counted as unfinished).
+    in_room: AtomicUsize,
+    room_bound: usize,
+    /// The workers are stopping: a refresh due now is not sent.
+    closing: AtomicBool,
+}
+
+impl Shared {
+    fn enqueue(&self, step: Step, intended: Duration) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_back(Some((step, intended)));
+        }
+        self.ready.add_permits(1);
+    }
 }
 
 fn choose_step(
@@ -147,6 +167,7 @@ fn choose_step(
         group,
         form: None,
         visitor,
+        in_room_since: None,
     };
     match class.kind {
         Kind::Anonymous => get(page.path.clone(), page.group.clone(), Visitor::Nobody),
@@ -197,10 +218,7 @@ fn choose_step(
 }
 
 async fn execute(shared: Arc<Shared>, step: Step, intended: Duration) {
-    let jar = match &step.visitor {
-        Visitor::Shopper { jar, .. } | Visitor::LoggedIn { jar, .. } => jar.header(),
-        Visitor::Nobody => None,
-    };
+    let jar = step.visitor.jar().and_then(CookieJar::header);
     let mut b = shared.client.request(step.method.clone(), &step.path);
     if let Some(h) = b.headers_mut() {
         for (k, v) in &shared.headers[step.class] {
@@ -226,8 +244,24 @@ async fn execute(shared: Arc<Shared>, step: Step, intended: Duration) {
         Err(o) => (o, 0, None),
     };
     let class = &shared.labels[step.class];
+    let refresh = match (&outcome, &headers) {
+        (Outcome::Status(s), Some(h)) => crate::room::refresh_after(*s, h),
+        _ => None,
+    };
+    if let (Some(after), Some(h)) = (refresh, &headers) {
+        return wait_in_room(shared, step, h, intended, after);
+    }
     if let Ok(mut rec) = shared.recorder.lock() {
         rec.record(&step.group, class, outcome, intended, done, bytes);
+        if let Some(since) = step.in_room_since {
+            rec.room(
+                &step.group,
+                class,
+                RoomEvent::LetIn {
+                    waited: intended.saturating_sub(since),
+                },
+            );
+        }
     }
     let mut visitor = step.visitor;
     match (&headers, &mut visitor) {
@@ -237,6 +271,71 @@ async fn execute(shared: Arc<Shared>, step: Step, intended: Duration) {
         _ => {}
     }
     shared.visitors[step.class].give_back(visitor);
+}
+
+/// A waiting page: the visitor keeps its place (the page's cookie) and asks again after
+/// `after`, unless the run is over by then.
+fn wait_in_room(
+    shared: Arc<Shared>,
+    mut step: Step,
+    headers: &http::HeaderMap,
+    intended: Duration,
+    after: Duration,
+) {
+    let class = &shared.labels[step.class];
+    let since = *step.in_room_since.get_or_insert(intended);
+    step.visitor = match step.visitor {
+        Visitor::Nobody => Visitor::Queued {
+            jar: CookieJar::default(),
+        },
+        v => v,
+    };
+    if let Some(jar) = step.visitor.jar() {
+        let mut jar = jar.clone();
+        jar.absorb(headers);
+        match &mut step.visitor {
+            Visitor::Shopper { jar: j, .. }
+            | Visitor::LoggedIn { jar: j, .. }
+            | Visitor::Queued { jar: j } => *j = jar,
+            Visitor::Nobody => {}
+        }
+    }
+    let due = Instant::now() + after;
+    let in_line = shared.in_room.fetch_add(1, Ordering::Relaxed);
+    let stays = due < shared.deadline && in_line < shared.room_bound;
+    if let Ok(mut rec) = shared.recorder.lock() {
+        rec.room(
+            &step.group,
+            class,
+            RoomEvent::Page {
+                first: since == intended,
+            },
+        );
+        if !stays {
+            rec.room(&step.group, class, RoomEvent::Unfinished);
+        }
+    }
+    if !stays {
+        shared.in_room.fetch_sub(1, Ordering::Relaxed);
+        shared.visitors[step.class].give_back(step.visitor);
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep_until(due.into()).await;
+        shared.in_room.fetch_sub(1, Ordering::Relaxed);
+        if shared.closing.load(Ordering::Relaxed) {
+            if let Ok(mut rec) = shared.recorder.lock() {
+                rec.room(
+                    &step.group,
+                    &shared.labels[step.class],
+                    RoomEvent::Unfinished,
+                );
+            }
+            return;
+        }
+        let intended = due.saturating_duration_since(shared.start);
+        shared.enqueue(step, intended);
+    });
 }
 
 /// The timer has millisecond granularity and fires late by up to about a millisecond, which
@@ -311,11 +410,15 @@ pub async fn run(
         sent: AtomicU64::new(0),
         deadline: Instant::now() + plan.profile.duration() + plan.limits.timeout,
         late: AtomicU64::new(0),
+        // A fixed pool of workers (one per allowed request in flight) takes jobs from a FIFO
+        // queue: a waiting request costs a queue entry, not a task.
+        queue: Arc::new(Mutex::new(VecDeque::new())),
+        ready: Arc::new(Semaphore::new(0)),
+        in_room: AtomicUsize::new(0),
+        room_bound: plan.limits.backlog.max(1),
+        closing: AtomicBool::new(false),
     });
-    // A fixed pool of workers (one per allowed request in flight) takes jobs from a FIFO
-    // queue: a waiting request costs a queue entry, not a task.
-    let queue: Arc<Mutex<JobQueue>> = Arc::new(Mutex::new(VecDeque::new()));
-    let ready = Arc::new(Semaphore::new(0));
+    let (queue, ready) = (shared.queue.clone(), shared.ready.clone());
     let workers = plan.limits.concurrency.max(1);
     let total = plan.profile.duration();
     let ticker = {
@@ -340,6 +443,7 @@ pub async fn run(
                     errors,
                     in_flight: shared.in_flight.load(Ordering::Relaxed),
                     waiting: shared.waiting.load(Ordering::Relaxed),
+                    in_room: shared.in_room.load(Ordering::Relaxed),
                 });
             }
         })
@@ -399,12 +503,21 @@ pub async fn run(
             n,
             &mut rng,
         );
-        shared.waiting.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut q) = queue.lock() {
-            q.push_back(Some((step, offset)));
-        }
-        ready.add_permits(1);
+        shared.enqueue(step, offset);
     }
+    // Visitors in a waiting room come back until the deadline, and any answer still to come
+    // may send one there: wait until nothing is in line, queued or in flight. Refreshes are
+    // only planned before the deadline and requests end by their timeout, so this ends by
+    // the deadline plus one timeout.
+    let quiet_by = shared.deadline + plan.limits.timeout;
+    while (shared.in_room.load(Ordering::Relaxed) > 0
+        || shared.in_flight.load(Ordering::Relaxed) > 0
+        || shared.waiting.load(Ordering::Relaxed) > 0)
+        && Instant::now() < quiet_by
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.closing.store(true, Ordering::Relaxed);
     // One stop marker per worker, queued behind the remaining jobs: every waiting request is
     // still sent (the backlog bounds them), requests in flight end by their own timeout.
     if let Ok(mut q) = queue.lock() {

@@ -32,6 +32,70 @@ pub struct Bucket {
     pub connect_errors: u64,
     pub io_errors: u64,
     pub bytes: u64,
+    pub room: RoomBucket,
+}
+
+/// Visitors a waiting room held: the pages it showed them (not requests, not errors), how
+/// many were let in after waiting, how many were still in line when the run ended, and how
+/// long the ones let in waited.
+#[derive(Debug, Clone)]
+pub struct RoomBucket {
+    pub pages: u64,
+    pub visitors: u64,
+    pub let_in: u64,
+    pub unfinished: u64,
+    pub wait: Histogram<u64>,
+}
+
+impl Default for RoomBucket {
+    fn default() -> Self {
+        RoomBucket {
+            pages: 0,
+            visitors: 0,
+            let_in: 0,
+            unfinished: 0,
+            // 1 ms .. 1 h.
+            wait: Histogram::new_with_bounds(1, 3_600_000, 3).expect("static bounds"),
+        }
+    }
+}
+
+impl RoomBucket {
+    fn summary(&self) -> RoomSummary {
+        let q = |p: f64| {
+            if self.wait.is_empty() {
+                0.0
+            } else {
+                self.wait.value_at_quantile(p) as f64
+            }
+        };
+        RoomSummary {
+            pages: self.pages,
+            visitors: self.visitors,
+            let_in: self.let_in,
+            unfinished: self.unfinished,
+            wait_p50_ms: q(0.5),
+            wait_p99_ms: q(0.99),
+            wait_max_ms: self.wait.max() as f64,
+        }
+    }
+}
+
+/// A waiting room's part of a bucket, as reported.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RoomSummary {
+    /// Waiting pages shown (each refresh counts).
+    pub pages: u64,
+    /// Visitors who got at least one.
+    pub visitors: u64,
+    /// Of those, let in before the run ended (their answer is counted as a request).
+    pub let_in: u64,
+    /// Still in line when the run ended.
+    pub unfinished: u64,
+    /// From the first waiting page to the request that went through.
+    pub wait_p50_ms: f64,
+    pub wait_p99_ms: f64,
+    pub wait_max_ms: f64,
 }
 
 impl Default for Bucket {
@@ -44,6 +108,7 @@ impl Default for Bucket {
             connect_errors: 0,
             io_errors: 0,
             bytes: 0,
+            room: RoomBucket::default(),
         }
     }
 }
@@ -102,6 +167,7 @@ impl Bucket {
             connect_errors: self.connect_errors,
             io_errors: self.io_errors,
             bytes: self.bytes,
+            waiting_room: (self.room.pages > 0).then(|| self.room.summary()),
         }
     }
 }
@@ -123,6 +189,9 @@ pub struct Summary {
     pub connect_errors: u64,
     pub io_errors: u64,
     pub bytes: u64,
+    /// Present when a waiting room held some of these visitors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<RoomSummary>,
 }
 
 /// One second of the run, for the charts.
@@ -145,6 +214,17 @@ fn bucket<'a>(map: &'a mut BTreeMap<String, Bucket>, name: &str) -> &'a mut Buck
         map.insert(name.to_string(), Bucket::default());
     }
     map.get_mut(name).expect("inserted above")
+}
+
+/// A waiting room's effect on one visitor.
+#[derive(Debug, Clone, Copy)]
+pub enum RoomEvent {
+    /// A waiting page; `first` for the first this visitor got.
+    Page { first: bool },
+    /// Let in after waiting this long (from the first page).
+    LetIn { waited: Duration },
+    /// The run ended with them in line.
+    Unfinished,
 }
 
 /// Everything being measured during a run.
@@ -205,6 +285,28 @@ impl Recorder {
         }
         let _ =
             s.3.record((latency.as_micros() as u64).clamp(1, 600_000_000));
+    }
+
+    /// What happened to a visitor in a waiting room: `event` applies to the total, its
+    /// group and its class.
+    pub fn room(&mut self, group: &str, class: &str, event: RoomEvent) {
+        let apply = |b: &mut Bucket| match event {
+            RoomEvent::Page { first } => {
+                b.room.pages += 1;
+                b.room.visitors += u64::from(first);
+            }
+            RoomEvent::LetIn { waited } => {
+                b.room.let_in += 1;
+                let _ = b
+                    .room
+                    .wait
+                    .record((waited.as_millis() as u64).clamp(1, 3_600_000));
+            }
+            RoomEvent::Unfinished => b.room.unfinished += 1,
+        };
+        apply(&mut self.total);
+        apply(bucket(&mut self.groups, group));
+        apply(bucket(&mut self.classes, class));
     }
 
     pub fn series(&self) -> Vec<Second> {

@@ -57,12 +57,22 @@ pub enum Command {
     /// Replay the expected peak against a site before the campaign (open-model load).
     ///
     /// Requests start at their scheduled times whatever the server does, and latency counts
-    /// from that time, so a stall shows in the percentiles. Examples:
+    /// from that time, so a stall shows in the percentiles. Behind a waiting room, visitors
+    /// act like browsers: they keep the page open, refresh after its Retry-After with the
+    /// cookie that holds their place, and the report counts their time in line apart from
+    /// the requests (a waiting page is not an error).
+    ///
+    /// Examples:
+    ///
     ///   peakguard rehearse --target http://127.0.0.1:8080 --rate 200 --duration 1m --sitemap
+    ///
     ///   peakguard rehearse --target https://shop.example.com --resolve shop.example.com:443:10.0.0.5 \
     ///       --profile "ramp 0-500 30s, hold 2m, drop" --urls key-pages.txt --html report.html
+    ///
     ///   peakguard rehearse --scenario launch.toml --json after.json
+    ///
     ///   peakguard rehearse compare before.json after.json
+    #[command(verbatim_doc_comment)]
     Rehearse(Box<RehearseArgs>),
     #[command(flatten)]
     Backup(BackupCommand),

@@ -154,8 +154,8 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
         let progress: Arc<dyn Fn(&Progress) + Send + Sync> = Arc::new(move |p: &Progress| {
             b.set_position(p.elapsed.as_secs().min(p.total.as_secs()));
             b.set_message(format!(
-                "rate {:>7.1}/s (target {:>7.1}) p99 {:>8.1} ms errors {} in flight {} waiting {}",
-                p.rate, p.target_rate, p.p99_ms, p.errors, p.in_flight, p.waiting
+                "rate {:>7.1}/s (target {:>7.1}) p99 {:>8.1} ms errors {} in flight {} waiting {} in a waiting room {}",
+                p.rate, p.target_rate, p.p99_ms, p.errors, p.in_flight, p.waiting, p.in_room
             ));
         });
         let plan = Plan {

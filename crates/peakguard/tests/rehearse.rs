@@ -140,6 +140,68 @@ fn shoppers_keep_their_cart_session_through_the_edge() {
 }
 
 #[test]
+fn visitors_in_a_waiting_room_refresh_with_their_place_and_are_not_counted_as_errors() {
+    let (addr, origin) = origin::start();
+    // Sixty new visitors a minute: the first sixty get in at once, the rest line up and are
+    // let in one a second.
+    let edge = Edge::start(
+        "room",
+        &format!(
+            "[[site]]\nname = \"shop\"\norigin = \"http://{addr}\"\n[site.shield.waiting_room]\nenabled = true\nnew_users_per_minute = 60\nrefresh = \"1s\"\n"
+        ),
+    );
+    let dir = fresh_dir("room-urls");
+    let urls = dir.join("urls.txt");
+    std::fs::write(&urls, "/echo/room group=echo\n").unwrap();
+    let r = rehearse(&[
+        "--target",
+        &format!("http://{}", edge.addr),
+        "--urls",
+        urls.to_str().unwrap(),
+        "--rate",
+        "30",
+        "--duration",
+        "3s",
+        "--timeout",
+        "4s",
+    ]);
+    let class = &r["classes"]["anonymous"];
+    let room = &class["waiting_room"];
+    let (visitors, let_in, unfinished) = (
+        room["visitors"].as_u64().unwrap(),
+        room["let_in"].as_u64().unwrap(),
+        room["unfinished"].as_u64().unwrap(),
+    );
+    assert!(visitors >= 20, "90 newcomers, 60 a minute: {room}");
+    assert!(let_in >= 1, "the line moved: {room}");
+    assert!(
+        unfinished >= 1,
+        "one a second cannot empty it in time: {room}"
+    );
+    assert_eq!(
+        visitors,
+        let_in + unfinished,
+        "each visitor in line ends one way: {room}"
+    );
+    assert!(
+        room["pages"].as_u64().unwrap() > visitors,
+        "visitors refreshed: {room}"
+    );
+    assert!(room["wait_p50_ms"].as_f64().unwrap() >= 1000.0, "{room}");
+    // Waiting pages are neither requests nor errors; every scheduled visit is accounted for.
+    assert_eq!(class["errors"].as_u64(), Some(0), "{class}");
+    assert_eq!(
+        r["sent"].as_u64().unwrap() + r["not_sent"].as_u64().unwrap() + unfinished,
+        r["scheduled"].as_u64().unwrap()
+    );
+    assert_eq!(
+        origin.count("/echo/room") as u64,
+        r["sent"].as_u64().unwrap(),
+        "only visitors let in reached the origin"
+    );
+}
+
+#[test]
 fn campaign_clicks_are_unique_and_the_edge_caches_them_as_one_page() {
     let (addr, origin) = origin::start();
     let edge = Edge::start(

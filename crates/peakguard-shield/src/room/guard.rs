@@ -14,6 +14,9 @@ use std::time::Duration;
 
 pub const TICKET_COOKIE: &str = "pg_ticket";
 pub const PASS_COOKIE: &str = "pg_pass";
+/// Marks the waiting page (`position=N` or `pre-queue`), so that tools such as
+/// `peakguard rehearse` can tell a visitor in line from a failed request.
+pub const ROOM_HEADER: &str = "peakguard-waiting-room";
 
 pub struct RoomGuard {
     pub room: Arc<Room>,
@@ -157,8 +160,13 @@ impl Decide {
                 "text/html; charset=utf-8",
             )
         };
-        let mut response =
-            LocalResponse::page(503, body).with_header("retry-after", refresh.to_string());
+        let marker = match position {
+            Some(p) => format!("position={p}"),
+            None => "pre-queue".to_string(),
+        };
+        let mut response = LocalResponse::page(503, body)
+            .with_header("retry-after", refresh.to_string())
+            .with_header(ROOM_HEADER, marker);
         response.content_type = content_type;
         if let Some(c) = set_cookie {
             response.headers.push(("set-cookie", c));
@@ -197,7 +205,11 @@ impl Decide {
             // A cart or a login the origin issued: buyers never wait.
             return Ok(Verdict::Pass);
         }
-        room.tick().await?;
+        let origin_wait = self
+            .admission
+            .as_ref()
+            .map_or(Duration::ZERO, Admission::estimated_wait);
+        room.tick(origin_wait).await?;
         if let Some(ticket) = self.claims.ticket {
             let place = room.place(ticket).await?;
             if place != Place::In {
@@ -214,10 +226,6 @@ impl Decide {
                 ],
             });
         }
-        let origin_wait = self
-            .admission
-            .as_ref()
-            .map_or(Duration::ZERO, Admission::estimated_wait);
         if room.must_queue(mode, origin_wait).await? {
             let ticket = room.take_ticket().await?;
             let place = room.place(ticket).await?;

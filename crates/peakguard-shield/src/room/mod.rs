@@ -20,7 +20,7 @@ mod guard;
 mod page;
 
 pub use cookie::RoomKeys;
-pub use guard::RoomGuard;
+pub use guard::{ROOM_HEADER, RoomGuard};
 
 use crate::store::{Store, StoreError};
 use peakguard_config::WaitingRoomConfig;
@@ -35,6 +35,10 @@ const FOREVER: Duration = Duration::from_secs(400 * 86_400);
 const BUCKET_SECS: u64 = 10;
 /// The line moves at most this often.
 const TICK: Duration = Duration::from_millis(200);
+/// Paced by the origin's wait alone (no `active_users`, no `new_users_per_minute`): at most
+/// this many let in per tick while the wait is short (10 a second), so that a line does not
+/// rush the origin the moment its queue drains.
+const ORIGIN_PACED_PER_TICK: u64 = 2;
 
 /// The switch an operator sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -262,8 +266,9 @@ impl Room {
         Ok(())
     }
 
-    /// Moves the line: lets in as many as the limits allow (at most every [`TICK`]).
-    async fn tick(&self) -> Result<(), StoreError> {
+    /// Moves the line: lets in as many as the limits allow (at most every [`TICK`]), and
+    /// nobody while the origin's estimated wait is above `max_origin_wait`.
+    async fn tick(&self, origin_wait: Duration) -> Result<(), StoreError> {
         let mut local = self.local.lock().await;
         let now = Instant::now();
         let dt = match local.last_tick {
@@ -297,6 +302,15 @@ impl Room {
             local.allowance =
                 (local.allowance + per_sec * dt.as_secs_f64()).min(per_sec * 5.0 + 1.0);
             room = room.min(local.allowance.floor() as u64);
+        }
+        let max_wait = config.max_origin_wait.0;
+        if !max_wait.is_zero() {
+            if origin_wait > max_wait {
+                // The origin is behind: whoever is let in now would only wait there.
+                room = 0;
+            } else if config.active_users == 0 && config.new_users_per_minute == 0 {
+                room = room.min(ORIGIN_PACED_PER_TICK);
+            }
         }
         if room == 0 {
             return Ok(());

@@ -252,6 +252,84 @@ async fn the_line_moves_at_the_configured_pace_and_a_no_show_does_not_block_it()
 }
 
 #[tokio::test]
+async fn while_the_origin_is_behind_newcomers_line_up_and_nobody_is_let_in() {
+    use crate::admission::{Admission, Lane};
+    let admission = Admission::new("shop", 1, 1000);
+    // One request held at least 20 ms sets the measured service time.
+    let first = admission
+        .ticket(Lane::Anonymous, DEADLINE)
+        .wait()
+        .await
+        .expect("slot");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(first);
+    let busy = admission
+        .ticket(Lane::Anonymous, DEADLINE)
+        .wait()
+        .await
+        .expect("slot");
+    // 100 waiting × ≥ 20 ms each: an estimated wait of ≥ 2 s.
+    let waiters: Vec<_> = (0..100)
+        .map(|_| admission.ticket(Lane::Anonymous, DEADLINE))
+        .collect();
+    assert!(admission.estimated_wait() >= Duration::from_secs(2));
+
+    let mut c = config(0, 0);
+    c.max_origin_wait = Seconds::secs(1);
+    let mut f = fixture(c);
+    f.guard.admission = Some(admission.clone());
+    let seen = visit(&f, &Req::get("/shop/")).await;
+    assert!(matches!(seen, Seen::Page(503, _, _)), "{seen:?}");
+    let ticket = seen.cookie(TICKET_COOKIE).expect("a place");
+    // Ticks come and go (at most one per 200 ms); the line stays shut while the origin is
+    // behind.
+    let shut_until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < shut_until {
+        let seen = visit(&f, &with_cookie(&ticket)).await;
+        assert_eq!(seen.position(), Some(1), "{seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(f.guard.room.status().await.expect("status").admitted, 0);
+    // The origin catches up: the line moves.
+    drop(waiters);
+    drop(busy);
+    assert_eq!(admission.estimated_wait(), Duration::ZERO);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let seen = visit(&f, &with_cookie(&ticket)).await;
+        if let Seen::Through(cookies) = &seen {
+            assert!(cookies.iter().any(|c| c.starts_with("pg_pass=")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never let in: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_waiting_page_is_marked_for_tools() {
+    let f = fixture(config(0, 0));
+    f.guard
+        .room
+        .set_mode(RoomMode::QueueAll)
+        .await
+        .expect("mode");
+    let mut v = f.guard.before_origin(&Req::get("/shop/").facts());
+    if let Verdict::Ask(a) = v {
+        v = a.await;
+    }
+    let Verdict::Respond { response, .. } = v else {
+        panic!("the page");
+    };
+    let marker = response
+        .headers
+        .iter()
+        .find(|(k, _)| *k == super::guard::ROOM_HEADER)
+        .map(|(_, v)| v.as_str());
+    assert_eq!(marker, Some("position=1"));
+}
+
+#[tokio::test]
 async fn before_an_opening_places_are_drawn_at_random_then_let_in_by_draw() {
     let f = fixture(config(0, 6000));
     let room = f.guard.room.clone();
