@@ -242,8 +242,9 @@ pub struct LimitsConfig {
     pub search: Budget,
     /// `wp-admin/admin-ajax.php`.
     pub ajax: Budget,
-    /// Open connections per client (seen within `server.client_timeout`); a new one over
-    /// this gets 429 and is closed. 0 = no limit.
+    /// Open connections per client, idle ones included; a new one over this is closed at
+    /// accept. The listeners are shared by every site: the largest of the sites applies, and
+    /// none when any site has no limit. 0 = no limit.
     pub connections: usize,
 }
 

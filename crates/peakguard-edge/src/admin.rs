@@ -206,10 +206,16 @@ impl AdminApp {
                 })
             })
             .collect();
+        let gate = &self.state.shield.accept_gate;
         json!({
             "sites": sites,
             "admission": admission,
             "waiting_rooms": self.state.shield.room_statuses().await,
+            "connections": {
+                "limit_per_client": gate.limit(),
+                "refused": gate.refused(),
+                "kernel_counts": gate.counts_taken(),
+            },
         })
     }
 }

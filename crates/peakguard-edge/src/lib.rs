@@ -13,6 +13,7 @@ pub mod access_log;
 pub mod admin;
 pub mod admin_room;
 pub mod coding;
+pub mod connection_gate;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
@@ -134,8 +135,14 @@ pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeEr
             room_templates.insert(site.name.clone(), std::sync::Arc::<str>::from(text));
         }
     }
+    let sites = sites::SiteTable::from_config(config, shield, room_templates)?;
+    shield
+        .accept_gate
+        .configure(peakguard_shield::connections::GateSettings::from_config(
+            config,
+        ));
     Ok(state::Live {
-        sites: sites::SiteTable::from_config(config, shield, room_templates)?,
+        sites,
         trusted_proxies: config.server.trusted_proxies.clone(),
         clients: state::ClientLimits {
             max_header_bytes: config.server.max_request_header_size.0 as usize,
@@ -306,6 +313,9 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
     server.bootstrap();
+    let gate_filter: Arc<dyn pingora_core::listeners::ConnectionFilter> = Arc::new(
+        connection_gate::GateFilter(state.shield.accept_gate.clone()),
+    );
 
     if !config.server.listen.is_empty() {
         let mut plain = pingora::proxy::http_proxy_service_with_name(
@@ -319,6 +329,7 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
         for addr in &config.server.listen {
             plain.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(l4_buffers(&config)));
         }
+        plain.set_connection_filter(gate_filter.clone());
         server.add_service(plain);
     }
     if !config.server.tls_listen.is_empty() {
@@ -337,8 +348,18 @@ pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>
                     .l4_buffer(l4_buffers(&config)),
             );
         }
+        tls.set_connection_filter(gate_filter.clone());
         server.add_service(tls);
     }
+    server.add_service(pingora::services::background::background_service(
+        "peakguard connections",
+        connection_gate::KernelCount {
+            gate: state.shield.accept_gate.clone(),
+            ports: connection_gate::listen_ports(
+                config.server.listen.iter().chain(&config.server.tls_listen),
+            ),
+        },
+    ));
     let mut admin = pingora::services::listening::Service::new(
         "peakguard admin".into(),
         admin::AdminApp {

@@ -29,9 +29,6 @@ pub struct Site {
     pub busy_retry_after: Duration,
     /// How large a request body may be, held while it streams to the origin.
     pub body_limits: peakguard_shield::body::BodyLimits,
-    /// The shield counts this site's client connections (it needs each request's
-    /// connection id).
-    pub counts_connections: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +64,6 @@ impl SiteTable {
             ),
             default_retry_after: config.maintenance.retry_after.0.as_secs(),
             room_templates,
-            client_timeout: config.server.client_timeout.0,
         };
         for sc in &config.sites {
             let site = Arc::new(Site {
@@ -77,7 +73,6 @@ impl SiteTable {
                 guards: shield.chain_for(sc, &shared),
                 busy_retry_after: sc.shield.admission.retry_after.0,
                 body_limits: peakguard_shield::body::BodyLimits::from_config(&sc.shield.body),
-                counts_connections: sc.shield.limits.enabled && sc.shield.limits.connections > 0,
             });
             for h in &sc.hosts {
                 if h == "*" {

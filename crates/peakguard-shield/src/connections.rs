@@ -1,100 +1,178 @@
-//! Open connections per client. Pingora's connection filter sees a connection open but
-//! never close, so connections are counted where they show themselves: each request names
-//! its connection (the kernel's socket cookie, never reused), and a connection counts as
-//! open while it sent a request within `window` (the client timeout: an idle connection is
-//! closed by then). A client's new connection over the limit gets 429 and is closed.
-//! Local to this edge (connections belong to one process), bounded: at most
-//! [`MAX_CLIENTS`] clients are tracked; past that the least recently seen goes.
+//! Open connections per client, decided when a connection is accepted — before TLS and
+//! before any request, so that connections that never send one (a slow-loris flood) count
+//! too. A client already holding `limit` connections has its next one closed at once.
+//!
+//! Who holds how many: the kernel knows, and the edge asks it about once a second
+//! ([`AcceptGate::counted`], from its socket table); connections accepted since that count
+//! are added on top, so a burst between two counts is held to the limit as well. The gate
+//! is one per process (the listeners are shared by every site): its limit is the largest
+//! `limits.connections` of the sites, and it is off when any site has no such limit.
+//! Clients are keyed like the traffic limits (an IPv6 client by its /64); allow-listed
+//! addresses and trusted proxies are exempt. Bounded: at most [`MAX_CLIENTS`] clients are
+//! counted between two counts of the kernel; past that, new clients pass uncounted until the
+//! next count.
 
-use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use crate::limits::client_key;
-use crate::pages;
 use ipnet::IpNet;
-use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use parking_lot::{Mutex, RwLock};
+use peakguard_config::Config;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub const MAX_CLIENTS: usize = 100_000;
 
-struct Client {
-    /// (connection, last request) — at most `limit + 1` entries.
-    connections: Vec<(u64, Instant)>,
-    seen: Instant,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GateSettings {
+    /// Connections per client at most; 0 = off.
+    pub limit: usize,
+    /// Never limited: every site's `limits.allow` and `server.trusted_proxies`.
+    pub exempt: Vec<IpNet>,
 }
 
-pub struct ConnectionsGuard {
-    limit: usize,
-    window: Duration,
-    allow: Vec<IpNet>,
-    clients: Mutex<HashMap<String, Client>>,
-}
-
-impl ConnectionsGuard {
-    pub fn new(limit: usize, window: Duration, allow: Vec<IpNet>) -> Self {
-        ConnectionsGuard {
-            limit,
-            window,
-            allow,
-            clients: Mutex::default(),
+impl GateSettings {
+    /// The gate a configuration asks for.
+    pub fn from_config(config: &Config) -> Self {
+        let mut limit = 0usize;
+        for site in &config.sites {
+            let l = &site.shield.limits;
+            if !l.enabled || l.connections == 0 {
+                // One site without a limit: the shared listeners cannot refuse anyone.
+                return GateSettings::default();
+            }
+            limit = limit.max(l.connections);
         }
+        let mut exempt = config.server.trusted_proxies.clone();
+        for site in &config.sites {
+            exempt.extend(site.shield.limits.allow.iter().copied());
+        }
+        GateSettings { limit, exempt }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    /// Open connections per client at the kernel's last count.
+    kernel: HashMap<String, u32>,
+    /// Accepted while that count was being taken (it may or may not include them).
+    pending: HashMap<String, u32>,
+    /// Accepted since.
+    accepted: HashMap<String, u32>,
+    /// Clients whose refusal was logged lately (forgotten every [`LOG_EVERY`] counts).
+    logged: HashSet<String>,
+    counts_taken: u64,
+}
+
+/// A client refused again and again is logged about once a minute.
+const LOG_EVERY: u64 = 60;
+
+#[derive(Default)]
+pub struct AcceptGate {
+    settings: RwLock<GateSettings>,
+    counts: Mutex<Counts>,
+    refused: AtomicU64,
+}
+
+impl AcceptGate {
+    pub fn configure(&self, settings: GateSettings) {
+        if *self.settings.read() != settings {
+            log::info!(
+                "connections: {}",
+                match settings.limit {
+                    0 => "no limit per client".to_string(),
+                    n => format!("at most {n} open connections per client"),
+                }
+            );
+        }
+        *self.settings.write() = settings;
     }
 
-    /// Counts `connection` for `client`; `false` when it is a new one over the limit.
-    fn admit(&self, client: String, connection: u64, now: Instant) -> bool {
-        let mut clients = self.clients.lock();
-        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
-            let window = self.window;
-            clients.retain(|_, c| now.duration_since(c.seen) < window);
-            if clients.len() >= MAX_CLIENTS
-                && let Some(oldest) = clients
-                    .iter()
-                    .min_by_key(|(_, c)| c.seen)
-                    .map(|(k, _)| k.clone())
-            {
-                clients.remove(&oldest);
-            }
-        }
-        let c = clients.entry(client).or_insert_with(|| Client {
-            connections: Vec::new(),
-            seen: now,
-        });
-        c.seen = now;
-        let window = self.window;
-        c.connections
-            .retain(|(_, last)| now.duration_since(*last) < window);
-        if let Some(entry) = c.connections.iter_mut().find(|(id, _)| *id == connection) {
-            entry.1 = now;
+    /// Connections per client at most; 0 = off.
+    pub fn limit(&self) -> usize {
+        self.settings.read().limit
+    }
+
+    /// How many times the kernel's count came in.
+    pub fn counts_taken(&self) -> u64 {
+        self.counts.lock().counts_taken
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "# HELP peakguard_connections_limit Open connections per client at most (0: no limit).\n\
+             # TYPE peakguard_connections_limit gauge\n\
+             peakguard_connections_limit {}\n\
+             # HELP peakguard_connections_refused_total Connections closed at accept: their client held its limit.\n\
+             # TYPE peakguard_connections_refused_total counter\n\
+             peakguard_connections_refused_total {}\n",
+            self.limit(),
+            self.refused()
+        );
+    }
+
+    /// May a new connection from `ip` be accepted? Counts it when it may.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let (limit, exempt) = {
+            let s = self.settings.read();
+            (
+                s.limit,
+                s.limit == 0 || s.exempt.iter().any(|n| n.contains(&ip)),
+            )
+        };
+        if exempt {
             return true;
         }
-        if c.connections.len() >= self.limit {
+        let key = client_key(ip);
+        let mut c = self.counts.lock();
+        let open = [&c.kernel, &c.pending, &c.accepted]
+            .iter()
+            .map(|m| m.get(&key).copied().unwrap_or(0) as usize)
+            .sum::<usize>();
+        if open >= limit {
+            self.refused.fetch_add(1, Relaxed);
+            if c.logged.len() < MAX_CLIENTS && c.logged.insert(key.clone()) {
+                log::warn!(
+                    "connections: {key} holds {open} open connections (limit {limit}); new ones are closed"
+                );
+            }
             return false;
         }
-        c.connections.push((connection, now));
+        if c.accepted.len() < MAX_CLIENTS || c.accepted.contains_key(&key) {
+            *c.accepted.entry(key).or_default() += 1;
+        }
         true
     }
-}
 
-impl Guard for ConnectionsGuard {
-    fn name(&self) -> &'static str {
-        "connections"
+    /// A count of the kernel's sockets is about to be taken: what was accepted so far will
+    /// be in it.
+    pub fn counting(&self) {
+        let mut c = self.counts.lock();
+        let accepted = std::mem::take(&mut c.accepted);
+        for (k, n) in accepted {
+            *c.pending.entry(k).or_default() += n;
+        }
     }
 
-    fn on_request(&self, req: &RequestFacts<'_>) -> Verdict {
-        let Some(connection) = req.connection else {
-            return Verdict::Pass;
-        };
-        if self.allow.iter().any(|n| n.contains(&req.client.ip)) {
-            return Verdict::Pass;
+    /// The kernel's count of open connections per client address, taken after
+    /// [`AcceptGate::counting`].
+    pub fn counted(&self, per_address: impl IntoIterator<Item = IpAddr>) {
+        let mut kernel: HashMap<String, u32> = HashMap::new();
+        for ip in per_address {
+            *kernel.entry(client_key(ip)).or_default() += 1;
         }
-        if self.admit(client_key(req.client.ip), connection, Instant::now()) {
-            return Verdict::Pass;
-        }
-        let retry = self.window.as_secs().max(1);
-        Verdict::Respond {
-            reason: format!("more than {} open connections", self.limit).into(),
-            response: LocalResponse::page(429, pages::too_many(retry))
-                .with_header("retry-after", retry.to_string())
-                .closing(),
+        let mut c = self.counts.lock();
+        c.kernel = kernel;
+        c.pending.clear();
+        c.counts_taken += 1;
+        if c.counts_taken.is_multiple_of(LOG_EVERY) {
+            c.logged.clear();
         }
     }
 }
@@ -102,55 +180,78 @@ impl Guard for ConnectionsGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Req;
 
-    fn on(g: &ConnectionsGuard, ip: &str, conn: u64) -> u16 {
-        let mut r = Req::get("/").sent_by(ip);
-        r.connection = Some(conn);
-        match g.on_request(&r.facts()) {
-            Verdict::Pass => 200,
-            Verdict::Respond { response, .. } => response.status,
-            _ => 0,
-        }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn gate(limit: usize, exempt: &[&str]) -> AcceptGate {
+        let g = AcceptGate::default();
+        g.configure(GateSettings {
+            limit,
+            exempt: exempt.iter().map(|n| n.parse().unwrap()).collect(),
+        });
+        g
     }
 
     #[test]
-    fn a_client_may_hold_so_many_connections_and_reuse_them() {
-        let g = ConnectionsGuard::new(2, Duration::from_secs(60), vec![]);
-        assert_eq!(on(&g, "198.51.100.1", 1), 200);
-        assert_eq!(on(&g, "198.51.100.1", 2), 200);
-        assert_eq!(
-            on(&g, "198.51.100.1", 1),
-            200,
-            "requests on an open one go on"
-        );
-        assert_eq!(on(&g, "198.51.100.1", 3), 429, "a third at once is refused");
-        assert_eq!(on(&g, "198.51.100.2", 3), 200, "another client has its own");
-        let allowed = ConnectionsGuard::new(
-            1,
-            Duration::from_secs(60),
-            vec!["198.51.100.0/24".parse().unwrap()],
-        );
-        assert_eq!(on(&allowed, "198.51.100.1", 1), 200);
-        assert_eq!(
-            on(&allowed, "198.51.100.1", 2),
-            200,
-            "the allow list is exempt"
-        );
+    fn a_client_may_open_so_many_connections_then_new_ones_are_refused() {
+        let g = gate(2, &["203.0.113.0/24"]);
+        assert!(g.admit(ip("198.51.100.1")));
+        assert!(g.admit(ip("198.51.100.1")));
+        assert!(!g.admit(ip("198.51.100.1")), "a third before any count");
+        assert!(g.admit(ip("198.51.100.2")), "another client has its own");
+        for _ in 0..5 {
+            assert!(g.admit(ip("203.0.113.9")), "exempt");
+        }
+        // IPv6 clients are counted by their /64.
+        assert!(g.admit(ip("2001:db8::1")));
+        assert!(g.admit(ip("2001:db8::2")));
+        assert!(!g.admit(ip("2001:db8::3")));
+        assert_eq!(g.refused(), 2);
     }
 
     #[test]
-    fn connections_idle_past_the_window_no_longer_count() {
-        let g = ConnectionsGuard::new(1, Duration::from_millis(1), vec![]);
-        assert_eq!(on(&g, "198.51.100.1", 1), 200);
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(5) {
-            std::hint::spin_loop();
+    fn the_kernels_count_replaces_the_guess_so_closed_connections_free_their_slot() {
+        let g = gate(2, &[]);
+        assert!(g.admit(ip("198.51.100.1")));
+        assert!(g.admit(ip("198.51.100.1")));
+        g.counting();
+        // Accepted while the count is taken: counted on top of what it finds.
+        assert!(!g.admit(ip("198.51.100.1")));
+        // The kernel says both are still open.
+        g.counted([ip("198.51.100.1"), ip("198.51.100.1")]);
+        assert!(!g.admit(ip("198.51.100.1")));
+        // Both closed: the next count finds none.
+        g.counting();
+        g.counted([]);
+        assert!(g.admit(ip("198.51.100.1")));
+        assert!(g.admit(ip("198.51.100.1")));
+        assert!(!g.admit(ip("198.51.100.1")));
+        // A connection that never sent a byte is open all the same: the kernel counts it.
+        g.counting();
+        g.counted([ip("198.51.100.1"); 3]);
+        assert!(!g.admit(ip("198.51.100.1")));
+    }
+
+    #[test]
+    fn off_when_any_site_has_no_connection_limit() {
+        let toml = |b_limits: &str| {
+            format!(
+                "[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://127.0.0.1:1\"\n[site.shield.limits]\nenabled = true\nconnections = 8\nallow = [\"192.0.2.0/24\"]\n[[site]]\nname = \"b\"\nhosts = [\"b.test\"]\norigin = \"http://127.0.0.1:1\"\n{b_limits}"
+            )
+        };
+        let parse = |t: &str| peakguard_config::parse(t, "t").expect("valid");
+        assert_eq!(GateSettings::from_config(&parse(&toml(""))).limit, 0);
+        let both = GateSettings::from_config(&parse(&toml(
+            "[site.shield.limits]\nenabled = true\nconnections = 16\n",
+        )));
+        assert_eq!(both.limit, 16, "the largest of the sites");
+        assert!(both.exempt.iter().any(|n| n.contains(&ip("192.0.2.7"))));
+        let g = AcceptGate::default();
+        g.configure(GateSettings::default());
+        for _ in 0..100 {
+            assert!(g.admit(ip("198.51.100.1")), "off");
         }
-        assert_eq!(
-            on(&g, "198.51.100.1", 2),
-            200,
-            "the first one was closed by then"
-        );
     }
 }

@@ -34,8 +34,6 @@ pub struct RequestFacts<'a> {
     /// The request's body, once read for a guard that asked for it ([`Guard::wants_body`]);
     /// from the origin phase on.
     pub body: Option<&'a [u8]>,
-    /// The client connection's kernel id (never reused), when the site counts connections.
-    pub connection: Option<u64>,
 }
 
 impl RequestFacts<'_> {

@@ -1,12 +1,15 @@
 //! peakguard's shield: decisions about a request, with no network or file I/O of its own.
 //!
 //! Owns: the [`Guard`] extension point and its ordered [`GuardChain`] per site; who the
-//! client is (trusted-proxy rules for `X-Forwarded-For`); the guards themselves — the HTTPS
-//! redirect, maintenance, origin admission (a concurrency limit with priority lanes); the
-//! branded pages they answer with; and the state that outlives a reload ([`Shield`]: the
-//! maintenance switch, each site's admission, the verdict counters). Later: traffic limits,
-//! the waiting room, login protection, the WAF. Must not touch: sockets, files, the cache,
-//! pingora types; the edge acts on what the shield decides.
+//! client is (trusted-proxy rules for `X-Forwarded-For`); the guards themselves — deny
+//! lists, body sizes, the HTTPS redirect, maintenance, traffic limits per client, login
+//! protection, the waiting room, origin admission (a concurrency limit with priority lanes),
+//! the issued-cookie registry; the decision to accept a connection (open connections per
+//! client, from counts the edge reads from the kernel); the branded pages they answer with;
+//! the store behind shared counters; and the state that outlives a reload ([`Shield`]: the
+//! maintenance switch, each site's admission and room, the verdict counters). Later: the WAF.
+//! Must not touch: sockets, files, the cache, pingora types; the edge acts on what the
+//! shield decides.
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -53,6 +56,8 @@ pub struct Shield {
     /// The waiting room's cookie keys (the edge loads them from the key file and rotates
     /// them).
     pub room_keys: Arc<parking_lot::RwLock<room::RoomKeys>>,
+    /// Open connections per client, asked by the edge's listeners at accept.
+    pub accept_gate: Arc<connections::AcceptGate>,
 }
 
 /// The parts of the configuration every site's chain shares.
@@ -61,8 +66,6 @@ pub struct Shared {
     pub default_retry_after: u64,
     /// Waiting-room templates by site name (read by the edge).
     pub room_templates: BTreeMap<String, Arc<str>>,
-    /// How long an idle client connection stays open (`server.client_timeout`).
-    pub client_timeout: std::time::Duration,
 }
 
 impl Shield {
@@ -80,6 +83,7 @@ impl Shield {
                 current: rand::random::<[u8; 32]>().to_vec(),
                 previous: None,
             })),
+            accept_gate: Arc::default(),
         }
     }
 
@@ -107,17 +111,6 @@ impl Shield {
             }),
             &self.registry,
         );
-        let l = &site.shield.limits;
-        if l.enabled && l.connections > 0 {
-            chain.push(
-                Arc::new(connections::ConnectionsGuard::new(
-                    l.connections,
-                    shared.client_timeout,
-                    l.allow.clone(),
-                )),
-                &self.registry,
-            );
-        }
         if let Some(limits) =
             limits::LimitsGuard::from_config(&site.name, &site.shield.limits, self.store.clone())
         {
@@ -227,6 +220,7 @@ impl Shield {
         self.registry.render(out);
         admission::render_metrics(&self.admission_snapshots(), out);
         room::render_metrics(&self.room_statuses().await, out);
+        self.accept_gate.render_metrics(out);
     }
 }
 

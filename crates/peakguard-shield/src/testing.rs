@@ -17,7 +17,6 @@ pub struct Req {
     pub headers: http::HeaderMap,
     pub tls: bool,
     pub body: Option<Vec<u8>>,
-    pub connection: Option<u64>,
 }
 
 impl Req {
@@ -29,7 +28,6 @@ impl Req {
             headers: http::HeaderMap::new(),
             tls: false,
             body: None,
-            connection: None,
         }
     }
 
@@ -49,7 +47,6 @@ impl Req {
             headers: &self.headers,
             tls_listener: self.tls,
             body: self.body.as_deref(),
-            connection: self.connection,
         }
     }
 }

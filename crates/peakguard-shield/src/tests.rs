@@ -12,7 +12,6 @@ fn shared() -> Shared {
         ),
         default_retry_after: 600,
         room_templates: Default::default(),
-        client_timeout: std::time::Duration::from_secs(60),
     }
 }
 
@@ -290,7 +289,6 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
             "body-size",
             "https-redirect",
             "maintenance",
-            "connections",
             "limits",
             "login",
             "admission",

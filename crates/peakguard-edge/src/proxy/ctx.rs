@@ -48,8 +48,6 @@ pub struct RequestCtx {
     pub(super) body: Option<Bytes>,
     /// Request body bytes that went to the origin so far (held to the site's limit).
     pub(super) body_sent: u64,
-    /// The client connection's kernel id, when the site counts connections.
-    pub(super) connection: Option<u64>,
     /// The origin's status and response body, collected (bounded) for a guard that asked
     /// to see it.
     pub(super) response_body: Option<(u16, bytes::BytesMut)>,
@@ -84,7 +82,6 @@ impl RequestCtx {
             body: None,
             body_sent: 0,
             response_body: None,
-            connection: None,
         }
     }
 }

@@ -19,7 +19,6 @@ macro_rules! facts {
                     headers: &$req.headers,
                     tls_listener: $ctx.tls,
                     body: $ctx.body.as_deref(),
-                    connection: $ctx.connection,
                 },
             )),
             _ => None,

@@ -129,13 +129,6 @@ impl EdgeProxy {
                 .iter()
                 .map(|v| v.as_bytes()),
         );
-        if site.counts_connections {
-            // SO_COOKIE: the kernel's id of this socket, never reused while it lives.
-            ctx.connection = session
-                .digest()
-                .and_then(|d| d.socket_digest.as_ref())
-                .and_then(|s| s.socket_cookie().ok());
-        }
         ctx.host = host;
         ctx.site = Some(site);
 
