@@ -69,6 +69,7 @@ cat >"$B/scenario.toml" <<TOML
 profile = "ramp 0-$RATE ${RAMP}s, hold ${HOLD}s"
 concurrency = 4000
 timeout = "30s"
+warm_after = "${RAMP}s"
 sitemap = true
 max_urls = 200
 [[class]]
@@ -191,8 +192,8 @@ names = [n for n in ["nginx", "varnish", "peakguard-shield-off", "peakguard-shie
 print(f"Spike: ramp to {rate} req/s in {ramp}s, hold {hold}s; PHP-FPM pm = dynamic, max_children = 4; cold cache per target.\n")
 print("Requests are the answers visitors finally got; a visitor in a waiting room is counted")
 print("once, with the answer it got when let in (the room's own pages are not requests).\n")
-print("| target | class | requests | success % | timeouts | p50 ms | p99 ms | waiting room: visitors / let in / still in line at the end | time in line p50 / p99 s |")
-print("|---|---|---|---|---|---|---|---|---|")
+print(f"| target | class | requests | success % | timeouts | p50 ms | p99 ms | p99 ms from {ramp}s on (warm) | waiting room: visitors / let in / still in line at the end | time in line p50 / p99 s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for n in names:
     r = json.load(open(os.path.join(b, f"{n}.json")))
     for cls in ["anonymous", "shopper", "logged_in"]:
@@ -203,7 +204,9 @@ for n in names:
         room = s.get("waiting_room")
         held = f"{room['visitors']} / {room['let_in']} / {room['unfinished']}" if room else "-"
         wait = f"{room['wait_p50_ms'] / 1000:.1f} / {room['wait_p99_ms'] / 1000:.1f}" if room and room["let_in"] else "-"
-        print(f"| {n} | {cls} | {s['requests']} | {ok:.2f} | {s['timeouts']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {held} | {wait} |")
+        warm = r.get("warm_classes", {}).get(cls)
+        warm_p99 = f"{warm['p99_ms']:.1f}" if warm else "-"
+        print(f"| {n} | {cls} | {s['requests']} | {ok:.2f} | {s['timeouts']} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {warm_p99} | {held} | {wait} |")
     if r.get("not_sent"):
         print(f"| {n} | (not sent: backlog full) | {r['not_sent']} | | | | |")
 print()

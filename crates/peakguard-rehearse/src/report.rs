@@ -26,6 +26,12 @@ pub struct Report {
     pub total: Summary,
     pub groups: BTreeMap<String, Summary>,
     pub classes: BTreeMap<String, Summary>,
+    /// Seconds from the start after which `warm_classes` counts (`--warm-after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_after_s: Option<f64>,
+    /// Each class, for the requests intended from `warm_after_s` on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warm_classes: BTreeMap<String, Summary>,
     pub series: Vec<Second>,
 }
 
@@ -104,6 +110,13 @@ impl Report {
         header(&mut out, "traffic class");
         for (name, s) in &self.classes {
             row(&mut out, name, s);
+        }
+        if let Some(w) = self.warm_after_s {
+            out.push('\n');
+            header(&mut out, &format!("class, from {w:.0}s on"));
+            for (name, s) in &self.warm_classes {
+                row(&mut out, name, s);
+            }
         }
         let held: Vec<_> = self
             .classes

@@ -39,6 +39,8 @@ pub struct Plan {
     pub limits: Limits,
     /// Send no browser headers (only the classes' own).
     pub raw: bool,
+    /// Also report each class from this time on (the cache warm).
+    pub warm_after: Option<Duration>,
 }
 
 /// What the live progress line shows.
@@ -400,7 +402,7 @@ pub async fn run(
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let shared = Arc::new(Shared {
         client: plan.client.clone(),
-        recorder: Mutex::new(Recorder::default()),
+        recorder: Mutex::new(Recorder::warm_after(plan.warm_after)),
         start: Instant::now(),
         labels: plan.classes.iter().map(ClassSpec::label).collect(),
         headers,
@@ -560,6 +562,12 @@ pub async fn run(
             .collect(),
         classes: rec
             .classes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.summary()))
+            .collect(),
+        warm_after_s: plan.warm_after.map(|w| w.as_secs_f64()),
+        warm_classes: rec
+            .warm_classes
             .iter()
             .map(|(k, v)| (k.clone(), v.summary()))
             .collect(),

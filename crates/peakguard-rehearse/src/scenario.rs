@@ -8,6 +8,7 @@
 //! sitemap = true                                     # or: urls = "key-pages.txt"
 //! max_urls = 200
 //! # raw = true                                       # no browser headers (see `--raw`)
+//! warm_after = "30s"                                 # also each class once the cache is warm
 //!
 //! [[class]]
 //! kind = "anonymous"
@@ -54,6 +55,8 @@ pub struct Scenario {
     pub max_urls: Option<usize>,
     /// No browser headers (see `--raw`).
     pub raw: Option<bool>,
+    /// Also report each class from this time on (see `--warm-after`).
+    pub warm_after: Option<String>,
     #[serde(default, rename = "class")]
     pub classes: Vec<ClassSpec>,
 }

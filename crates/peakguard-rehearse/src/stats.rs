@@ -233,12 +233,22 @@ pub struct Recorder {
     pub total: Bucket,
     pub groups: BTreeMap<String, Bucket>,
     pub classes: BTreeMap<String, Bucket>,
+    /// From this time on (the cache warm), each class is also counted in `warm_classes`.
+    pub warm_after: Option<Duration>,
+    pub warm_classes: BTreeMap<String, Bucket>,
     seconds: Vec<(u64, u64, u64, Histogram<u64>)>, // scheduled, completed, errors, latency
     /// Requests the profile asked for that were never sent (backlog full or run over).
     pub not_sent: u64,
 }
 
 impl Recorder {
+    pub fn warm_after(warm_after: Option<Duration>) -> Self {
+        Recorder {
+            warm_after,
+            ..Recorder::default()
+        }
+    }
+
     fn second(&mut self, at: Duration) -> &mut (u64, u64, u64, Histogram<u64>) {
         let i = at.as_secs() as usize;
         while self.seconds.len() <= i {
@@ -278,6 +288,9 @@ impl Recorder {
         self.total.record(outcome, latency, bytes);
         bucket(&mut self.groups, group).record(outcome, latency, bytes);
         bucket(&mut self.classes, class).record(outcome, latency, bytes);
+        if self.warm_after.is_some_and(|w| intended >= w) {
+            bucket(&mut self.warm_classes, class).record(outcome, latency, bytes);
+        }
         let s = self.second(done);
         s.1 += 1;
         if outcome.is_error() {
@@ -395,5 +408,26 @@ mod tests {
         assert_eq!(s.len(), 6);
         assert_eq!(s[1].completed, 1);
         assert_eq!(s[0].errors, 1);
+        assert!(r.warm_classes.is_empty(), "no warm phase asked for");
+    }
+
+    #[test]
+    fn the_warm_phase_counts_requests_intended_from_its_start() {
+        let mut r = Recorder::warm_after(Some(Duration::from_secs(10)));
+        for (intended, ms) in [(0, 900), (9_999, 800), (10_000, 5), (20_000, 7)] {
+            let at = Duration::from_millis(intended);
+            r.record(
+                "home",
+                "anonymous",
+                Outcome::Status(200),
+                at,
+                at + Duration::from_millis(ms),
+                1,
+            );
+        }
+        let warm = r.warm_classes["anonymous"].summary();
+        assert_eq!(warm.requests, 2);
+        assert!(warm.max_ms < 10.0, "{warm:?}");
+        assert_eq!(r.classes["anonymous"].summary().requests, 4);
     }
 }

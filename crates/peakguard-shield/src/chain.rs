@@ -212,7 +212,12 @@ impl GuardChain {
                         response,
                     };
                 }
-                Verdict::Wait { reason, ticket } => {
+                Verdict::Wait {
+                    reason,
+                    ticket,
+                    headers,
+                } => {
+                    trail.headers.extend(headers);
                     if !ticket.immediate() {
                         trail.push(guard.name(), &format!("queued in lane {reason}"));
                     }

@@ -130,6 +130,8 @@ pub enum Verdict {
     Wait {
         reason: Cow<'static, str>,
         ticket: Ticket,
+        /// Response fields for the client (the waiting room's pass), like [`Verdict::Note`].
+        headers: Vec<(&'static str, String)>,
     },
     /// The guard would have acted but runs in dry-run mode: counted and logged, the request
     /// goes on.

@@ -130,6 +130,7 @@ impl Shield {
                     room: self.room_for(&site.name, w),
                     keys: self.room_keys.clone(),
                     admission: admission.clone(),
+                    queue_timeout: a.queue_timeout.0,
                     sessions: issued::SessionCookies::new(&a.session_cookies),
                     template: shared.room_templates.get(&site.name).cloned(),
                 }),
@@ -140,7 +141,12 @@ impl Shield {
             chain.push(
                 Arc::new(admission::AdmissionGuard {
                     admission,
-                    rules: admission::LaneRules::from_config(a),
+                    rules: admission::LaneRules::from_config(a).with_room_pass(w.enabled.then(
+                        || room::PassCheck {
+                            keys: self.room_keys.clone(),
+                            site: site.name.clone(),
+                        },
+                    )),
                     timeout: a.queue_timeout.0,
                     store: self.store.clone(),
                 }),

@@ -320,3 +320,64 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
     ));
     assert_eq!(trail.as_str(), Some("deny: user-agent matches \"sqlmap\""));
 }
+
+#[tokio::test]
+async fn a_visitor_the_waiting_room_let_in_waits_in_the_session_lane() {
+    let shield = Shield::new(MaintenanceState::default(), 10_000);
+    let mut config = site(false);
+    config.shield.waiting_room.enabled = true;
+    config.shield.waiting_room.active_users = 1000;
+    let chain = shield.chain_for(&config, &shared());
+    // With room to spare, a newcomer is let in: the pass goes with the response and this
+    // very request waits in the session lane.
+    let mut trail = Trail::default();
+    let first = lane_of(&chain, &Req::get("/?add-to-cart=12"), &mut trail).await;
+    assert_eq!(first.lane(), Lane::Session);
+    assert!(
+        trail.headers.iter().any(|(_, v)| v.starts_with("pg_pass=")),
+        "{:?}",
+        trail.headers
+    );
+    // The room full (everyone queued): only a real pass goes on, in the session lane.
+    let room = shield.room_for("shop", &config.shield.waiting_room);
+    room.set_mode(room::RoomMode::QueueAll).await.expect("mode");
+    let expires = (room::unix_now() + 600).to_string();
+    let pass = shield
+        .room_keys
+        .read()
+        .seal("shop|pass", &[expires.as_str(), "0123456789abcdef"]);
+    let forged = room::RoomKeys {
+        current: b"another-key-0123456789abcdefghij".to_vec(),
+        previous: None,
+    }
+    .seal("shop|pass", &[expires.as_str(), "0123456789abcdef"]);
+    let with = |cookie: String| Req::get("/?add-to-cart=12").header("cookie", &cookie);
+    for req in [
+        Req::get("/?add-to-cart=12"),
+        with(format!("pg_pass={forged}")),
+    ] {
+        let decision = chain
+            .run(Phase::Origin, &req.facts(), None, &mut Trail::default())
+            .await;
+        assert!(
+            matches!(
+                decision,
+                Decision::Respond {
+                    guard: "waiting-room",
+                    ..
+                }
+            ),
+            "{:?}",
+            req.headers
+        );
+    }
+    for req in [
+        with(format!("pg_pass={pass}")),
+        with(format!(
+            "pg_pass={pass}; wordpress_logged_in_x=not-issued-here"
+        )),
+    ] {
+        let ticket = lane_of(&chain, &req, &mut Trail::default()).await;
+        assert_eq!(ticket.lane(), Lane::Session, "{:?}", req.headers);
+    }
+}

@@ -255,6 +255,10 @@ pub struct RehearseRunArgs {
     /// Per-request timeout.
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Also report each traffic class for the requests from this time on (e.g. "30s": once
+    /// the cache is warm), apart from the whole run.
+    #[arg(long)]
+    pub warm_after: Option<String>,
     /// Connect HOST:PORT to ADDRESS (like curl), keeping Host and SNI.
     #[arg(long)]
     pub resolve: Vec<String>,

@@ -91,6 +91,12 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "10s".into()),
         "--timeout",
     )?;
+    let warm_after = a
+        .warm_after
+        .clone()
+        .or(sc.warm_after.clone())
+        .map(|w| duration(&w, "--warm-after"))
+        .transpose()?;
     let concurrency = a
         .concurrency
         .or(sc.concurrency)
@@ -172,6 +178,7 @@ pub fn run(args: RehearseArgs) -> Result<ExitCode> {
                 timeout,
             },
             raw,
+            warm_after,
         };
         let report = run_plan(plan, progress).await;
         bar.finish_and_clear();

@@ -20,6 +20,7 @@ fn wait(admission: &Admission, lane: Lane, timeout: Duration, why: &str) -> Verd
     Verdict::Wait {
         reason: format!("{}{why}", lane.label()).into(),
         ticket: admission.ticket(lane, timeout),
+        headers: Vec::new(),
     }
 }
 
@@ -31,7 +32,11 @@ impl Guard for AdmissionGuard {
     fn before_origin(&self, req: &RequestFacts<'_>) -> Verdict {
         match self.rules.classify(req) {
             Claim::Lane(lane) => wait(&self.admission, lane, self.timeout, ""),
-            Claim::Session { cookies, checkout } => {
+            Claim::Session {
+                cookies,
+                checkout,
+                pass,
+            } => {
                 let (store, admission, timeout) =
                     (self.store.clone(), self.admission.clone(), self.timeout);
                 Verdict::Ask(Box::pin(async move {
@@ -41,11 +46,11 @@ impl Guard for AdmissionGuard {
                             log::warn!("admission: {e}; the session counts as unknown");
                             false
                         });
-                    let lane = LaneRules::resolve(checkout, issued);
-                    let why = if issued {
-                        ""
-                    } else {
-                        " (a session cookie the origin did not issue)"
+                    let lane = LaneRules::resolve(checkout, issued, pass);
+                    let why = match (issued, pass) {
+                        (true, _) => "",
+                        (false, true) => " (let in by the waiting room)",
+                        (false, false) => " (a session cookie the origin did not issue)",
                     };
                     wait(&admission, lane, timeout, why)
                 }))

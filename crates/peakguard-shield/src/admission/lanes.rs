@@ -10,7 +10,8 @@ use peakguard_config::AdmissionConfig;
 pub enum Lane {
     /// Payment callbacks, and the checkout of a session the origin issued.
     Checkout = 0,
-    /// Carts and logged-in users (sessions the origin issued).
+    /// Carts and logged-in users (sessions the origin issued), and visitors the waiting room
+    /// let in (a signed pass): once in, nobody queues behind browsers mid-purchase.
     Session = 1,
     /// Anonymous visitors whose page was not in the cache.
     Anonymous = 2,
@@ -68,6 +69,8 @@ pub enum Claim {
     Session {
         cookies: Vec<String>,
         checkout: bool,
+        /// It also holds a waiting-room pass.
+        pass: bool,
     },
 }
 
@@ -81,6 +84,8 @@ pub struct LaneRules {
     pub sessions: SessionCookies,
     /// Lowercase fragments.
     bot_agents: Vec<String>,
+    /// The site's waiting room, when it has one: its passes are checked.
+    room_pass: Option<crate::room::PassCheck>,
 }
 
 fn queries(list: &[String]) -> Vec<QueryMatch> {
@@ -100,7 +105,13 @@ impl LaneRules {
                 .iter()
                 .map(|a| a.to_ascii_lowercase())
                 .collect(),
+            room_pass: None,
         }
+    }
+
+    pub fn with_room_pass(mut self, pass: Option<crate::room::PassCheck>) -> Self {
+        self.room_pass = pass;
+        self
     }
 
     /// Payment callbacks come first whoever sends them; a request with session cookies
@@ -113,12 +124,17 @@ impl LaneRules {
         if matches(&self.callback_paths, &self.callback_query) {
             return Claim::Lane(Lane::Checkout);
         }
+        let pass = self.room_pass.as_ref().is_some_and(|p| p.holds(req));
         let cookies = self.sessions.in_request(req);
         if !cookies.is_empty() {
             return Claim::Session {
                 cookies,
                 checkout: matches(&self.checkout_paths, &self.checkout_query),
+                pass,
             };
+        }
+        if pass {
+            return Claim::Lane(Lane::Session);
         }
         if let Some(agent) = req.header("user-agent") {
             let agent = agent.to_ascii_lowercase();
@@ -131,11 +147,13 @@ impl LaneRules {
 
     /// The lane of a session: its checkout first, its other pages before anonymous visitors
     /// — if the origin issued its cookie. A cookie the origin never issued through this
-    /// edge (forged, or from before the edge started) still reaches the origin, last.
-    pub fn resolve(checkout: bool, issued: bool) -> Lane {
+    /// edge (forged, or from before the edge started) still reaches the origin, last —
+    /// unless its visitor was let in by the waiting room.
+    pub fn resolve(checkout: bool, issued: bool, pass: bool) -> Lane {
         match (issued, checkout) {
             (true, true) => Lane::Checkout,
             (true, false) => Lane::Session,
+            (false, _) if pass => Lane::Session,
             (false, _) => Lane::Bot,
         }
     }

@@ -4,7 +4,7 @@
 
 use super::page::{self, View};
 use super::{Place, Room, RoomKeys, RoomMode, Ticket, unix_now};
-use crate::admission::Admission;
+use crate::admission::{Admission, Lane};
 use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use crate::issued::{self, SessionCookies};
 use crate::store::StoreError;
@@ -21,8 +21,10 @@ pub const ROOM_HEADER: &str = "peakguard-waiting-room";
 pub struct RoomGuard {
     pub room: Arc<Room>,
     pub keys: Arc<parking_lot::RwLock<RoomKeys>>,
-    /// Its estimated wait can fill the room (`max_origin_wait`).
+    /// Its estimated wait can fill the room (`max_origin_wait`); a visitor let in waits for
+    /// the origin in its session lane, for at most `queue_timeout`.
     pub admission: Option<Admission>,
+    pub queue_timeout: Duration,
     pub sessions: SessionCookies,
     /// The site's own page, read by the edge.
     pub template: Option<Arc<str>>,
@@ -62,21 +64,49 @@ fn cookie(name: &str, value: &str, max_age: Duration, secure: bool) -> String {
     )
 }
 
+/// Checks a request's waiting-room pass (signed, unexpired) for one site.
+#[derive(Clone)]
+pub struct PassCheck {
+    pub keys: Arc<parking_lot::RwLock<RoomKeys>>,
+    pub site: String,
+}
+
+/// Never prints the keys.
+impl std::fmt::Debug for PassCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PassCheck({})", self.site)
+    }
+}
+
+impl PassCheck {
+    /// The expiry (Unix seconds) of the request's valid pass.
+    fn expiry(&self, req: &RequestFacts<'_>) -> Option<u64> {
+        let keys = self.keys.read();
+        let now = unix_now();
+        req.cookies()
+            .filter(|(name, _)| *name == PASS_COOKIE)
+            .filter_map(|(_, value)| keys.open(&format!("{}|pass", self.site), value, 2))
+            .filter_map(|f| f[0].parse::<u64>().ok())
+            .find(|expires| *expires > now)
+    }
+
+    pub fn holds(&self, req: &RequestFacts<'_>) -> bool {
+        self.expiry(req).is_some()
+    }
+}
+
 impl RoomGuard {
     fn claims(&self, req: &RequestFacts<'_>, lifetime: Duration) -> Claims {
+        let pass_expires = PassCheck {
+            keys: self.keys.clone(),
+            site: self.room.site().to_string(),
+        }
+        .expiry(req);
         let keys = self.keys.read();
         let site = self.room.site();
         let now = unix_now();
-        let mut pass_expires = None;
         let mut ticket = None;
         for (name, value) in req.cookies() {
-            if name == PASS_COOKIE
-                && let Some(f) = keys.open(&format!("{site}|pass"), value, 2)
-                && let Ok(expires) = f[0].parse::<u64>()
-                && expires > now
-            {
-                pass_expires = Some(expires);
-            }
             if name == TICKET_COOKIE
                 && let Some(f) = keys.open(&format!("{site}|ticket"), value, 3)
                 && let (Ok(n), Ok(issued)) = (f[1].parse::<u64>(), f[2].parse::<u64>())
@@ -106,11 +136,29 @@ struct Decide {
     room: Arc<Room>,
     keys: Arc<parking_lot::RwLock<RoomKeys>>,
     admission: Option<Admission>,
+    queue_timeout: Duration,
     template: Option<Arc<str>>,
     claims: Claims,
 }
 
 impl Decide {
+    /// A visitor let in: the pass goes with the response, and this very request (it does
+    /// not carry the pass yet) waits for the origin in the session lane, like the requests
+    /// that will carry it.
+    fn let_in(&self, reason: &'static str, headers: Vec<(&'static str, String)>) -> Verdict {
+        match &self.admission {
+            Some(a) => Verdict::Wait {
+                reason: format!("{} ({reason})", Lane::Session.label()).into(),
+                ticket: a.ticket(Lane::Session, self.queue_timeout),
+                headers,
+            },
+            None => Verdict::Note {
+                reason: reason.into(),
+                headers,
+            },
+        }
+    }
+
     fn pass_cookie(&self, session: Duration) -> String {
         let expires = (unix_now() + session.as_secs()).to_string();
         let id = format!("{:016x}", rand::random::<u64>());
@@ -218,13 +266,13 @@ impl Decide {
             room.claimed().await;
             room.count_pass(true).await?;
             let clear = cookie(TICKET_COOKIE, "", Duration::ZERO, self.claims.secure);
-            return Ok(Verdict::Note {
-                reason: "let in from the line".into(),
-                headers: vec![
+            return Ok(self.let_in(
+                "let in from the line",
+                vec![
                     ("set-cookie", self.pass_cookie(config.session.0)),
                     ("set-cookie", clear),
                 ],
-            });
+            ));
         }
         if room.must_queue(mode, origin_wait).await? {
             let ticket = room.take_ticket().await?;
@@ -233,10 +281,10 @@ impl Decide {
             return Ok(self.page(place, Some(set)));
         }
         room.count_pass(true).await?;
-        Ok(Verdict::Note {
-            reason: "pass issued".into(),
-            headers: vec![("set-cookie", self.pass_cookie(config.session.0))],
-        })
+        Ok(self.let_in(
+            "pass issued",
+            vec![("set-cookie", self.pass_cookie(config.session.0))],
+        ))
     }
 }
 
@@ -254,6 +302,7 @@ impl Guard for RoomGuard {
             room: self.room.clone(),
             keys: self.keys.clone(),
             admission: self.admission.clone(),
+            queue_timeout: self.queue_timeout,
             template: self.template.clone(),
             claims: self.claims(req, lifetime),
         };

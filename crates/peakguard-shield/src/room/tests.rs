@@ -39,6 +39,7 @@ fn fixture_with(store: Arc<MemoryStore>, c: WaitingRoomConfig) -> Fixture {
             room,
             keys: keys(),
             admission: None,
+            queue_timeout: Duration::from_secs(20),
             sessions: SessionCookies::new(&["wordpress_logged_in_*".into()]),
             template: None,
         },
@@ -91,7 +92,7 @@ async fn visit(f: &Fixture, req: &Req) -> Seen {
     }
     match v {
         Verdict::Pass => Seen::Through(vec![]),
-        Verdict::Note { headers, .. } => {
+        Verdict::Note { headers, .. } | Verdict::Wait { headers, .. } => {
             Seen::Through(headers.into_iter().map(|(_, v)| v).collect())
         }
         Verdict::Respond { response, .. } => Seen::Page(
