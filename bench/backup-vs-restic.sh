@@ -87,6 +87,9 @@ listen = "127.0.0.1:$ADMIN"
 token = "bench"
 [maintenance]
 state_file = "$B/maintenance.json"
+[shield]
+state_file = "$B/shield.json"
+room_key_file = "$B/room.key"
 [cache]
 disk_path = ""
 [[site]]

@@ -46,6 +46,9 @@ token = "bench"
 disk_path = "$B/$1-cache"
 [maintenance]
 state_file = "$B/$1-maintenance.json"
+[shield]
+state_file = "$B/$1-shield.json"
+room_key_file = "$B/$1-room.key"
 [[site]]
 name = "wp"
 origin = "http://127.0.0.1:$PG_E2E_NGINX_PORT"

@@ -100,6 +100,9 @@ disk_path = "$B/pg-cache"
 memory_size = "256MiB"
 [maintenance]
 state_file = "$B/pg-maintenance.json"
+[shield]
+state_file = "$B/pg-shield.json"
+room_key_file = "$B/pg-room.key"
 [[site]]
 name = "wp"
 origin = "http://$ORIGIN"

@@ -33,6 +33,7 @@ cd "$(dirname "$0")/.."
 RATE=${RATE:-1000}
 RAMP=${RAMP:-20}
 HOLD=${HOLD:-40}
+LIMIT=${LIMIT:-3}   # peakguard's origin limit (PHP-FPM has 4 workers)
 TARGETS=${TARGETS:-nginx varnish peakguard-shield-off peakguard-shield-on peakguard-shield-room}
 wanted() { [[ " $TARGETS " == *" $1 "* ]]; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -104,6 +105,9 @@ token = "bench"
 disk_path = "$B/edge/cache"
 [maintenance]
 state_file = "$B/edge/maintenance.json"
+[shield]
+state_file = "$B/edge/shield.json"
+room_key_file = "$B/edge/room.key"
 [[site]]
 name = "wp"
 hosts = ["wp.test"]
@@ -171,7 +175,7 @@ if wanted peakguard-shield-off; then
   stop_edge
 fi
 
-ADMISSION=$'[site.shield.admission]\nlimit = 3\nadaptive = false\nqueue_timeout = "20s"'
+ADMISSION=$'[site.shield.admission]\nlimit = '"$LIMIT"$'\nadaptive = false\nqueue_timeout = "20s"'
 if wanted peakguard-shield-on; then
   start_edge "$ADMISSION"
   run peakguard-shield-on "$PG_PORT"
@@ -184,12 +188,12 @@ if wanted peakguard-shield-room; then
   stop_edge
 fi
 
-python3 - "$B" "$RATE" "$RAMP" "$HOLD" <<'PY'
+python3 - "$B" "$RATE" "$RAMP" "$HOLD" "$LIMIT" <<'PY'
 import json, os, re, sys
-b, rate, ramp, hold = sys.argv[1:5]
+b, rate, ramp, hold, limit = sys.argv[1:6]
 names = [n for n in ["nginx", "varnish", "peakguard-shield-off", "peakguard-shield-on", "peakguard-shield-room"]
          if os.path.exists(os.path.join(b, f"{n}.json"))]
-print(f"Spike: ramp to {rate} req/s in {ramp}s, hold {hold}s; PHP-FPM pm = dynamic, max_children = 4; cold cache per target.\n")
+print(f"Spike: ramp to {rate} req/s in {ramp}s, hold {hold}s; PHP-FPM pm = dynamic, max_children = 4; peakguard's origin limit {limit}; cold cache per target.\n")
 print("Requests are the answers visitors finally got; a visitor in a waiting room is counted")
 print("once, with the answer it got when let in (the room's own pages are not requests).\n")
 print(f"| target | class | requests | success % | timeouts | p50 ms | p99 ms | p99 ms from {ramp}s on (warm) | waiting room: visitors / let in / still in line at the end | time in line p50 / p99 s |")

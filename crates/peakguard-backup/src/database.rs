@@ -130,7 +130,9 @@ impl Database {
             command: self.dump_command.clone(),
             message,
         };
-        let file = std::fs::File::create(path).map_err(|e| BackupError::io("creating", path, e))?;
+        // A dump holds the shop's customers and orders: 0600 from the start.
+        let file = peakguard_config::private_fs::create_private(path)
+            .map_err(|e| BackupError::io("creating", path, e))?;
         let mut cmd = self.dump_command_line();
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -27,7 +27,8 @@ impl Repo {
             .node_from_snapshot_and_path(&snap, "")
             .map_err(|e| self.err(e))?;
         let partial = to.with_extension("partial");
-        let file = std::fs::File::create(&partial)
+        // The export holds wp-config.php and the database: 0600 from the start.
+        let file = peakguard_config::private_fs::create_private(&partial)
             .map_err(|e| BackupError::io("creating", &partial, e))?;
         let gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(file),

@@ -89,7 +89,10 @@ fn write_file(repo: &Indexed, dest: &Path, rel: &Path, node: &Node, failures: &M
     let path = dest.join(rel);
     let local = |what: &'static str, e: std::io::Error| BackupError::io(what, &path, e);
     let result = (|| -> std::result::Result<(), BackupError> {
-        let mut file = File::create(&path).map_err(|e| local("creating", e))?;
+        // 0600 until the snapshot's own mode is applied at the end: a restored
+        // wp-config.php is never readable by others, not even for a moment.
+        let mut file = peakguard_config::private_fs::create_private(&path)
+            .map_err(|e| local("creating", e))?;
         for id in node.content.iter().flatten() {
             let blob = match repo
                 .get_blob_cached(&BlobId::from(**id), rustic_core::repofile::BlobType::Data)

@@ -1,13 +1,18 @@
 //! peakguard's configuration: the TOML schema, its defaults and its validation.
 //!
 //! Owns: turning one TOML text into a checked [`Config`], and errors that name the key,
-//! the line and what is allowed. Must not touch: sockets, the cache, the runtime. The only
-//! I/O here is reading the file the caller names.
+//! the line and what is allowed; where state, cache and sockets go by default ([`dirs`]); and
+//! the checks that keep those places private ([`private_fs`]: owned by this user, closed to
+//! others, secrets 0600 and never read through a symbolic link). Must not touch: sockets,
+//! the cache, the runtime. Its I/O is reading the file the caller names and the private
+//! directory and secret-file helpers the other crates call.
 #![forbid(unsafe_code)]
 
 mod backup;
+pub mod dirs;
 mod error;
 mod locate;
+pub mod private_fs;
 mod schema;
 mod shield;
 mod units;
@@ -39,6 +44,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     })?;
     let mut config = config;
     apply_profiles(&mut config, text);
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    dirs::apply(
+        &mut config,
+        &dirs::DefaultDirs::of_this_process(),
+        |section, key| table.get(section).and_then(|s| s.get(key)).is_some(),
+    );
     let problems = validate::validate(&config);
     if problems.is_empty() {
         return Ok(config);
@@ -92,6 +103,25 @@ fn apply_profiles(config: &mut Config, text: &str) {
             shield
         );
     }
+}
+
+/// The embedded defaults with this process's directories filled in (what an empty
+/// configuration file gives).
+pub fn defaults() -> Config {
+    let mut config = Config {
+        server: ServerConfig::default(),
+        admin: AdminConfig::default(),
+        cache: CacheConfig::default(),
+        maintenance: MaintenanceConfig::default(),
+        shield: ShieldSettings::default(),
+        sites: Vec::new(),
+    };
+    dirs::apply(
+        &mut config,
+        &dirs::DefaultDirs::of_this_process(),
+        |_, _| false,
+    );
+    config
 }
 
 /// Reads and validates the configuration file at `path`.

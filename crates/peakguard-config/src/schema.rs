@@ -77,8 +77,9 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             graceful_shutdown_timeout: Seconds::secs(10),
             grace_period: Seconds::secs(0),
-            upgrade_sock: PathBuf::from("/tmp/peakguard-upgrade.sock"),
-            pid_file: PathBuf::from("/tmp/peakguard.pid"),
+            // Empty: the runtime directory (see dirs.rs), filled in by `parse`.
+            upgrade_sock: PathBuf::new(),
+            pid_file: PathBuf::new(),
             access_log: String::new(),
             // Measured (bench/edge-ab.sh): 64 KiB + 64 KiB cost 96 KiB per idle connection
             // after a 60 KB response, 16 KiB + 4 KiB cost 37 KiB, with hits for browsers
@@ -102,6 +103,8 @@ pub struct AdminConfig {
     /// generated at start and written to `token_file`'s default location.
     pub token: String,
     pub token_file: PathBuf,
+    /// `listen` may be an address other machines reach (off: loopback only).
+    pub allow_remote: bool,
 }
 
 impl Default for AdminConfig {
@@ -109,7 +112,9 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: "127.0.0.1:9080".into(),
             token: String::new(),
-            token_file: PathBuf::from("/tmp/peakguard-admin.token"),
+            // Empty: the state directory (see dirs.rs).
+            token_file: PathBuf::new(),
+            allow_remote: false,
         }
     }
 }
@@ -197,7 +202,8 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             memory_size: ByteSize(256 << 20),
-            disk_path: PathBuf::from("/tmp/peakguard-cache"),
+            // Absent from the file: the cache directory (see dirs.rs); "" switches it off.
+            disk_path: PathBuf::new(),
             disk_size: ByteSize(2 << 30),
             max_object_size: ByteSize(64 << 20),
             coalesce_wait: Seconds::secs(10),
@@ -224,7 +230,8 @@ pub struct MaintenanceConfig {
 impl Default for MaintenanceConfig {
     fn default() -> Self {
         MaintenanceConfig {
-            state_file: PathBuf::from("/tmp/peakguard-maintenance.json"),
+            // Empty: the state directory (see dirs.rs).
+            state_file: PathBuf::new(),
             allow: vec!["127.0.0.1/32".parse().expect("static CIDR")],
             bypass_cookie: String::new(),
             retry_after: Seconds::secs(600),

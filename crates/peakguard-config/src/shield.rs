@@ -14,12 +14,11 @@ pub struct ShieldSettings {
     /// dropped. About 150 bytes each.
     pub store_entries: usize,
     /// Where the store is saved (every minute and at shutdown) so a restart keeps lockouts,
-    /// budgets and the sessions the origin issued. Empty: `peakguard-shield.json` beside
-    /// `maintenance.state_file`.
+    /// budgets and the sessions the origin issued. Empty: `shield.json` in the state directory.
     pub state_file: std::path::PathBuf,
     /// The waiting room's cookie keys (HMAC; current and previous, one per line, created
     /// 0600; `peakguard waiting-room rotate-key` rotates them without losing places).
-    /// Empty: `peakguard-room.key` beside `maintenance.state_file`.
+    /// Empty: `room.key` in the state directory.
     pub room_key_file: std::path::PathBuf,
 }
 

@@ -223,3 +223,60 @@ fn a_waiting_room_needs_a_pace_and_the_origin_wait_is_one() {
         assert!(parse(&room(keys), "t").is_ok(), "{keys}");
     }
 }
+
+#[test]
+fn the_admin_api_stays_on_loopback_unless_allowed() {
+    let site = "[[site]]\norigin = \"http://127.0.0.1:1\"\n";
+    let err = parse(&format!("[admin]\nlisten = \"0.0.0.0:9080\"\n{site}"), "t")
+        .expect_err("remote admin");
+    let problem = err
+        .problems()
+        .iter()
+        .find(|p| p.key == "admin.listen")
+        .unwrap_or_else(|| panic!("named: {err}"));
+    assert_eq!(problem.line, Some(2), "{err}");
+    assert!(problem.message.contains("allow_remote"), "{err}");
+    for text in [
+        format!("[admin]\nlisten = \"0.0.0.0:9080\"\nallow_remote = true\n{site}"),
+        format!("[admin]\nlisten = \"[::1]:9080\"\n{site}"),
+        site.to_string(),
+    ] {
+        assert!(parse(&text, "t").is_ok(), "{text}");
+    }
+}
+
+#[test]
+fn paths_left_out_go_to_private_directories_never_tmp() {
+    let c = parse("[[site]]\norigin = \"http://127.0.0.1:1\"\n", "t").expect("valid");
+    let dirs = crate::dirs::DefaultDirs::of_this_process();
+    assert_eq!(c.admin.token_file, dirs.state.join("admin.token"));
+    assert_eq!(
+        c.maintenance.state_file,
+        dirs.state.join("maintenance.json")
+    );
+    assert_eq!(c.server.pid_file, dirs.runtime.join("peakguard.pid"));
+    assert_eq!(c.server.upgrade_sock, dirs.runtime.join("upgrade.sock"));
+    assert_eq!(c.cache.disk_path, dirs.cache);
+    for p in [
+        &c.admin.token_file,
+        &c.maintenance.state_file,
+        &c.server.pid_file,
+        &c.server.upgrade_sock,
+        &c.cache.disk_path,
+        &c.shield.state_file,
+        &c.shield.room_key_file,
+    ] {
+        assert!(!p.starts_with("/tmp"), "{}", p.display());
+    }
+    // Given, they are kept; an empty disk_path still switches the disk tier off.
+    let given = parse(
+        "[cache]\ndisk_path = \"\"\n[admin]\ntoken_file = \"/srv/pg/token\"\n[[site]]\norigin = \"http://127.0.0.1:1\"\n",
+        "t",
+    )
+    .expect("valid");
+    assert!(given.cache.disk_path.as_os_str().is_empty());
+    assert_eq!(
+        given.admin.token_file,
+        std::path::Path::new("/srv/pg/token")
+    );
+}

@@ -33,8 +33,16 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             "TLS listeners need at least one site with `tls_cert` and `tls_key`".into(),
         );
     }
-    if let Err(m) = socket_addr(&config.admin.listen) {
-        p("admin.listen".into(), m);
+    match socket_addr(&config.admin.listen) {
+        Err(m) => p("admin.listen".into(), m),
+        Ok(a) if !a.ip().is_loopback() && !config.admin.allow_remote => p(
+            "admin.listen".into(),
+            format!(
+                "{:?} is reachable from other machines: the admin API purges, switches maintenance and reads metrics. Keep it on loopback (\"127.0.0.1:9080\"), or set admin.allow_remote = true and put TLS and a firewall in front",
+                config.admin.listen
+            ),
+        ),
+        Ok(_) => {}
     }
     let cookie = &config.maintenance.bypass_cookie;
     if !cookie.is_empty()

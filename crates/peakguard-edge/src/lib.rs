@@ -25,6 +25,9 @@ pub mod tls;
 use arc_swap::ArcSwap;
 use peakguard_cache::{CacheEngine, CompressionPolicy, EngineTiming, StorageSettings};
 use peakguard_config::Config;
+use peakguard_config::private_fs::{
+    PrivateError, ensure_private_dir, ensure_private_parent, read_private, write_private,
+};
 use peakguard_shield::Shield;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
@@ -67,6 +70,8 @@ pub enum EdgeError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Private(#[from] PrivateError),
 }
 
 /// How to start serving.
@@ -87,7 +92,8 @@ pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
         return Ok(config.admin.token.clone());
     }
     let path = &config.admin.token_file;
-    if let Ok(t) = std::fs::read_to_string(path) {
+    ensure_private_parent(path)?;
+    if let Some(t) = read_private(path)? {
         let t = t.trim().to_string();
         if !t.is_empty() {
             return Ok(t);
@@ -99,23 +105,27 @@ pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| EdgeError::Token(format!("cannot read /dev/urandom: {e}")))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(path, &token)
-        .map_err(|e| EdgeError::Token(format!("cannot write {}: {e}", path.display())))?;
+    write_private(path, token.as_bytes())?;
     Ok(token)
 }
 
-pub(crate) fn write_private(path: &std::path::Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The directories the edge keeps things in, made private (created 0700) or refused when
+/// another user could have planted something there: the pid file's and upgrade socket's,
+/// the state files', and the disk cache.
+fn secure_places(config: &Config) -> Result<(), EdgeError> {
+    for file in [
+        &config.server.pid_file,
+        &config.server.upgrade_sock,
+        &config.maintenance.state_file,
+        &config.shield.state_file,
+        &config.shield.room_key_file,
+    ] {
+        ensure_private_parent(file)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)?;
-    std::io::Write::write_all(&mut f, text.as_ref())
+    if !config.cache.disk_path.as_os_str().is_empty() {
+        ensure_private_dir(&config.cache.disk_path)?;
+    }
+    Ok(())
 }
 
 /// The reloadable part of the configuration: the sites and their guard chains (the shield's
@@ -162,6 +172,7 @@ pub fn build_state(
     if config.sites.is_empty() {
         return Err(EdgeError::NoSite);
     }
+    secure_places(config)?;
     let mut tag_headers: Vec<String> = config
         .sites
         .iter()
@@ -208,16 +219,9 @@ pub fn build_state(
         state::EdgeState::load_maintenance(&maintenance_file),
         config.shield.store_entries,
     );
-    let shield_state_file = if config.shield.state_file.as_os_str().is_empty() {
-        maintenance_file.with_file_name("peakguard-shield.json")
-    } else {
-        config.shield.state_file.clone()
-    };
-    let room_key_file = if config.shield.room_key_file.as_os_str().is_empty() {
-        maintenance_file.with_file_name("peakguard-room.key")
-    } else {
-        config.shield.room_key_file.clone()
-    };
+    // The configuration fills in the defaults (peakguard_config::dirs).
+    let shield_state_file = config.shield.state_file.clone();
+    let room_key_file = config.shield.room_key_file.clone();
     if config.sites.iter().any(|s| s.shield.waiting_room.enabled) {
         let keys =
             room_keys::load_or_create(&room_key_file).map_err(|source| EdgeError::RoomKeys {

@@ -2,7 +2,7 @@
 //! per line, created 0600. Rotation writes a new current key and keeps the old one as
 //! previous, so places in line signed before the rotation still count.
 
-use crate::write_private;
+use peakguard_config::private_fs::{ensure_private_parent, read_private, write_private};
 use peakguard_shield::room::RoomKeys;
 use std::io::Read;
 use std::path::Path;
@@ -25,15 +25,14 @@ fn write(path: &Path, keys: &RoomKeys) -> std::io::Result<()> {
         text.push_str(&hex::encode(prev));
         text.push('\n');
     }
-    let tmp = path.with_extension("tmp");
-    write_private(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    write_private(path, text.as_bytes()).map_err(std::io::Error::other)
 }
 
 /// Reads the keys, or creates the file with a new random key.
 pub fn load_or_create(path: &Path) -> std::io::Result<RoomKeys> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
+    ensure_private_parent(path).map_err(std::io::Error::other)?;
+    match read_private(path).map_err(std::io::Error::other)? {
+        Some(text) => {
             let mut lines = text.lines().filter(|l| !l.trim().is_empty());
             let current = lines.next().and_then(unhex).ok_or_else(|| {
                 std::io::Error::other(format!(
@@ -46,7 +45,7 @@ pub fn load_or_create(path: &Path) -> std::io::Result<RoomKeys> {
                 previous: lines.next().and_then(unhex),
             })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let keys = RoomKeys {
                 current: random_key()?,
                 previous: None,
@@ -54,7 +53,6 @@ pub fn load_or_create(path: &Path) -> std::io::Result<RoomKeys> {
             write(path, &keys)?;
             Ok(keys)
         }
-        Err(e) => Err(e),
     }
 }
 

@@ -54,12 +54,8 @@ impl EdgeState {
     /// Sets maintenance mode and writes it to the state file (so it survives a restart).
     pub fn set_maintenance(&self, state: MaintenanceState) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
-        if let Some(dir) = self.maintenance_file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.maintenance_file.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &self.maintenance_file)?;
+        peakguard_config::private_fs::write_private(&self.maintenance_file, text.as_bytes())
+            .map_err(std::io::Error::other)?;
         *self.shield.maintenance.write() = state;
         Ok(())
     }
@@ -72,9 +68,8 @@ impl EdgeState {
         };
         let saved = memory.save();
         let text = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
-        let tmp = self.shield_state_file.with_extension("tmp");
-        crate::write_private(&tmp, &text)?;
-        std::fs::rename(&tmp, &self.shield_state_file)?;
+        peakguard_config::private_fs::write_private(&self.shield_state_file, &text)
+            .map_err(std::io::Error::other)?;
         Ok(saved.len())
     }
 

@@ -15,17 +15,17 @@ pub fn enc(s: &str) -> String {
 
 impl AdminClient {
     pub fn from_args(args: &AdminArgs, config: Option<&Config>) -> Result<Self> {
-        let defaults = peakguard_config::AdminConfig::default();
-        let admin = config.map(|c| c.admin.clone()).unwrap_or(defaults);
+        let admin = config.map_or_else(|| peakguard_config::defaults().admin, |c| c.admin.clone());
         let addr = args.admin.clone().unwrap_or(admin.listen.clone());
         let token = match &args.token {
             Some(t) => t.clone(),
             None if !admin.token.is_empty() => admin.token.clone(),
-            None => std::fs::read_to_string(&admin.token_file)
+            None => peakguard_config::private_fs::read_private(&admin.token_file)
+                .with_context(|| format!("the admin token file {}", admin.token_file.display()))?
                 .map(|t| t.trim().to_string())
                 .with_context(|| {
                     format!(
-                        "no admin token: pass --token, set PEAKGUARD_TOKEN, or make {} readable",
+                        "no admin token: pass --token, set PEAKGUARD_TOKEN, or start the edge once to create {}",
                         admin.token_file.display()
                     )
                 })?,

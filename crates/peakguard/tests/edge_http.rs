@@ -752,24 +752,29 @@ fn coalesced_waiters_stop_waiting_after_the_bound() {
     );
 }
 
+/// Names in /tmp that peakguard might have written (test directories aside).
+fn peakguard_files_in_tmp() -> Vec<std::ffi::OsString> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("peakguard-") && !n.starts_with("peakguard-test-")
+        })
+        .collect()
+}
+
 #[test]
 fn quick_start_serves_without_a_configuration_file() {
     let (addr, origin) = origin::start();
     let [p, a, ..] = ports();
     let dir = fresh_dir("quick");
-    // The defaults put the token, pid file, upgrade socket and shield state in /tmp (P6
-    // moves them): the ones this test creates are removed at its end, a user's are left
-    // alone.
-    let defaults = [
-        "/tmp/peakguard-admin.token",
-        "/tmp/peakguard.pid",
-        "/tmp/peakguard-upgrade.sock",
-        "/tmp/peakguard-shield.json",
-    ];
-    let created: Vec<&str> = defaults
-        .into_iter()
-        .filter(|f| !std::path::Path::new(f).exists())
-        .collect();
+    // Where the defaults go is the process's private directories; systemd's variables name
+    // them here, so the test keeps to its own directory (as root they would be /var/lib,
+    // /var/cache and /run/peakguard).
+    let (state, cache, run) = (dir.join("state"), dir.join("cache"), dir.join("run"));
+    let tmp_before = peakguard_files_in_tmp();
     let mut child = Command::new(env!("CARGO_BIN_EXE_peakguard"))
         .args([
             "serve",
@@ -779,8 +784,9 @@ fn quick_start_serves_without_a_configuration_file() {
             &format!("http://{addr}"),
         ])
         .args(["--admin-listen", &format!("127.0.0.1:{a}")])
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
+        .env("STATE_DIRECTORY", &state)
+        .env("CACHE_DIRECTORY", &cache)
+        .env("RUNTIME_DIRECTORY", &run)
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -803,10 +809,21 @@ fn quick_start_serves_without_a_configuration_file() {
     let second = get(edge, "any.test", "/cacheable-q?utm_source=x");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
-    for f in created {
-        let _ = std::fs::remove_file(f);
-    }
     assert_eq!(status, 200);
+    // The token (0600) and the pid file are in the private directories (0700), nothing new
+    // in /tmp.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state.join("admin.token")), 0o600);
+    assert!(run.join("peakguard.pid").exists());
+    for d in [&state, &cache, &run] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    let tmp_after: Vec<_> = peakguard_files_in_tmp()
+        .into_iter()
+        .filter(|n| !tmp_before.contains(n))
+        .collect();
+    assert!(tmp_after.is_empty(), "written to /tmp: {tmp_after:?}");
     assert!(
         second.cache_status().contains("hit"),
         "wordpress profile by default: {:?}",

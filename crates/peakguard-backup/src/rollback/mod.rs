@@ -365,7 +365,8 @@ impl Repo {
 /// Writes the snapshot's dump node to `file` (in `work_dir`, created if needed).
 fn write_dump(repo: &Indexed, node: &Node, work_dir: &Path, file: &Path) -> Result<()> {
     std::fs::create_dir_all(work_dir).map_err(|e| BackupError::io("creating", work_dir, e))?;
-    let created = std::fs::File::create(file).map_err(|e| BackupError::io("creating", file, e))?;
+    let created = peakguard_config::private_fs::create_private(file)
+        .map_err(|e| BackupError::io("creating", file, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, created);
     repo.dump(node, &mut out)
         .map_err(|e| BackupError::Damaged {

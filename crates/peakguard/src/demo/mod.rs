@@ -51,7 +51,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let sim = Arc::new(origin::SimOrigin::new(4, Duration::from_millis(150)));
     rt.spawn(origin::serve(origin_addr, sim.clone()));
 
-    let dir = std::env::temp_dir().join(format!("peakguard-demo-{}", std::process::id()));
+    // A fresh private directory (random name, 0700): never a predictable path in /tmp.
+    let tmp = tempfile::Builder::new()
+        .prefix("peakguard-demo-")
+        .tempdir()
+        .context("a temporary directory for the demo")?;
+    let dir = tmp.path().to_path_buf();
     let config_text = format!(
         r#"
 [server]
@@ -67,6 +72,9 @@ disk_path = "{dir}/cache"
 memory_size = "64MiB"
 [maintenance]
 state_file = "{dir}/maintenance.json"
+[shield]
+state_file = "{dir}/shield.json"
+room_key_file = "{dir}/room.key"
 [[site]]
 name = "demo"
 origin = "http://{origin_addr}"
@@ -74,7 +82,6 @@ default_ttl = "2s"
 "#,
         dir = dir.display()
     );
-    std::fs::create_dir_all(&dir)?;
     let config = peakguard_config::parse(&config_text, "demo").context("demo configuration")?;
     let (server, _state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
         config,
@@ -116,6 +123,6 @@ default_ttl = "2s"
     println!(
         "\n'errors' counts responses other than 2xx/3xx. With the database down, the origin answers 500 to\nevery page; peakguard keeps serving the copies it has (Cache-Status: ...; fwd=stale) and shows a\nbranded 503 with Retry-After for pages it never saw."
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     Ok(())
 }

@@ -284,8 +284,14 @@ impl Edge {
             Some((c, r)) => (c, r),
             None => ("", rest),
         };
+        // The maintenance flag in the test's directory, unless the test sets its own section.
+        let maintenance = if rest.contains("[maintenance]") {
+            String::new()
+        } else {
+            format!("[maintenance]\nstate_file = \"{d}/maintenance.json\"\n")
+        };
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
         )
     }
 
