@@ -49,17 +49,14 @@ impl Directives {
 
     /// A delta-seconds directive; invalid values count as absent, duplicates as invalid
     /// (RFC 9111 §4.2.1: "a cache MUST consider the freshness lifetime invalid" → use the
-    /// most restrictive reading: 0).
+    /// most restrictive reading: 0). Values are clamped to 2³¹ (§1.2.2).
     pub fn seconds(&self, name: &str) -> Option<u64> {
         let mut values = self.items.iter().filter(|(k, _)| k == name);
         let first = values.next()?;
         if values.next().is_some() {
             return Some(0);
         }
-        first
-            .1
-            .as_deref()
-            .and_then(|v| v.parse::<u64>().ok().or(Some(0)))
+        first.1.as_deref().map(|v| delta_seconds(v).unwrap_or(0))
     }
 
     /// Field names listed in a qualified directive (`private="set-cookie, x-a"`).
@@ -277,12 +274,29 @@ fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
 }
 
+/// The largest delta-seconds a cache must understand (RFC 9111 §1.2.2): a larger value, or
+/// one too large to represent, counts as this.
+pub const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// `1*DIGIT` (RFC 9111 §1.2.2), clamped to [`MAX_DELTA_SECONDS`]; `None` when it is not
+/// digits.
+pub fn delta_seconds(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        text.parse::<u64>()
+            .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
+    )
+}
+
 /// The response's age when it reached us (RFC 9111 §4.2.3, without the request delay).
 pub fn current_age(headers: &HeaderMap, now: SystemTime) -> Duration {
     let age_value = headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(delta_seconds)
         .map(Duration::from_secs)
         .unwrap_or(Duration::ZERO);
     let apparent = http_date(headers, header::DATE)

@@ -57,6 +57,11 @@ pub fn split_query(path_and_query: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The path as the origin's router reads it (see [`peakguard_config::rule_path`]).
+pub fn normalized_path(path: &str) -> std::borrow::Cow<'_, str> {
+    peakguard_config::rule_path::normalized(path)
+}
+
 /// Lower-cases the host and drops the scheme's default port.
 pub fn normalize_host(host: &str, scheme: &str) -> String {
     let host = host.trim().trim_end_matches('.').to_ascii_lowercase();

@@ -75,7 +75,12 @@ impl SiteRules {
             profile: site.profile,
             tracking: NameMatcher::new(&site.tracking_params),
             bypass_cookies: NameMatcher::new(&site.bypass_cookies),
-            bypass_paths: site.bypass_paths.clone(),
+            // Matched against the request's normalized path: normalized alike.
+            bypass_paths: site
+                .bypass_paths
+                .iter()
+                .map(|p| crate::key::normalized_path(p).into_owned())
+                .collect(),
             bypass_query: site
                 .bypass_query
                 .iter()
@@ -108,10 +113,11 @@ impl SiteRules {
             return Some(Bypass::Method);
         }
         let (path, query) = crate::key::split_query(path_and_query);
+        let normalized = crate::key::normalized_path(path);
         if let Some(p) = self
             .bypass_paths
             .iter()
-            .find(|p| path.starts_with(p.as_str()))
+            .find(|p| normalized.starts_with(p.as_str()))
         {
             return Some(Bypass::Path(p.clone()));
         }
@@ -226,6 +232,15 @@ mod tests {
             ("GET", "/", "wordpress_test_cookie=WP+Cookie+check", None),
             ("GET", "/", "_ga=GA1.2; theme=dark", None),
             ("GET", "/shop/cart-tips/", "", None),
+            // The same paths spelled otherwise (what nginx and WordPress route alike).
+            ("GET", "//cart/", "", Some("path /cart/")),
+            ("GET", "/%63art/", "", Some("path /cart/")),
+            ("GET", "/%63%61%72%74/?x=1", "", Some("path /cart/")),
+            ("GET", "/shop/../cart/", "", Some("path /cart/")),
+            ("GET", "/./checkout/", "", Some("path /checkout/")),
+            ("GET", "/CART/", "", Some("path /cart/")),
+            ("GET", "/%2Fwp-admin/edit.php", "", Some("path /wp-admin/")),
+            ("GET", "/wp-login%2ephp", "", Some("path /wp-login.php")),
         ];
         for (method, pq, cookie, want) in cases {
             let got = r.bypass(method, pq, std::iter::once(cookie.as_bytes()));

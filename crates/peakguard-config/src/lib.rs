@@ -13,6 +13,7 @@ pub mod dirs;
 mod error;
 mod locate;
 pub mod private_fs;
+pub mod rule_path;
 mod schema;
 mod shield;
 mod units;

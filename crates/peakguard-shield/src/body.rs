@@ -17,7 +17,7 @@ impl BodyLimits {
     pub fn from_config(c: &BodyConfig) -> Self {
         BodyLimits {
             max: c.max_size.0,
-            upload_paths: c.upload_paths.clone(),
+            upload_paths: crate::guard::rule_paths(&c.upload_paths),
             max_upload: c.max_upload_size.0,
         }
     }
@@ -66,7 +66,7 @@ impl Guard for BodySizeGuard {
         else {
             return Verdict::Pass;
         };
-        let limit = self.0.limit_for(req.path());
+        let limit = self.0.limit_for(&req.path());
         if length <= limit {
             return Verdict::Pass;
         }

@@ -36,11 +36,25 @@ pub struct RequestFacts<'a> {
     pub body: Option<&'a [u8]>,
 }
 
+/// Paths from the configuration, in the form [`RequestFacts::path`] gives, to compare with it.
+pub fn rule_paths(paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| peakguard_config::rule_path::normalized(p).into_owned())
+        .collect()
+}
+
 impl RequestFacts<'_> {
-    pub fn path(&self) -> &str {
-        self.path_and_query
-            .split_once('?')
-            .map_or(self.path_and_query, |(p, _)| p)
+    /// The path as the origin's router reads it (escapes decoded, `//`, `.` and `..`
+    /// resolved, lower-cased: see `peakguard_config::rule_path`), so that `//wp-login.php`
+    /// or `/wp-login%2ephp` meet the same guards as `/wp-login.php`. Borrowed when the path
+    /// is already in that form (nearly always).
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        peakguard_config::rule_path::normalized(
+            self.path_and_query
+                .split_once('?')
+                .map_or(self.path_and_query, |(p, _)| p),
+        )
     }
 
     pub fn query(&self) -> Option<&str> {

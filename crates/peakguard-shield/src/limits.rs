@@ -52,6 +52,7 @@ fn has_param(req: &RequestFacts<'_>, name: &str) -> bool {
 /// The bucket of a request, `None` for static files.
 pub fn bucket_of(req: &RequestFacts<'_>) -> Option<Bucket> {
     let path = req.path();
+    let path = &*path;
     match path {
         "/wp-login.php" => return Some(Bucket::Login),
         "/xmlrpc.php" => return Some(Bucket::Xmlrpc),

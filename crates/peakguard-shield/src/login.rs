@@ -42,11 +42,11 @@ impl Keys {
 }
 
 fn is_login_post(req: &RequestFacts<'_>) -> bool {
-    req.method == http::Method::POST && matches!(req.path(), "/wp-login.php" | "/xmlrpc.php")
+    req.method == http::Method::POST && matches!(&*req.path(), "/wp-login.php" | "/xmlrpc.php")
 }
 
 /// A POST to `wp-login.php` that tries a password (not "lost password", "register"…).
-fn is_password_attempt(req: &RequestFacts<'_>) -> bool {
+pub(crate) fn is_password_attempt(req: &RequestFacts<'_>) -> bool {
     req.method == http::Method::POST
         && req.path() == "/wp-login.php"
         && req.query().is_none_or(|q| {

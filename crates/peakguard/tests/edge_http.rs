@@ -968,3 +968,26 @@ fn a_failing_origin_is_retried_once_per_backoff_not_once_per_request() {
         "retried after the window"
     );
 }
+
+/// RFC 9111 §1.2.2: an origin's `max-age` larger than a cache can represent counts as 2³¹
+/// seconds. Before, it made the request panic and the client got an empty reply, on every
+/// request for that URL.
+#[test]
+fn a_max_age_beyond_any_integer_is_cached_not_a_crash() {
+    let (addr, origin) = origin::start();
+    let edge = Edge::start(
+        "huge-max-age",
+        &format!("[[site]]\nname = \"s\"\norigin = \"http://{addr}\"\nprofile = \"http\"\n"),
+    );
+    let first = get(edge.addr, "s.test", "/huge-max-age");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.text(), "huge /huge-max-age");
+    let second = get(edge.addr, "s.test", "/huge-max-age");
+    assert_eq!(second.status, 200);
+    assert!(
+        second.cache_status().contains("hit"),
+        "{:?}",
+        second.cache_status()
+    );
+    assert_eq!(origin.count("/huge-max-age"), 1);
+}

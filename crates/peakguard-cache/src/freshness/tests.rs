@@ -428,3 +428,58 @@ fn private_field_names_are_stripped() {
     };
     assert_eq!(st.strip, vec!["x-user".to_string(), "x-b".to_string()]);
 }
+
+/// RFC 9111 §1.2.2: a delta-seconds larger than a cache can represent counts as 2³¹; so
+/// does one whose calculations would overflow. Before, `max-age=18446744073709551615` made
+/// the request panic (an empty reply on every request for the URL).
+#[test]
+fn huge_delta_seconds_are_clamped_to_two_to_the_31() {
+    let w = wp();
+    let h = strict();
+    for value in [
+        "max-age=18446744073709551615",
+        "max-age=99999999999999999999999999",
+        "s-maxage=18446744073709551616",
+        "max-age=2147483648",
+    ] {
+        for rules in [&w, &h] {
+            let d = run(rules, Method::GET, &[], 200, &[("cache-control", s(value))]);
+            assert_eq!(fresh(&d), Some(MAX_DELTA_SECONDS), "{value}");
+            if let Decision::Store(st) = &d {
+                // Nothing downstream overflows: a stored lifetime fits a SystemTime.
+                assert!(now().checked_add(st.fresh_for).is_some());
+            }
+        }
+    }
+    let d = run(
+        &h,
+        Method::GET,
+        &[],
+        200,
+        &[
+            ("cache-control", s("max-age=100")),
+            ("age", s("18446744073709551615999")),
+        ],
+    );
+    assert_eq!(fresh(&d), Some(0), "a huge Age: stale at once, no overflow");
+    let d = run(
+        &w,
+        Method::GET,
+        &[],
+        200,
+        &[(
+            "cache-control",
+            s("max-age=60, stale-if-error=18446744073709551615"),
+        )],
+    );
+    match d {
+        Decision::Store(st) => {
+            assert_eq!(st.stale_if_error.as_secs(), MAX_DELTA_SECONDS);
+        }
+        Decision::DoNotStore(why) => panic!("{why}"),
+    }
+    assert_eq!(delta_seconds(" 42 "), Some(42));
+    assert_eq!(delta_seconds("-1"), None);
+    assert_eq!(delta_seconds("1e3"), None);
+    assert_eq!(delta_seconds(""), None);
+}

@@ -95,9 +95,9 @@ fn queries(list: &[String]) -> Vec<QueryMatch> {
 impl LaneRules {
     pub fn from_config(c: &AdmissionConfig) -> Self {
         LaneRules {
-            callback_paths: c.callback_paths.clone(),
+            callback_paths: crate::guard::rule_paths(&c.callback_paths),
             callback_query: queries(&c.callback_query),
-            checkout_paths: c.checkout_paths.clone(),
+            checkout_paths: crate::guard::rule_paths(&c.checkout_paths),
             checkout_query: queries(&c.checkout_query),
             sessions: SessionCookies::new(&c.session_cookies),
             bot_agents: c

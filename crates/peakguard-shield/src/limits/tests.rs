@@ -134,3 +134,22 @@ fn limits_are_off_unless_enabled() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(10));
     assert!(LimitsGuard::from_config("s", &LimitsConfig::default(), store).is_none());
 }
+
+/// nginx merges slashes and decodes escapes before PHP runs the script: a login sent to
+/// `//wp-login.php` or `/wp-login%2ephp` is still a login, for the budgets and the login
+/// guard alike.
+#[test]
+fn a_path_spelled_otherwise_falls_in_the_same_bucket() {
+    for path in [
+        "//wp-login.php",
+        "/wp-login%2ephp",
+        "/./wp-login.php",
+        "/x/../wp-login.php",
+        "/WP-LOGIN.PHP",
+    ] {
+        assert_eq!(bucket(path), Some(Bucket::Login), "{path}");
+    }
+    assert_eq!(bucket("//xmlrpc.php"), Some(Bucket::Xmlrpc));
+    let login = Req::post("//wp-login.php", "log=admin&pwd=x");
+    assert!(crate::login::is_password_attempt(&login.facts()));
+}

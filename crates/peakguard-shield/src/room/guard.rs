@@ -37,6 +37,7 @@ fn exempt(req: &RequestFacts<'_>) -> bool {
         return true;
     }
     let path = req.path();
+    let path = &*path;
     if path.starts_with("/wp-admin/")
         || path.starts_with("/wp-json/")
         || path.starts_with("/wc-api/")

@@ -187,6 +187,10 @@ async fn handle(origin: Origin, req: Request<Incoming>) -> Response<Body> {
             .header("content-type", "text/html; charset=UTF-8")
             .header("content-encoding", "gzip")
             .body(full(e.finish().unwrap_or_default()))
+    } else if path.starts_with("/huge-max-age") {
+        // Larger than any cache can represent (RFC 9111 §1.2.2).
+        b.header("cache-control", "max-age=18446744073709551615")
+            .body(full(format!("huge {path}")))
     } else if path.starts_with("/cacheable") {
         b.header("cache-control", "max-age=60")
             .header("content-type", "text/plain")
