@@ -10,8 +10,9 @@
 #    2 % logged-in users (logged in through the target before the run).
 # Targets: nginx direct (the origin itself), Varnish (standard WordPress VCL), peakguard with
 # its shield off, peakguard with it on as it comes (origin admission, here with a fixed
-# limit of 3: one of the 4 PHP workers stays free for wp-cron and the admin, so the pool
-# never runs out of workers), and the same with the waiting room switched on and sized by the
+# limit of 2 = pm.max_children - 2: with pm = dynamic PHP-FPM wants one idle spare, and a
+# worker stays busy for a moment after its response has gone out, so a limit of 3 lets
+# PHP-FPM count its pool full now and then), and the same with the waiting room switched on and sized by the
 # origin itself (newcomers line up while origin admission estimates a wait over 2 s; the
 # line moves only while it is shorter). The rehearsal behaves like browsers in the room: it
 # refreshes after Retry-After with the cookie that holds its place, and reports the time in
@@ -33,7 +34,7 @@ cd "$(dirname "$0")/.."
 RATE=${RATE:-1000}
 RAMP=${RAMP:-20}
 HOLD=${HOLD:-40}
-LIMIT=${LIMIT:-3}   # peakguard's origin limit (PHP-FPM has 4 workers)
+LIMIT=${LIMIT:-2}   # peakguard's origin limit (PHP-FPM has 4 workers; see above)
 TARGETS=${TARGETS:-nginx varnish peakguard-shield-off peakguard-shield-on peakguard-shield-room}
 wanted() { [[ " $TARGETS " == *" $1 "* ]]; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
