@@ -65,6 +65,13 @@ restart_fpm() {
   kill "$(cat "$PG_E2E_DIR/php-fpm.pid")" 2>/dev/null || true
   for _ in $(seq 1 100); do [ -f "$PG_E2E_DIR/php-fpm.pid" ] || break; sleep 0.1; done
   scripts/wp-env.sh up >/dev/null 2>&1
+  # The previous target may have left MariaDB busy: WordPress answers a failed query with a
+  # redirect to its installer, and the logins before the run would fail. Wait until the
+  # home page answers 200 (at most 60 s).
+  for _ in $(seq 1 120); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: wp.test' "http://127.0.0.1:$ORIGIN_PORT/")" = 200 ] && break
+    sleep 0.5
+  done
 }
 
 cat >"$B/scenario.toml" <<TOML
