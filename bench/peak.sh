@@ -146,8 +146,9 @@ stop_edge() {
 run() { # $1 = name, $2 = port
   local name=$1 port=$2
   restart_fpm
-  local reached_before
+  local reached_before log_from
   reached_before=$(grep -c "reached pm.max_children" "$FPM_LOG" 2>/dev/null || true)
+  log_from=$(stat -c %s "$PG_E2E_DIR/nginx-access.log")
   mkfifo "$B/stop-$name"
   python3 bench/fpm-sampler.py "http://127.0.0.1:$ORIGIN_PORT/fpm-status?json" \
     <"$B/stop-$name" >"$B/fpm-$name.json" &
@@ -161,6 +162,8 @@ run() { # $1 = name, $2 = port
   local reached_after
   reached_after=$(grep -c "reached pm.max_children" "$FPM_LOG" 2>/dev/null || true)
   echo $((reached_after - reached_before)) >"$B/reached-$name"
+  python3 bench/nginx-concurrency.py "$PG_E2E_DIR/nginx-access.log" "$log_from" \
+    "$(stat -c %s "$PG_E2E_DIR/nginx-access.log")" >"$B/nginx-most-$name"
   if [ -n "$edge_pid" ]; then
     curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$PG_ADMIN/metrics" >"$B/metrics-$name.txt"
     curl -s -H "Authorization: Bearer bench" "http://127.0.0.1:$PG_ADMIN/shield" >"$B/shield-$name.json"
@@ -222,8 +225,8 @@ for n in names:
     if r.get("not_sent"):
         print(f"| {n} | (not sent: backlog full) | {r['not_sent']} | | | | |")
 print()
-print("| target | PHP-FPM most active (sampled / its own high-water mark) | longest listen queue | status samples unanswered | times max_children reached (FPM's counter) | 'reached max_children' log lines | peakguard: most at the origin |")
-print("|---|---|---|---|---|---|---|")
+print("| target | PHP requests at once (nginx's log) | PHP-FPM most active (sampled / its own high-water mark) | longest listen queue | status samples unanswered | times max_children reached (FPM's counter) | 'reached max_children' log lines | peakguard: most at the origin |")
+print("|---|---|---|---|---|---|---|---|")
 for n in names:
     f = json.load(open(os.path.join(b, f"fpm-{n}.json")))
     reached = open(os.path.join(b, f"reached-{n}")).read().strip()
@@ -235,7 +238,8 @@ for n in names:
     counter = f["max_children_reached"]
     counter = "no answer (pool still busy)" if counter is None else counter
     mark = f.get("max_active_processes")
-    print(f"| {n} | {f['most_active']} / {'-' if mark is None else mark} | {f['longest_listen_queue']} | {f['unanswered']} of {f['answered'] + f['unanswered']} | {counter} | {reached} | {peak} |")
+    most = open(os.path.join(b, f"nginx-most-{n}")).read().strip()
+    print(f"| {n} | {most} | {f['most_active']} / {'-' if mark is None else mark} | {f['longest_listen_queue']} | {f['unanswered']} of {f['answered'] + f['unanswered']} | {counter} | {reached} | {peak} |")
 for target in ["peakguard-shield-on", "peakguard-shield-room"]:
     m = os.path.join(b, f"metrics-{target}.txt")
     if not os.path.exists(m):
