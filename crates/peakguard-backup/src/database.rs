@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Where and how to reach the database.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where and how to reach the database. Its `Debug` hides the password.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Database {
     pub name: String,
     pub user: String,
@@ -17,6 +17,21 @@ pub struct Database {
     pub table_prefix: String,
     pub dump_command: String,
     pub client_command: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &peakguard_config::Secret::new(self.password.clone()),
+            )
+            .field("host", &self.host)
+            .field("table_prefix", &self.table_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {

@@ -61,7 +61,7 @@ pub type Result<T, E = BackupError> = std::result::Result<T, E>;
 impl BackupError {
     pub(crate) fn repo(location: &str, err: impl std::fmt::Display) -> Self {
         BackupError::Repository {
-            location: location.to_string(),
+            location: peakguard_config::redact::location(location).into_owned(),
             message: err.to_string(),
         }
     }

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Where a repository is and how to open it.
-#[derive(Debug, Clone)]
+/// Where a repository is and how to open it. Its `Debug` hides the password and the
+/// location's credentials.
+#[derive(Clone)]
 pub struct RepoSpec {
     /// A local directory or `rest:http://…` (or an opendal backend with the feature).
     pub location: String,
@@ -34,6 +35,19 @@ pub struct Repo {
     key: MasterKey,
     pub(crate) location: String,
     pub(crate) progress: TermProgress,
+}
+
+impl std::fmt::Debug for RepoSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoSpec")
+            .field(
+                "location",
+                &peakguard_config::redact::location(&self.location),
+            )
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Repo {
@@ -96,7 +110,10 @@ impl Repo {
                 )
             })?
         } else if create {
-            log::info!("creating repository {loc}");
+            log::info!(
+                "creating repository {}",
+                peakguard_config::redact::location(loc)
+            );
             repo.init(
                 &credentials,
                 &KeyOptions::default(),
@@ -105,14 +122,15 @@ impl Repo {
             .map_err(err)?
         } else {
             return Err(BackupError::NoRepository {
-                location: loc.to_string(),
+                location: peakguard_config::redact::location(loc).into_owned(),
             });
         };
         Ok(Repo {
             backends: backends_kept,
             opts,
             key: inner.key(),
-            location: loc.to_string(),
+            // Shown in reports, errors and /status, never used to connect: redacted.
+            location: peakguard_config::redact::location(loc).into_owned(),
             progress,
         })
     }

@@ -18,7 +18,7 @@ pub struct BackupConfig {
     pub repository: String,
     /// Repository password; prefer `password_file`. When both are empty a random password is
     /// generated at the first backup into `<state_dir>/password` (copy it somewhere safe).
-    pub password: String,
+    pub password: crate::Secret,
     pub password_file: PathBuf,
     /// Local state: the writer lock, the generated password, the cache of the repository.
     /// Empty = `/var/lib/peakguard/backup/<site name>`.
@@ -46,7 +46,7 @@ impl Default for BackupConfig {
                 "wp-content/wflogs".into(),
             ],
             repository: String::new(),
-            password: String::new(),
+            password: crate::Secret::default(),
             password_file: PathBuf::new(),
             state_dir: PathBuf::new(),
             wp_config: PathBuf::new(),
@@ -65,7 +65,7 @@ impl Default for BackupConfig {
 pub struct DatabaseConfig {
     pub name: String,
     pub user: String,
-    pub password: String,
+    pub password: crate::Secret,
     /// `localhost`, `127.0.0.1:3306`, or `localhost:/run/mysqld/mysqld.sock`, as in wp-config.
     pub host: String,
     /// The dump command (`mariadb-dump`) and the client used for imports (`mariadb`).
@@ -108,7 +108,7 @@ pub struct BunkerConfig {
     /// `rest:http://…`, a local path, or (with the `opendal` build feature) `opendal:s3` /
     /// `opendal:sftp` with `options`.
     pub repository: String,
-    pub password: String,
+    pub password: crate::Secret,
     pub password_file: PathBuf,
     /// Backend options (for opendal: bucket, endpoint, …).
     pub options: std::collections::BTreeMap<String, String>,

@@ -13,8 +13,10 @@ pub mod dirs;
 mod error;
 mod locate;
 pub mod private_fs;
+pub mod redact;
 pub mod rule_path;
 mod schema;
+mod secret;
 mod shield;
 mod units;
 mod validate;
@@ -22,6 +24,7 @@ mod validate;
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use schema::*;
+pub use secret::Secret;
 pub use shield::{
     AdmissionConfig, BodyConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig,
     ShieldSettings, WaitingRoomConfig,

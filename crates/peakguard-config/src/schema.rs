@@ -101,7 +101,7 @@ pub struct AdminConfig {
     pub listen: String,
     /// Bearer token. When empty, `token_file` is read; when both are empty a random token is
     /// generated at start and written to `token_file`'s default location.
-    pub token: String,
+    pub token: crate::Secret,
     pub token_file: PathBuf,
     /// `listen` may be an address other machines reach (off: loopback only).
     pub allow_remote: bool,
@@ -111,7 +111,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:9080".into(),
-            token: String::new(),
+            token: crate::Secret::default(),
             // Empty: the state directory (see dirs.rs).
             token_file: PathBuf::new(),
             allow_remote: false,

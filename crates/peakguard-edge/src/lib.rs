@@ -89,7 +89,7 @@ pub struct ServeOptions {
 /// to the token file (mode 0600).
 pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
     if !config.admin.token.is_empty() {
-        return Ok(config.admin.token.clone());
+        return Ok(config.admin.token.expose().to_string());
     }
     let path = &config.admin.token_file;
     ensure_private_parent(path)?;

@@ -19,7 +19,7 @@ impl AdminClient {
         let addr = args.admin.clone().unwrap_or(admin.listen.clone());
         let token = match &args.token {
             Some(t) => t.clone(),
-            None if !admin.token.is_empty() => admin.token.clone(),
+            None if !admin.token.is_empty() => admin.token.expose().to_string(),
             None => peakguard_config::private_fs::read_private(&admin.token_file)
                 .with_context(|| format!("the admin token file {}", admin.token_file.display()))?
                 .map(|t| t.trim().to_string())

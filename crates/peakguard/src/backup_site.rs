@@ -118,7 +118,7 @@ impl BackupSite {
         let remote = |loc: &str| loc.contains(':') && !loc.starts_with('/');
         let generated = state_dir.join("password");
         let main_password = password(
-            &config.password,
+            config.password.expose(),
             &config.password_file,
             Some(&generated),
             &format!("site {:?} backup repository", site.name),
@@ -132,7 +132,7 @@ impl BackupSite {
         let bunker = match &config.bunker {
             Some(b) => Some(RepoSpec {
                 location: b.repository.clone(),
-                password: password(&b.password, &b.password_file, None, "the bunker")?,
+                password: password(b.password.expose(), &b.password_file, None, "the bunker")?,
                 options: b.options.clone(),
                 cache_dir: remote(&b.repository).then(|| state_dir.join("bunker-cache")),
             }),
@@ -152,7 +152,7 @@ impl BackupSite {
                     Database {
                         name: d.name.clone(),
                         user: d.user.clone(),
-                        password: d.password.clone(),
+                        password: d.password.expose().to_string(),
                         host: d.host.clone(),
                         table_prefix: String::new(),
                         dump_command: d.dump_command.clone(),

@@ -452,10 +452,21 @@ fn unknown_hosts_are_refused_and_sighup_reloads_sites() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(status, 200, "after SIGHUP the new site is served");
-    // A broken file is refused and the running configuration kept.
+    // A broken file is refused (the edge says so) and the running configuration kept.
     std::fs::write(&edge.config, "[[site]]\norigin = 3\n").unwrap();
     edge.signal("HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    let log = edge.dir.join("edge.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("SIGHUP: keeping the running configuration")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broken reload was never refused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(get(edge.addr, "b.test", "/cacheable-b").status, 200);
 }
 
@@ -566,14 +577,33 @@ fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    // The access log has one JSON line per request with the documented fields.
-    std::thread::sleep(Duration::from_millis(200));
-    let log = std::fs::read_to_string(edge.dir.join("access.log")).unwrap();
+    // A password-reset link: its key is a secret the log must not keep.
+    get(
+        edge.addr,
+        "t",
+        "/cacheable-reset?action=rp&key=RESETKEY123&login=bob",
+    );
+    // The access log has one JSON line per request with the documented fields (written as
+    // each request ends: wait for the third).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(edge.dir.join("access.log")).unwrap_or_default();
+        if log.lines().count() >= 3 {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!log.contains("RESETKEY123"), "{log}");
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines.len(), 3, "{log}");
+    assert_eq!(
+        lines[2]["path"],
+        "/cacheable-reset?action=rp&key=***&login=bob"
+    );
     for field in [
         "time",
         "client",

@@ -153,6 +153,21 @@ fn visitors_in_a_waiting_room_refresh_with_their_place_and_are_not_counted_as_er
     let dir = fresh_dir("room-urls");
     let urls = dir.join("urls.txt");
     std::fs::write(&urls, "/echo/room group=echo\n").unwrap();
+    // The room counts new visitors per calendar minute: start with at least 10 s of the
+    // minute left, so that the 90 arrivals of the next 3 s fall in one minute (a run that
+    // straddled two minutes would let everyone in at once).
+    let left_in_minute = || {
+        60 - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60
+    };
+    let deadline = Instant::now() + Duration::from_secs(70);
+    while left_in_minute() < 10 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let r = rehearse(&[
         "--target",
         &format!("http://{}", edge.addr),

@@ -39,6 +39,10 @@ impl EdgeProxy {
         });
         if let Some(log) = &self.state.access_log {
             let req = session.req_header();
+            // A password-reset key or a token in the query is never written down.
+            let path = peakguard_config::redact::query(
+                req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            );
             log.write(&AccessRecord {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                 client: ctx
@@ -48,7 +52,7 @@ impl EdgeProxy {
                     .unwrap_or_default(),
                 method: req.method.as_str(),
                 host: &ctx.host,
-                path: req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                path: &path,
                 status,
                 cache: ctx
                     .local
