@@ -17,6 +17,9 @@ pub struct Database {
     pub table_prefix: String,
     pub dump_command: String,
     pub client_command: String,
+    /// How long a dump, an import or a query may run before it is killed (zero: the
+    /// default, an hour).
+    pub timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -122,6 +125,44 @@ impl Database {
         cmd
     }
 
+    fn limit(&self) -> std::time::Duration {
+        if self.timeout.is_zero() {
+            crate::watchdog::DEFAULT_TIMEOUT
+        } else {
+            self.timeout
+        }
+    }
+
+    fn killed_message(&self) -> String {
+        format!(
+            "killed after {}: it did not finish in time (a locked table, a stuck server?); raise [site.backup.database] timeout if the database is that large",
+            humantime_secs(self.limit())
+        )
+    }
+
+    /// Runs a client command within the timeout; a killed one is an error that says so.
+    fn bounded(
+        &self,
+        cmd: &mut Command,
+        input: Option<&[u8]>,
+        hint: &str,
+    ) -> Result<std::process::Output> {
+        let command = self.client_command.clone();
+        let (out, killed) = crate::watchdog::output(cmd, input, self.timeout).map_err(|e| {
+            BackupError::Command {
+                command: command.clone(),
+                message: format!("{e} {hint}").trim().to_string(),
+            }
+        })?;
+        if killed {
+            return Err(BackupError::Command {
+                command,
+                message: self.killed_message(),
+            });
+        }
+        Ok(out)
+    }
+
     /// `mariadb-dump --single-transaction --routines --triggers` of the site's database.
     pub fn dump_command_line(&self) -> Command {
         let mut cmd = self.command(&self.dump_command);
@@ -162,6 +203,8 @@ impl Database {
             .take()
             .ok_or_else(|| fail("no output pipe".into()))?;
         let mut stderr = child.stderr.take();
+        let child: crate::watchdog::Shared = std::sync::Arc::new(std::sync::Mutex::new(child));
+        let watchdog = crate::watchdog::Watchdog::start(child.clone(), self.timeout);
         let err_reader = std::thread::spawn(move || {
             let mut text = String::new();
             if let Some(e) = stderr.as_mut() {
@@ -171,9 +214,11 @@ impl Database {
         });
         let mut out = std::io::BufWriter::with_capacity(8 << 20, file);
         let copied = std::io::copy(&mut stdout, &mut out).and_then(|n| out.flush().map(|_| n));
-        let status = child.wait();
+        let status = crate::watchdog::wait(&child);
+        let killed = watchdog.stop();
         let stderr_text = err_reader.join().unwrap_or_default();
         let result = match (copied, status) {
+            _ if killed => Err(fail(self.killed_message())),
             (Err(e), _) => Err(fail(format!("writing {}: {e}", path.display()))),
             (Ok(_), Err(e)) => Err(fail(format!("waiting for it: {e}"))),
             (Ok(_), Ok(s)) if !s.success() => Err(fail(format!("{s}: {}", stderr_text.trim()))),
@@ -192,11 +237,8 @@ impl Database {
         if let Some(s) = schema {
             cmd.arg(format!("--database={s}"));
         }
-        cmd.arg("--execute").arg(sql);
-        let out = cmd.output().map_err(|e| BackupError::Command {
-            command: self.client_command.clone(),
-            message: format!("{e} (is the MariaDB client installed?)"),
-        })?;
+        cmd.arg("--execute").arg(sql).stdin(Stdio::null());
+        let out = self.bounded(&mut cmd, None, "(is the MariaDB client installed?)")?;
         let out = succeeded(
             format!(
                 "{} on {}",
@@ -216,13 +258,8 @@ impl Database {
         let file = std::fs::File::open(dump).map_err(|e| BackupError::io("opening", dump, e))?;
         let mut cmd = self.command(&self.client_command);
         cmd.arg(format!("--database={schema}"));
-        cmd.stdin(Stdio::from(file))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let out = cmd.output().map_err(|e| BackupError::Command {
-            command: self.client_command.clone(),
-            message: e.to_string(),
-        })?;
+        cmd.stdin(Stdio::from(file));
+        let out = self.bounded(&mut cmd, None, "")?;
         succeeded(format!("import into {schema}"), out)?;
         Ok(())
     }
@@ -278,22 +315,7 @@ impl Database {
         if let Some(s) = schema {
             cmd.arg(format!("--database={s}"));
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| BackupError::Command {
-            command: self.client_command.clone(),
-            message: e.to_string(),
-        })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(script.as_bytes())
-                .map_err(|e| BackupError::io("writing SQL to", &self.client_command, e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| BackupError::Command {
-            command: self.client_command.clone(),
-            message: e.to_string(),
-        })?;
+        let out = self.bounded(&mut cmd, Some(script.as_bytes()), "")?;
         succeeded(self.client_command.clone(), out)?;
         Ok(())
     }
@@ -308,6 +330,18 @@ fn succeeded(command: String, out: std::process::Output) -> Result<std::process:
         command,
         message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        return format!("{}ms", d.as_millis());
+    }
+    let s = d.as_secs();
+    match s {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A SQL string literal.
@@ -372,6 +406,40 @@ fn php_string(s: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A dump that never ends (a table locked by someone else) is killed after the timeout,
+    /// reported as such, and leaves no partial file; queries are bounded the same way.
+    #[test]
+    fn a_stuck_dump_or_query_is_killed_after_the_timeout() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pg-stuck-dump-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let stuck = dir.join("stuck-client");
+        std::fs::write(&stuck, "#!/bin/sh\necho -- partial output\nexec sleep 60\n")
+            .expect("script");
+        std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let db = Database {
+            name: "shop".into(),
+            host: "localhost".into(),
+            dump_command: stuck.display().to_string(),
+            client_command: stuck.display().to_string(),
+            timeout: std::time::Duration::from_millis(500),
+            ..Database::default()
+        };
+        let started = std::time::Instant::now();
+        let dump = dir.join("db.sql");
+        let err = db.dump_to(&dump).expect_err("killed");
+        assert!(err.to_string().contains("killed after"), "{err}");
+        assert!(!dump.exists(), "no partial dump is left");
+        let err = db.scalar("SELECT 1").expect_err("killed");
+        assert!(err.to_string().contains("killed after"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "neither waited for the minute"
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     #[test]
     fn reads_wp_config_defines_and_prefix() {

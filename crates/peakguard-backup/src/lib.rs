@@ -25,6 +25,7 @@ mod rollback;
 mod snapshot;
 mod source;
 pub mod unchanged;
+mod watchdog;
 mod write_tree;
 
 pub use backup::{BackupOutcome, BackupPlan, Reuse};

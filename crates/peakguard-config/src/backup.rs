@@ -60,7 +60,7 @@ impl Default for BackupConfig {
 }
 
 /// The site's MariaDB. Empty fields are read from `wp-config.php`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub name: String,
@@ -73,6 +73,9 @@ pub struct DatabaseConfig {
     pub client_command: String,
     /// Leave the database out (files only).
     pub skip: bool,
+    /// A dump, an import or a query running longer is killed and reported (the backup's
+    /// lock is released with it).
+    pub timeout: crate::Seconds,
 }
 
 /// How many snapshots are kept (0 = that rule keeps none), and how often pruning runs.
@@ -97,6 +100,21 @@ impl Default for RetentionConfig {
             keep_weekly: 8,
             keep_monthly: 12,
             prune_every: Seconds::secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            name: String::new(),
+            user: String::new(),
+            password: crate::Secret::default(),
+            host: String::new(),
+            dump_command: String::new(),
+            client_command: String::new(),
+            skip: false,
+            timeout: crate::Seconds::secs(3600),
         }
     }
 }

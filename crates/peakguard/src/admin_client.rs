@@ -7,7 +7,13 @@ use peakguard_config::Config;
 pub struct AdminClient {
     base: String,
     token: String,
+    /// A call that takes longer fails (an edge that accepts but never answers must not hang
+    /// the CLI, or a rollback waiting to switch maintenance on).
+    timeout: std::time::Duration,
 }
+
+/// How long one admin API call may take.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -35,12 +41,17 @@ impl AdminClient {
         } else {
             format!("http://{addr}")
         };
-        Ok(AdminClient { base, token })
+        Ok(AdminClient {
+            base,
+            token,
+            timeout: CALL_TIMEOUT,
+        })
     }
 
     fn call(&self, method: &str, path: &str) -> Result<serde_json::Value> {
         let url = format!("{}{path}", self.base);
         let resp = ureq::request(method, &url)
+            .timeout(self.timeout)
             .set("Authorization", &format!("Bearer {}", self.token))
             .call();
         match resp {
@@ -65,5 +76,28 @@ impl AdminClient {
 
     pub fn post(&self, path: &str) -> Result<serde_json::Value> {
         self.call("POST", path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edge_that_never_answers_fails_the_call_in_time() {
+        // Accepts (the kernel's backlog) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = AdminClient {
+            base: format!("http://{}", silent.local_addr().expect("addr")),
+            token: "t".into(),
+            timeout: std::time::Duration::from_millis(300),
+        };
+        let started = std::time::Instant::now();
+        let err = client.get("/status").expect_err("timed out");
+        assert!(
+            err.to_string().contains("cannot reach the admin API"),
+            "{err}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 }

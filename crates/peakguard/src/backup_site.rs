@@ -157,6 +157,7 @@ impl BackupSite {
                         table_prefix: String::new(),
                         dump_command: d.dump_command.clone(),
                         client_command: d.client_command.clone(),
+                        timeout: d.timeout.0,
                     },
                     &wp_config,
                 )
