@@ -198,6 +198,15 @@ impl Visitor {
             | Visitor::Queued { jar } => Some(jar),
         }
     }
+
+    pub fn jar_mut(&mut self) -> Option<&mut CookieJar> {
+        match self {
+            Visitor::Nobody => None,
+            Visitor::Shopper { jar, .. }
+            | Visitor::LoggedIn { jar, .. }
+            | Visitor::Queued { jar } => Some(jar),
+        }
+    }
 }
 
 /// Shoppers between steps, and logged-in users' jars. Bounded: at most `max_shoppers`

@@ -292,15 +292,8 @@ fn wait_in_room(
         },
         v => v,
     };
-    if let Some(jar) = step.visitor.jar() {
-        let mut jar = jar.clone();
+    if let Some(jar) = step.visitor.jar_mut() {
         jar.absorb(headers);
-        match &mut step.visitor {
-            Visitor::Shopper { jar: j, .. }
-            | Visitor::LoggedIn { jar: j, .. }
-            | Visitor::Queued { jar: j } => *j = jar,
-            Visitor::Nobody => {}
-        }
     }
     let due = Instant::now() + after;
     let in_line = shared.in_room.fetch_add(1, Ordering::Relaxed);

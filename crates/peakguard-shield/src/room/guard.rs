@@ -79,31 +79,27 @@ impl std::fmt::Debug for PassCheck {
     }
 }
 
-impl PassCheck {
-    /// The expiry (Unix seconds) of the request's valid pass.
-    fn expiry(&self, req: &RequestFacts<'_>) -> Option<u64> {
-        let keys = self.keys.read();
-        let now = unix_now();
-        req.cookies()
-            .filter(|(name, _)| *name == PASS_COOKIE)
-            .filter_map(|(_, value)| keys.open(&format!("{}|pass", self.site), value, 2))
-            .filter_map(|f| f[0].parse::<u64>().ok())
-            .find(|expires| *expires > now)
-    }
+/// The expiry (Unix seconds) of the request's valid pass for `site`.
+fn pass_expiry(keys: &RoomKeys, site: &str, req: &RequestFacts<'_>) -> Option<u64> {
+    let now = unix_now();
+    let context = format!("{site}|pass");
+    req.cookies()
+        .filter(|(name, _)| *name == PASS_COOKIE)
+        .filter_map(|(_, value)| keys.open(&context, value, 2))
+        .filter_map(|f| f[0].parse::<u64>().ok())
+        .find(|expires| *expires > now)
+}
 
+impl PassCheck {
     pub fn holds(&self, req: &RequestFacts<'_>) -> bool {
-        self.expiry(req).is_some()
+        pass_expiry(&self.keys.read(), &self.site, req).is_some()
     }
 }
 
 impl RoomGuard {
     fn claims(&self, req: &RequestFacts<'_>, lifetime: Duration) -> Claims {
-        let pass_expires = PassCheck {
-            keys: self.keys.clone(),
-            site: self.room.site().to_string(),
-        }
-        .expiry(req);
         let keys = self.keys.read();
+        let pass_expires = pass_expiry(&keys, self.room.site(), req);
         let site = self.room.site();
         let now = unix_now();
         let mut ticket = None;
