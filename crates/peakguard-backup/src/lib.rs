@@ -40,5 +40,8 @@ pub use progress::TermProgress;
 pub use repo::{Repo, RepoSpec, close_remote_sessions};
 pub use restore::RestoreOutcome;
 pub use retention::{Retention, RetentionOutcome};
-pub use rollback::{Carried, EdgeHooks, RollbackOutcome, RollbackPlan, Step};
+pub use rollback::{
+    Carried, EdgeHooks, RollbackOutcome, RollbackPlan, Step, finish as finish_rollback,
+    kept_tables as rollback_kept_tables,
+};
 pub use snapshot::{Kind, SnapshotInfo};

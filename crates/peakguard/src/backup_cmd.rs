@@ -167,10 +167,19 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
             } else {
                 None
             };
+            // A rollback's kept tables, read from the database (best effort: it may be down).
+            let kept = site
+                .database
+                .as_ref()
+                .and_then(|db| peakguard_backup::rollback_kept_tables(db).ok())
+                .unwrap_or_default();
             if json {
-                print_json(
-                    &serde_json::json!({ "repository": repo.location(), "snapshots": snaps, "bunker_lag": lag }),
-                )?;
+                print_json(&serde_json::json!({
+                    "repository": repo.location(),
+                    "snapshots": snaps,
+                    "bunker_lag": lag,
+                    "rollback_kept_tables": kept,
+                }))?;
             } else {
                 println!(
                     "{} snapshot(s) of {} in {}",
@@ -180,6 +189,12 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                 );
                 for s in &snaps {
                     println!("{}", snapshot_line(s));
+                }
+                if !kept.is_empty() {
+                    println!(
+                        "the last rollback kept the previous database as {} `pgold_` table(s); `peakguard rollback --finish` drops them",
+                        kept.len()
+                    );
                 }
                 if let Some(lag) = lag {
                     if lag.missing.is_empty() {
@@ -362,6 +377,8 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Rollback {
             site,
             snapshot,
+            finish,
+            force,
             keep_orders,
             no_keep_orders,
             admin,
@@ -375,6 +392,25 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
             };
             let (config, site) = site_of(&site)?;
             let _lock = lock(&site)?;
+            if finish {
+                let db = site
+                    .database
+                    .as_ref()
+                    .context("this site's backups have no database: nothing to finish")?;
+                let dropped = peakguard_backup::finish_rollback(db)?;
+                if json {
+                    print_json(&serde_json::json!({ "dropped": dropped }))?;
+                } else if dropped.is_empty() {
+                    println!("no tables kept from a rollback");
+                } else {
+                    println!(
+                        "dropped {} table(s) kept from the last rollback",
+                        dropped.len()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let snapshot = snapshot.context("name the snapshot to roll back to")?;
             let repo = open(&site, false, false, json)?;
             let hooks = Hooks {
                 client: AdminClient::from_args(&admin, Some(&config)).map_err(|e| e.to_string()),
@@ -390,6 +426,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                     None
                 },
                 work_dir: site.state_dir.clone(),
+                force,
             };
             let mut print_step = |s: &peakguard_backup::Step| {
                 if !json {

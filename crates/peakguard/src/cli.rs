@@ -178,14 +178,37 @@ pub enum BackupCommand {
     },
     /// Put the live site back as it was at SNAPSHOT (files and database), in one step.
     ///
-    /// Maintenance on (through the edge's admin API) → safety snapshot (the undo) → files
-    /// restored to a staging directory and swapped in → dump imported into a fresh schema and
-    /// swapped in with RENAME TABLE → cache purged → maintenance off. Any failure undoes what
-    /// was done. WooCommerce orders and customers created since the snapshot are kept.
+    /// Maintenance on (through the edge's admin API; without an edge the rollback stops
+    /// unless --force) → safety snapshot (the undo) → files restored to a staging directory
+    /// → the dump imported beside the live tables in the site's own database
+    /// (`pgnew_<table>`) → files swapped in → tables swapped in with one RENAME TABLE, the
+    /// previous ones kept as `pgold_<table>` → cache purged → maintenance off. Any failure
+    /// undoes what was done, and maintenance ends on every way out.
+    ///
+    /// A shop keeps its orders: WooCommerce's order tables stay live, and order posts, notes
+    /// and customers are copied as they are now (new orders and those paid, shipped or
+    /// refunded since); orders placed during the swap are read from the kept tables after
+    /// it. The database user needs rights on the site's own database only (WordPress's own
+    /// user will do): SELECT, SHOW VIEW, EVENT, TRIGGER and LOCK TABLES for backups, and
+    /// INSERT, UPDATE, DELETE, CREATE, DROP, ALTER and INDEX for rollbacks.
+    ///
+    /// `peakguard rollback --finish` drops the kept `pgold_` tables once the rolled-back
+    /// site is known good (`peakguard snapshots` lists them); the next rollback drops them
+    /// too.
+    #[command(verbatim_doc_comment)]
     Rollback {
         #[command(flatten)]
         site: SiteArgs,
-        snapshot: String,
+        /// The snapshot to go back to (id, unique prefix or `latest`).
+        #[arg(required_unless_present = "finish")]
+        snapshot: Option<String>,
+        /// Drop the tables the last rollback kept (`pgold_<table>`) and exit.
+        #[arg(long, conflicts_with_all = ["snapshot", "force", "keep_orders", "no_keep_orders"])]
+        finish: bool,
+        /// Roll back even when no edge can switch maintenance on: visitors may then see a
+        /// half-restored site for a moment.
+        #[arg(long)]
+        force: bool,
         /// Carry orders/customers made since the snapshot over (default: when WooCommerce tables exist).
         #[arg(long, conflicts_with = "no_keep_orders")]
         keep_orders: bool,

@@ -65,6 +65,24 @@ fn pg(config: &Path, args: &[&str]) -> std::process::Output {
         .expect("run peakguard")
 }
 
+/// Writes an executable script.
+fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// The output of a command that must fail.
+fn failing(out: std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the command must fail: {text}");
+    text
+}
+
 fn ok(out: std::process::Output) -> String {
     let text = format!(
         "{}{}",
@@ -225,27 +243,168 @@ fn failing_dump_leaves_no_snapshot() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An order in WordPress's shared tables (a `shop_order` post), as WooCommerce writes it
+/// without HPOS: `id` None lets MariaDB number it.
+fn order_post(id: Option<u64>, status: &str, title: &str) -> String {
+    format!(
+        "INSERT INTO wp_posts SET {}post_content = '', post_title = '{title}', post_excerpt = '', \
+         to_ping = '', pinged = '', post_content_filtered = '', post_status = '{status}', \
+         post_type = 'shop_order', post_date = NOW(), post_date_gmt = UTC_TIMESTAMP(), \
+         post_modified = NOW(), post_modified_gmt = UTC_TIMESTAMP()",
+        id.map(|i| format!("ID = {i}, ")).unwrap_or_default()
+    )
+}
+
+fn order_note(order: u64, text: &str) -> String {
+    format!(
+        "INSERT INTO wp_comments SET comment_post_ID = {order}, comment_author = 'WooCommerce', \
+         comment_content = '{text}', comment_type = 'order_note', comment_date = NOW(), \
+         comment_date_gmt = UTC_TIMESTAMP()"
+    )
+}
+
+fn customer(login: &str) -> String {
+    format!(
+        "INSERT INTO wp_users SET user_login = '{login}', user_pass = 'x', user_nicename = '{login}', \
+         user_email = '{login}@example.com', user_url = '', user_registered = NOW(), \
+         user_activation_key = '', display_name = '{login}'; \
+         INSERT INTO wp_usermeta SET user_id = LAST_INSERT_ID(), meta_key = 'wp_capabilities', \
+         meta_value = 'a:1:{{s:8:\"customer\";b:1;}}'"
+    )
+}
+
+/// Removes what the order tests added to the shared WordPress.
+fn remove_test_orders() {
+    sql(
+        "DELETE FROM wp_postmeta WHERE post_id IN (SELECT ID FROM wp_posts WHERE post_type = 'shop_order'); \
+         DELETE FROM wp_comments WHERE comment_type = 'order_note'; \
+         DELETE FROM wp_posts WHERE post_type = 'shop_order'; \
+         DELETE FROM wp_usermeta WHERE user_id IN (SELECT ID FROM wp_users WHERE user_login LIKE 'buyer-%'); \
+         DELETE FROM wp_users WHERE user_login LIKE 'buyer-%'; \
+         DROP TABLE IF EXISTS wp_wc_orders",
+    );
+    let kept = sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'peakguard_e2e' AND table_name LIKE 'pg%\\_%'",
+    );
+    for t in kept
+        .lines()
+        .filter(|t| t.starts_with("pgold_") || t.starts_with("pgnew_"))
+    {
+        sql(&format!("DROP TABLE `{t}`"));
+    }
+}
+
+/// A running edge in front of the real WordPress whose maintenance page is shown to
+/// loopback clients too (the default lets 127.0.0.1 through), and the CLI arguments that
+/// reach its admin API.
+fn edge_for_rollback(name: &str) -> (common::Edge, Vec<String>) {
+    let wp = common::wp::wp();
+    let [port, admin_port, ..] = common::ports();
+    let dir = common::fresh_dir(name);
+    let extra = format!(
+        "[maintenance]\nstate_file = \"{}/maintenance.json\"\nallow = []\n{}",
+        dir.display(),
+        common::wp::site(&wp, "")
+    );
+    let mut edge = common::Edge::start_in(dir.to_path_buf(), port, admin_port, &extra, false);
+    edge.own_dir(dir);
+    let args = vec![
+        "--admin".to_string(),
+        edge.admin.to_string(),
+        "--token".to_string(),
+        common::TOKEN.to_string(),
+    ];
+    (edge, args)
+}
+
+fn maintenance_on(edge: &common::Edge) -> bool {
+    let r = edge.admin_get("/maintenance");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("maintenance JSON");
+    v["on"].as_bool().expect("on")
+}
+
+/// A MariaDB client that, when handed the table swap, first does what a shop does at that
+/// moment — an order arrives (through the live tables, as WordPress would write it) and a
+/// visitor asks for the home page (the answer's status is written down) — then runs it.
+fn client_at_the_swap(dir: &Path, edge: &common::Edge) -> PathBuf {
+    let client = dir.join("client-at-swap");
+    write_script(
+        &client,
+        &format!(
+            r#"#!/bin/bash
+input=$(mktemp); cat > "$input"
+if grep -q '^RENAME TABLE' "$input"; then
+  mariadb "$@" --execute "{order}" || exit 9
+  curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {host}' http://{edge}/ > {dir}/during-swap.txt
+fi
+mariadb "$@" < "$input"; rc=$?; rm -f "$input"; exit $rc
+"#,
+            order =
+                order_post(None, "wc-processing", "placed during the swap").replace('"', "\\\""),
+            host = common::wp::wp().host,
+            edge = edge.addr,
+            dir = dir.display()
+        ),
+    );
+    client
+}
+
 #[test]
 #[ignore = "needs scripts/wp-env.sh up"]
-fn rollback_returns_files_and_database_and_keeps_new_orders() {
+fn rollback_returns_files_and_database_and_keeps_every_order() {
+    remove_test_orders();
+    // HPOS order tables, and orders in the shared tables, before the snapshot.
     sql(
-        "DROP TABLE IF EXISTS wp_wc_orders; CREATE TABLE wp_wc_orders (id BIGINT UNSIGNED PRIMARY KEY, status VARCHAR(20), total_amount DECIMAL(10,2)) ENGINE=InnoDB; INSERT INTO wp_wc_orders VALUES (1, 'wc-completed', 10.00);",
+        "CREATE TABLE wp_wc_orders (id BIGINT UNSIGNED PRIMARY KEY, status VARCHAR(20), total_amount DECIMAL(10,2)) ENGINE=InnoDB; INSERT INTO wp_wc_orders VALUES (1, 'wc-pending', 10.00);",
     );
-    let (dir, config) = setup("rollback", "");
+    sql(&order_post(Some(9001), "wc-pending", "paid later"));
+    sql(&order_note(9001, "Order placed"));
+    sql(
+        "INSERT INTO wp_postmeta SET post_id = 9001, meta_key = '_order_total', meta_value = '10.00'",
+    );
+    let (edge, admin) = edge_for_rollback("rollback-edge");
+    let (dir, _) = setup("rollback", "");
+    let client = client_at_the_swap(&dir, &edge);
+    let config = dir.join("peakguard.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}[site.backup.database]\nclient_command = \"{}\"\n",
+            client.display()
+        ),
+    )
+    .expect("config");
     let site = dir.join("site");
     let before_id = snapshot_id(&ok(pg(&config, &["backup"])));
     let before_files = sums(&site);
-    let before_posts = sql("SELECT ID, post_title, post_content FROM wp_posts ORDER BY ID");
+    let before_posts = sql(
+        "SELECT ID, post_title, post_content FROM wp_posts WHERE post_type <> 'shop_order' ORDER BY ID",
+    );
 
     // The 2 a.m. change: a plugin file edited, a file added, one removed, posts changed.
     std::fs::write(site.join("wp-includes/version.php"), "<?php // broken\n").expect("edit");
     std::fs::write(site.join("wp-content/uploads/2026/11/new.jpg"), "new").expect("add");
     std::fs::remove_file(site.join("wp-content/uploads/2026/11/hero.jpg")).expect("remove");
     sql("UPDATE wp_posts SET post_title = CONCAT(post_title, ' BROKEN') WHERE post_type = 'post'");
-    // A sale comes in after the snapshot.
-    sql("INSERT INTO wp_wc_orders VALUES (2, 'wc-processing', 99.90)");
+    // Sales since the snapshot: an old order paid (HPOS and shared tables), new ones placed,
+    // a new customer.
+    sql(
+        "UPDATE wp_wc_orders SET status = 'wc-refunded' WHERE id = 1; INSERT INTO wp_wc_orders VALUES (2, 'wc-processing', 99.90)",
+    );
+    sql(
+        "UPDATE wp_posts SET post_status = 'wc-completed', post_modified_gmt = UTC_TIMESTAMP() + INTERVAL 1 SECOND WHERE ID = 9001",
+    );
+    sql(&order_note(9001, "Payment received"));
+    sql(
+        "UPDATE wp_postmeta SET meta_value = '12.50' WHERE post_id = 9001 AND meta_key = '_order_total'",
+    );
+    sql(&order_post(Some(9002), "wc-processing", "new since"));
+    sql(&customer("buyer-new"));
     let changed_files = sums(&site);
-    let changed_posts = sql("SELECT ID, post_title, post_content FROM wp_posts ORDER BY ID");
+    let changed_posts = sql(
+        "SELECT ID, post_title, post_content FROM wp_posts WHERE post_type <> 'shop_order' ORDER BY ID",
+    );
     assert_ne!(before_posts, changed_posts);
 
     let diff = ok(pg(&config, &["diff", &before_id, "latest"]));
@@ -254,37 +413,85 @@ fn rollback_returns_files_and_database_and_keeps_new_orders() {
         "no snapshot after the change yet: {diff}"
     );
 
-    let out = ok(pg(&config, &["rollback", &before_id]));
-    assert!(
-        out.contains("no edge answered"),
-        "no edge runs here, it says so and goes on: {out}"
-    );
+    let mut args = vec!["rollback", before_id.as_str()];
+    args.extend(admin.iter().map(String::as_str));
+    let out = ok(pg(&config, &args));
     for step in [
+        "maintenance on",
         "safety snapshot",
         "restore files to staging",
-        "import database",
-        "carry over new orders",
+        "import database beside the live tables",
+        "carry over orders and customers",
         "write staged files to disk",
         "swap files",
         "swap database tables",
+        "carry over orders placed during the swap",
+        "maintenance off",
     ] {
         assert!(out.contains(step), "step {step:?} printed: {out}");
     }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("during-swap.txt")).expect("the swap was reached"),
+        "503",
+        "visitors get the maintenance page during the swap"
+    );
+    assert!(!maintenance_on(&edge), "maintenance is off again");
     assert_eq!(
         sums(&site),
         before_files,
         "files byte-for-byte as at the snapshot (excluded caches aside)"
     );
     assert_eq!(
-        sql("SELECT ID, post_title, post_content FROM wp_posts ORDER BY ID"),
+        sql(
+            "SELECT ID, post_title, post_content FROM wp_posts WHERE post_type <> 'shop_order' ORDER BY ID"
+        ),
         before_posts,
         "posts row-for-row"
     );
     assert_eq!(
         sql("SELECT id, status, total_amount FROM wp_wc_orders ORDER BY id"),
-        "1\twc-completed\t10.00\n2\twc-processing\t99.90\n",
-        "the order placed after the snapshot is kept"
+        "1\twc-refunded\t10.00\n2\twc-processing\t99.90\n",
+        "HPOS orders as they are now: the refund kept, the new order kept"
     );
+    let orders = sql(
+        "SELECT post_title, post_status FROM wp_posts WHERE post_type = 'shop_order' ORDER BY ID",
+    );
+    assert_eq!(
+        orders,
+        "paid later\twc-completed\nnew since\twc-processing\nplaced during the swap\twc-processing\n",
+        "orders in the shared tables: paid since, placed since, placed during the swap"
+    );
+    assert_eq!(
+        sql(
+            "SELECT meta_value FROM wp_postmeta WHERE post_id = 9001 AND meta_key = '_order_total'"
+        ),
+        "12.50\n"
+    );
+    assert_eq!(
+        sql(
+            "SELECT comment_content FROM wp_comments WHERE comment_post_ID = 9001 ORDER BY comment_ID"
+        ),
+        "Order placed\nPayment received\n",
+        "order notes kept"
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM wp_users WHERE user_login = 'buyer-new'"),
+        "1\n",
+        "the new customer kept"
+    );
+    // Ids never repeat: an order placed now is numbered after the one placed in the swap.
+    sql(&order_post(None, "wc-pending", "after the rollback"));
+    let ids = sql(
+        "SELECT ID FROM wp_posts WHERE post_title IN ('placed during the swap', 'after the rollback') ORDER BY post_title",
+    );
+    let ids: Vec<u64> = ids.lines().map(|l| l.parse().expect("id")).collect();
+    assert!(ids[0] > ids[1], "after ({}) > during ({})", ids[0], ids[1]);
+    // The previous tables are kept and listed until --finish.
+    let listed = ok(pg(&config, &["snapshots"]));
+    assert!(listed.contains("pgold_"), "{listed}");
+    let finished = ok(pg(&config, &["rollback", "--finish"]));
+    assert!(finished.contains("dropped"), "{finished}");
+    assert!(!ok(pg(&config, &["snapshots"])).contains("pgold_"));
 
     // The rollback of the rollback: back to the changed state.
     let safety = out
@@ -293,7 +500,9 @@ fn rollback_returns_files_and_database_and_keeps_new_orders() {
         .and_then(|l| l.rsplit("rollback ").next())
         .map(|s| s.trim_end_matches(['`', ')']).to_string())
         .expect("safety snapshot id");
-    let again = ok(pg(&config, &["rollback", &safety, "--no-keep-orders"]));
+    let mut args = vec!["rollback", safety.as_str(), "--no-keep-orders"];
+    args.extend(admin.iter().map(String::as_str));
+    let again = ok(pg(&config, &args));
     assert!(again.contains("swap database tables"), "{again}");
     assert_eq!(
         sums(&site),
@@ -301,13 +510,75 @@ fn rollback_returns_files_and_database_and_keeps_new_orders() {
         "undo restores the changed files"
     );
     assert_eq!(
-        sql("SELECT ID, post_title, post_content FROM wp_posts ORDER BY ID"),
+        sql(
+            "SELECT ID, post_title, post_content FROM wp_posts WHERE post_type <> 'shop_order' ORDER BY ID"
+        ),
         changed_posts
     );
 
     // Leave the shared environment as it was.
-    ok(pg(&config, &["rollback", &before_id, "--no-keep-orders"]));
-    sql("DROP TABLE IF EXISTS wp_wc_orders");
+    let mut args = vec!["rollback", before_id.as_str(), "--no-keep-orders"];
+    args.extend(admin.iter().map(String::as_str));
+    ok(pg(&config, &args));
+    remove_test_orders();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn rollback_without_an_edge_stops_unless_forced_and_needs_only_the_sites_own_database() {
+    // The rights a WordPress database user has: its own database, nothing else.
+    sql(
+        "CREATE USER IF NOT EXISTS 'pg_limited'@'localhost' IDENTIFIED BY 'limited-pw'; \
+         GRANT SELECT, SHOW VIEW, EVENT, TRIGGER, LOCK TABLES, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON `peakguard\\_e2e`.* TO 'pg_limited'@'localhost'",
+    );
+    let (dir, config) = setup(
+        "limited",
+        "[site.backup.database]\nuser = \"pg_limited\"\npassword = \"limited-pw\"\n",
+    );
+    let site = dir.join("site");
+    let snap = snapshot_id(&ok(pg(&config, &["backup"])));
+    std::fs::write(site.join("wp-content/uploads/2026/11/new.jpg"), "new").expect("add");
+    sql("UPDATE wp_posts SET post_title = CONCAT(post_title, ' LIMITED') WHERE post_type = 'post'");
+    let files = sums(&site);
+    let posts = sql("SELECT ID, post_title FROM wp_posts ORDER BY ID");
+
+    // No edge answers (PEAKGUARD_ADMIN points nowhere): nothing happens without --force.
+    let out = pg(&config, &["rollback", &snap]);
+    let text = failing(out);
+    assert!(
+        text.contains("--force") && text.contains("nothing was changed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("safety snapshot"),
+        "stopped before any step: {text}"
+    );
+    assert_eq!(sums(&site), files);
+    assert_eq!(
+        sql("SELECT ID, post_title FROM wp_posts ORDER BY ID"),
+        posts
+    );
+
+    let out = ok(pg(&config, &["rollback", &snap, "--force"]));
+    assert!(
+        out.contains("--force: visitors may see"),
+        "what --force risks is said: {out}"
+    );
+    assert!(out.contains("swap database tables"), "{out}");
+    assert_ne!(sums(&site), files, "rolled back");
+    assert!(!sql("SELECT post_title FROM wp_posts WHERE post_type = 'post'").contains("LIMITED"));
+    let schemas = sql(
+        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'peakguard\\_e2e\\_\\_%'",
+    );
+    assert_eq!(
+        schemas.trim(),
+        "0",
+        "no schema beside the site's was needed"
+    );
+
+    ok(pg(&config, &["rollback", "--finish"]));
+    sql("DROP USER IF EXISTS 'pg_limited'@'localhost'");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -552,12 +823,7 @@ fn a_flipped_byte_is_reported_by_check_and_named_by_restore() {
     std::fs::write(&pack, bytes).expect("flip");
 
     let check = pg(&config, &["check", "--read-data"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(!check.status.success(), "check must fail: {text}");
+    let text = failing(check);
     assert!(text.contains("DAMAGED"), "{text}");
     let name = pack
         .file_name()
@@ -573,12 +839,7 @@ fn a_flipped_byte_is_reported_by_check_and_named_by_restore() {
         &config,
         &["restore", "latest", "--to", target.to_str().expect("utf8")],
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&restore.stdout),
-        String::from_utf8_lossy(&restore.stderr)
-    );
-    assert!(!restore.status.success(), "restore must fail: {text}");
+    let text = failing(restore);
     assert!(
         text.contains("/site/wp-content/uploads/2026/11/catalog.pdf"),
         "restore names the damaged file: {text}"
@@ -594,7 +855,7 @@ fn an_import_failing_midway_leaves_the_live_site_untouched() {
     let dir = std::env::temp_dir().join(format!("pg-backup-{}-client", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let client = dir.join("half-import");
-    std::fs::write(
+    write_script(
         &client,
         r#"#!/bin/sh
 # Queries (--execute) and short scripts pass through; a dump import is broken halfway.
@@ -604,13 +865,7 @@ if [ "$n" -lt 50 ]; then mariadb "$@" < "$tmp"; rc=$?; rm -f "$tmp"; exit $rc; f
 { head -n $((n / 2)) "$tmp"; echo 'THIS IS NOT SQL;'; tail -n +$((n / 2 + 1)) "$tmp"; } | mariadb "$@"
 rc=$?; rm -f "$tmp"; exit $rc
 "#,
-    )
-    .expect("client script");
-    Command::new("chmod")
-        .arg("+x")
-        .arg(&client)
-        .status()
-        .expect("chmod");
+    );
     let (site_dir, config) = setup(
         "halfimport",
         &format!(
@@ -625,13 +880,16 @@ rc=$?; rm -f "$tmp"; exit $rc
     let files = sums(&site);
     let posts = sql("SELECT ID, post_title FROM wp_posts ORDER BY ID");
 
-    let out = pg(&config, &["rollback", &snap]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (edge, admin) = edge_for_rollback("halfimport-edge");
+    let mut args = vec!["rollback", snap.as_str()];
+    args.extend(admin.iter().map(String::as_str));
+    let out = pg(&config, &args);
+    let text = failing(out);
+    assert!(text.contains("maintenance on"), "{text}");
+    assert!(
+        !maintenance_on(&edge),
+        "maintenance ends when the rollback fails: {text}"
     );
-    assert!(!out.status.success(), "the rollback must stop: {text}");
     assert!(text.contains("import database"), "{text}");
     assert!(
         text.contains("THIS IS NOT SQL") || text.contains("syntax"),
@@ -645,9 +903,9 @@ rc=$?; rm -f "$tmp"; exit $rc
         "live database untouched"
     );
     let leftovers = sql(
-        "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'peakguard\\_e2e\\_\\_pg%'",
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'peakguard_e2e' AND table_name LIKE 'pgnew\\_%'",
     );
-    assert_eq!(leftovers.trim(), "0", "no half-imported schema left behind");
+    assert_eq!(leftovers.trim(), "0", "no half-imported table left behind");
     assert!(
         !site_dir.join(".site.peakguard-staging").exists(),
         "no staging directory left behind"

@@ -330,6 +330,11 @@ impl Edge {
         edge
     }
 
+    /// Removes `dir` once the process has stopped.
+    pub fn own_dir(&mut self, dir: TestDir) {
+        self.owned_dir = Some(dir);
+    }
+
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
