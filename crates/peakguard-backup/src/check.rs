@@ -25,7 +25,7 @@ impl Repo {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         for (level, err) in &results.0 {
-            let text = err.to_string();
+            let text = short(err);
             if format!("{level:?}") == "Error" {
                 errors.push(text);
             } else {
@@ -39,6 +39,30 @@ impl Repo {
             warnings,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// A finding in one line: rustic's display of its errors runs over many lines and carries a
+/// stack trace; the cause's concise form (`display_log`) says the same.
+fn short(err: &(dyn std::error::Error + 'static)) -> String {
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let cause = err
+        .source()
+        .and_then(|s| {
+            s.downcast_ref::<rustic_core::RusticError>().or_else(|| {
+                s.downcast_ref::<Box<rustic_core::RusticError>>()
+                    .map(AsRef::as_ref)
+            })
+        })
+        .map(|e| e.display_log());
+    match cause {
+        Some(cause) => {
+            // "error checking pack ID : `rustic_core` experienced…" → "error checking pack ID"
+            let head = first.split(" : ").next().unwrap_or(first);
+            format!("{head}: {}", cause.trim_start_matches("Error: "))
+        }
+        None => first.to_string(),
     }
 }
 

@@ -201,6 +201,13 @@ impl ReadSource for SiteSource {
                 open: Some(open),
             })
         });
+        // rustic's walker leaves the root directory out, so `/site` would be stored with no
+        // times or owner (restic then restores it dated 1901): its own entry, first.
+        let site_dir = self
+            .local
+            .as_ref()
+            .and_then(|_| root_dir_entry(&self.root))
+            .map(Ok);
         let root = self.root.clone();
         let report = self.report.clone();
         let local = self.local.as_ref().map(|l| l.entries());
@@ -220,8 +227,60 @@ impl ReadSource for SiteSource {
                     None
                 }
             });
-        Box::new(dump.into_iter().chain(files))
+        Box::new(dump.into_iter().chain(site_dir).chain(files))
     }
+}
+
+/// The `/site` directory's node, from the site root's metadata (`None` if it cannot be read:
+/// the walk reports that itself).
+fn root_dir_entry(root: &Path) -> Option<ReadSourceEntry<SiteOpen>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root).ok()?;
+    let time = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok()
+            .and_then(|t| rustic_core::jiff::Timestamp::try_from(t).ok())
+    };
+    let meta = Metadata {
+        mode: Some(go_dir_mode(m.mode())),
+        mtime: time(m.modified()),
+        atime: time(m.accessed()),
+        ctime: rustic_core::jiff::Timestamp::new(
+            m.ctime(),
+            m.ctime_nsec().clamp(0, 999_999_999) as i32,
+        )
+        .ok(),
+        uid: Some(m.uid()),
+        gid: Some(m.gid()),
+        inode: m.ino(),
+        device_id: m.dev(),
+        ..Metadata::default()
+    };
+    let name = Path::new(SITE_DIR).file_name()?;
+    Some(ReadSourceEntry {
+        path: PathBuf::from(SITE_DIR),
+        node: Node::new_node(name, NodeType::Dir, meta),
+        open: None,
+    })
+}
+
+/// A directory's Unix mode as restic stores it (Go's `os.FileMode`: the directory flag in
+/// the top bit, setuid/setgid/sticky in their own bits, permissions below).
+fn go_dir_mode(unix: u32) -> u32 {
+    const GO_DIR: u32 = 1 << 31;
+    const GO_SETUID: u32 = 1 << 23;
+    const GO_SETGID: u32 = 1 << 22;
+    const GO_STICKY: u32 = 1 << 20;
+    let mut mode = GO_DIR | (unix & 0o777);
+    for (unix_bit, go_bit) in [
+        (0o4000, GO_SETUID),
+        (0o2000, GO_SETGID),
+        (0o1000, GO_STICKY),
+    ] {
+        if unix & unix_bit != 0 {
+            mode |= go_bit;
+        }
+    }
+    mode
 }
 
 fn entry_with(

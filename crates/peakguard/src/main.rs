@@ -38,6 +38,16 @@ fn main() -> ExitCode {
         // opendal (S3/SFTP bunkers) warns on every "not found", which is how rustic asks
         // whether a repository exists yet; real failures come back to us as errors.
         .filter_module("opendal::services", log::LevelFilter::Error)
+        // rustic's checker logs each finding with a stack trace; `check` prints them
+        // itself, one line each (the trace with --verbose).
+        .filter_module(
+            "rustic_core::commands::check",
+            if cli.verbose {
+                log::LevelFilter::Info
+            } else {
+                log::LevelFilter::Off
+            },
+        )
         .init();
     let code = match run(cli) {
         Ok(code) => code,

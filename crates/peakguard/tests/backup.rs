@@ -206,6 +206,21 @@ fn restic_reads_what_peakguard_writes() {
         a.lines().count() > 1000,
         "a WordPress tree has > 1000 files"
     );
+    // The site directory itself keeps its mode and times (not 1901, as when the root
+    // directory was stored without metadata).
+    let root_meta = |d: &Path| listing(d, "find . -maxdepth 0 -printf '%m %T@'");
+    let original = root_meta(&dir.join("site"));
+    assert!(original.starts_with("755 "), "{original}");
+    assert_eq!(
+        root_meta(&by_restic.join("site")),
+        original,
+        "restic's restore"
+    );
+    assert_eq!(
+        root_meta(&by_us.join("site")),
+        original,
+        "peakguard's restore"
+    );
     let dump =
         std::fs::read_to_string(by_restic.join("database.sql")).expect("dump restored by restic");
     assert!(
@@ -833,6 +848,15 @@ fn a_flipped_byte_is_reported_by_check_and_named_by_restore() {
         text.contains(&name[..8]),
         "check names the pack {name}: {text}"
     );
+    assert!(
+        !text.contains("Backtrace") && text.lines().count() <= 4,
+        "the finding in a line, no internal stack trace: {text}"
+    );
+    let verbose = failing(pg(&config, &["check", "--read-data", "--verbose"]));
+    assert!(
+        verbose.contains("Backtrace"),
+        "the trace with --verbose: {verbose}"
+    );
 
     let target = dir.join("restored");
     let restore = pg(
@@ -1028,6 +1052,56 @@ impl Drop for Rclone {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+#[ignore = "needs scripts/wp-env.sh up"]
+fn a_stuck_dump_is_killed_and_reported_and_the_next_run_goes_on() {
+    let [port, admin_port, ..] = common::ports();
+    let dir = common::fresh_dir("stuckdump");
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("index.php"), "<?php // shop").expect("file");
+    // A dump that hangs while the flag file exists (a table locked by a stuck query).
+    let flag = dir.join("stuck");
+    let dump = dir.join("dump");
+    write_script(
+        &dump,
+        &format!(
+            "#!/bin/bash\nif [ -e {} ]; then exec sleep 600; fi\nexec mariadb-dump \"$@\"\n",
+            flag.display()
+        ),
+    );
+    std::fs::write(&flag, "").expect("flag");
+    let extra = format!(
+        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{}\"\nevery = \"0\"\n[site.backup.database]\ndump_command = \"{}\"\ntimeout = \"2s\"\n",
+        site.display(),
+        wp_config().display(),
+        dump.display(),
+        d = dir.display(),
+    );
+    let edge = common::Edge::start_in(dir.to_path_buf(), port, admin_port, &extra, false);
+    let queued = admin(&edge, "POST", "/backup?site=shop");
+    assert_eq!(queued["queued"], true, "{queued}");
+    wait_for(
+        "the stuck dump to be killed",
+        Duration::from_secs(60),
+        || admin(&edge, "GET", "/backups")["shop"]["runs_failed"] == 1,
+    );
+    let s = admin(&edge, "GET", "/backups");
+    let error = s["shop"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("killed after 2s"), "reported: {s}");
+    // The lock went with the error: the next run takes it and succeeds.
+    std::fs::remove_file(&flag).expect("unflag");
+    admin(&edge, "POST", "/backup?site=shop");
+    wait_for("the next snapshot", Duration::from_secs(60), || {
+        admin(&edge, "GET", "/backups")["shop"]["runs_ok"] == 1
+    });
+    drop(edge);
+    drop(dir);
 }
 
 #[test]
