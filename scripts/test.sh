@@ -15,7 +15,9 @@ cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
 
 step "unit and integration tests"
-cargo test --release --workspace
+# The property tests of the parsers (crates/peakguard-cache/tests/fuzz_parsers.rs): 20,000
+# cases each, a few seconds.
+PROPTEST_CASES="${PROPTEST_CASES:-20000}" cargo test --release --workspace
 
 step "end-to-end tests against a real WordPress"
 # A directory made here is removed at the end (after the servers in it have stopped).

@@ -236,14 +236,16 @@ impl ReadSource for SiteSource {
 fn root_dir_entry(root: &Path) -> Option<ReadSourceEntry<SiteOpen>> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(root).ok()?;
-    let time = |t: std::io::Result<std::time::SystemTime>| {
-        t.ok()
-            .and_then(|t| rustic_core::jiff::Timestamp::try_from(t).ok())
-    };
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| rustic_core::jiff::Timestamp::try_from(t).ok());
     let meta = Metadata {
         mode: Some(go_dir_mode(m.mode())),
-        mtime: time(m.modified()),
-        atime: time(m.accessed()),
+        mtime,
+        // As rustic's walker records every other entry: the access time is the mtime (a
+        // walk would otherwise change it on every run).
+        atime: mtime,
         ctime: rustic_core::jiff::Timestamp::new(
             m.ctime(),
             m.ctime_nsec().clamp(0, 999_999_999) as i32,

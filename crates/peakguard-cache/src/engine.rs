@@ -196,6 +196,12 @@ impl CacheEngine {
                 for name in crate::hop::HOP_BY_HOP {
                     header.remove_header(*name);
                 }
+                // RFC 9111 §4.2.3: the age it arrived with counts from now on. It is kept as
+                // an earlier creation time, so every hit's `Age` (pingora: now − created) is
+                // that age plus the time stored; the field itself is not stored.
+                let arrived_aged = freshness::current_age(&resp.headers, now);
+                header.remove_header(&http::header::AGE);
+                let created = now.checked_sub(arrived_aged).unwrap_or(now);
                 let fresh_until = if s.fresh_for.is_zero() {
                     now.checked_sub(Duration::from_secs(1)).unwrap_or(now)
                 } else {
@@ -203,7 +209,7 @@ impl CacheEngine {
                 };
                 RespCacheable::Cacheable(CacheMeta::new(
                     fresh_until,
-                    now,
+                    created,
                     secs(s.stale_while_revalidate),
                     secs(s.stale_if_error),
                     header,
@@ -320,6 +326,8 @@ impl CacheEngine {
         let s = self.storage;
         CacheSnapshot {
             memory_bytes: s.memory_bytes() as u64,
+            filling_bytes: s.filling_bytes() as u64,
+            fills_not_stored: s.stats.fills_not_stored.load(Ordering::Relaxed),
             memory_objects: s.memory_objects() as u64,
             disk_bytes: s.disk_bytes(),
             disk_objects: s.disk_objects() as u64,
@@ -342,6 +350,9 @@ fn secs(d: Duration) -> u32 {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CacheSnapshot {
     pub memory_bytes: u64,
+    /// Bytes of fills in progress (counted in the memory budget).
+    pub filling_bytes: u64,
+    pub fills_not_stored: u64,
     pub memory_objects: u64,
     pub disk_bytes: u64,
     pub disk_objects: u64,

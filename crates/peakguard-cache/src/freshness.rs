@@ -145,8 +145,10 @@ pub fn decide(
     if !storable_status(status) {
         return Decision::DoNotStore("status");
     }
-    // RFC 9213: a targeted field, when present, replaces Cache-Control (and Expires).
-    let cdn = Directives::from_headers(headers, "cdn-cache-control");
+    // RFC 9213: a targeted field, when present and valid, replaces Cache-Control (and
+    // Expires); one that is not a valid Dictionary is ignored (§2.1).
+    let cdn = Directives::from_headers(headers, "cdn-cache-control")
+        .filter(|_| valid_dictionary(headers, "cdn-cache-control"));
     let targeted = cdn.is_some();
     let cc = cdn
         .or_else(|| Directives::from_headers(headers, "cache-control"))
@@ -289,6 +291,18 @@ pub fn delta_seconds(text: &str) -> Option<u64> {
         text.parse::<u64>()
             .map_or(MAX_DELTA_SECONDS, |n| n.min(MAX_DELTA_SECONDS)),
     )
+}
+
+/// Whether every value of `name`, joined as one field, parses as an RFC 8941 Dictionary.
+fn valid_dictionary(headers: &HeaderMap, name: &str) -> bool {
+    let mut joined = Vec::new();
+    for value in headers.get_all(name) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    sfv::Parser::parse_dictionary(&joined).is_ok()
 }
 
 /// The response's age when it reached us (RFC 9111 §4.2.3, without the request delay).

@@ -18,6 +18,8 @@ pub struct CacheStats {
     pub encode_discarded: AtomicU64,
     /// Objects that gained their representations.
     pub encoded_objects: AtomicU64,
+    /// Fills not stored because fills in progress already held half the memory budget.
+    pub fills_not_stored: AtomicU64,
     /// Time the encoders spent, in microseconds.
     pub encode_micros: AtomicU64,
 }

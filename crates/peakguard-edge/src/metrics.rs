@@ -252,6 +252,17 @@ impl Metrics {
             "peakguard_cache_evictions_total{{tier=\"memory\"}} {}\npeakguard_cache_evictions_total{{tier=\"disk\"}} {}",
             cache.memory_evictions, cache.disk_evictions
         );
+        let _ = writeln!(
+            out,
+            "# HELP peakguard_cache_filling_bytes Bytes of responses being received to be stored (counted in the memory budget).\n# TYPE peakguard_cache_filling_bytes gauge\npeakguard_cache_filling_bytes {}",
+            cache.filling_bytes
+        );
+        counter(
+            &mut out,
+            "peakguard_cache_fills_not_stored_total",
+            "Responses passed on without being stored because fills in progress held half the memory budget.",
+            cache.fills_not_stored,
+        );
         counter(
             &mut out,
             "peakguard_cache_disk_hits_total",

@@ -29,6 +29,9 @@ pub struct Site {
     pub busy_retry_after: Duration,
     /// How large a request body may be, held while it streams to the origin.
     pub body_limits: peakguard_shield::body::BodyLimits,
+    /// An origin 5xx on a page becomes the branded 503 (the `wordpress` profile); the `http`
+    /// profile forwards the origin's own status and body, as a standard cache does.
+    pub branded_errors: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,7 @@ impl SiteTable {
                 guards: shield.chain_for(sc, &shared),
                 busy_retry_after: sc.shield.admission.retry_after.0,
                 body_limits: peakguard_shield::body::BodyLimits::from_config(&sc.shield.body),
+                branded_errors: sc.profile == peakguard_config::Profile::Wordpress,
             });
             for h in &sc.hosts {
                 if h == "*" {

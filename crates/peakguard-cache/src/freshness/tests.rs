@@ -257,6 +257,28 @@ fn freshness_table() {
             None,
         ),
         (
+            // RFC 9213 §2.1: a targeted field that fails to parse as a Dictionary (RFC 8941)
+            // is ignored: Cache-Control applies.
+            "invalid cdn-cache-control (a quoted key) is ignored",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("max-age=300")),
+                ("cdn-cache-control", s("no-store, \"quoted\"")),
+            ],
+            Some(300),
+        ),
+        (
+            "invalid cdn-cache-control (upper-case key) is ignored",
+            &h,
+            200,
+            vec![
+                ("cache-control", s("no-store")),
+                ("cdn-cache-control", s("Max-Age=60")),
+            ],
+            None,
+        ),
+        (
             "cdn-cache-control ignores expires",
             &w,
             200,

@@ -21,6 +21,9 @@ pub type Evicted = Vec<String>;
 pub struct MemoryTier {
     capacity: usize,
     used: usize,
+    /// Bytes held by fills in progress (bodies being received to be stored): they count
+    /// against the capacity like stored objects, so stored objects make room for them.
+    reserved: usize,
     small_used: usize,
     entries: HashMap<String, Entry>,
     small: VecDeque<(String, u64)>,
@@ -37,6 +40,7 @@ impl MemoryTier {
         MemoryTier {
             capacity,
             used: 0,
+            reserved: 0,
             small_used: 0,
             entries: HashMap::new(),
             small: VecDeque::new(),
@@ -109,6 +113,25 @@ impl MemoryTier {
         evicted
     }
 
+    /// Counts `n` more bytes of a fill in progress, evicting stored objects to make room.
+    /// `None` when fills would hold more than half the tier: that fill stops storing.
+    pub fn reserve(&mut self, n: usize) -> Option<Evicted> {
+        if self.reserved + n > self.capacity / 2 {
+            return None;
+        }
+        self.reserved += n;
+        Some(self.evict())
+    }
+
+    /// A fill's bytes leave the count (it finished, failed or stopped storing).
+    pub fn release(&mut self, n: usize) {
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
+    pub fn reserved_bytes(&self) -> usize {
+        self.reserved
+    }
+
     pub fn remove(&mut self, key: &str) -> bool {
         match self.entries.remove(key) {
             Some(e) => {
@@ -124,7 +147,7 @@ impl MemoryTier {
 
     fn evict(&mut self) -> Evicted {
         let mut evicted = Vec::new();
-        while self.used > self.capacity {
+        while self.used + self.reserved > self.capacity {
             let from_small = self.small_used > self.capacity / 10 || self.main.is_empty();
             let popped = if from_small {
                 self.small.pop_front()
@@ -224,6 +247,25 @@ mod tests {
             String::new(),
             Vec::new(),
         ))
+    }
+
+    #[test]
+    fn fills_in_progress_count_against_the_capacity() {
+        let mut tier = MemoryTier::new(10_000);
+        for i in 0..9 {
+            tier.insert(format!("k{i}"), obj(1_000));
+        }
+        let before = tier.used_bytes();
+        let evicted = tier.reserve(4_000).expect("within half the tier");
+        assert!(!evicted.is_empty(), "stored objects make room for the fill");
+        assert!(tier.used_bytes() + tier.reserved_bytes() <= 10_000);
+        assert!(tier.used_bytes() < before);
+        assert!(
+            tier.reserve(2_000).is_none(),
+            "fills may not hold more than half the tier"
+        );
+        tier.release(4_000);
+        assert_eq!(tier.reserved_bytes(), 0);
     }
 
     #[test]

@@ -222,6 +222,39 @@ impl TieredStorage {
         }
     }
 
+    /// Counts `n` bytes of a fill in the memory budget (stored objects are evicted to make
+    /// room); false when fills already hold half of it.
+    fn reserve_fill(&self, n: usize) -> bool {
+        let Some(evicted) = self.memory.write().reserve(n) else {
+            self.stats.fills_not_stored.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        if !evicted.is_empty() {
+            self.stats
+                .evictions
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            let disk = self.disk.as_ref();
+            let mut index = self.index.lock();
+            for k in evicted {
+                if !disk.is_some_and(|d| d.contains(&k)) {
+                    index.remove(&k);
+                }
+            }
+        }
+        true
+    }
+
+    fn release_fill(&self, n: usize) {
+        if n > 0 {
+            self.memory.write().release(n);
+        }
+    }
+
+    /// Bytes held by fills in progress (counted in the memory budget).
+    pub fn filling_bytes(&self) -> usize {
+        self.memory.read().reserved_bytes()
+    }
+
     /// Removes every tier's copy of the given keys; returns how many objects were removed.
     fn remove_keys(&self, keys: &[String]) -> usize {
         let mut removed = 0;
@@ -412,6 +445,7 @@ impl Storage for TieredStorage {
             partial,
             write_id: U64WriteId::from(id),
             written: 0,
+            reserved: 0,
             finished: false,
             discarding: false,
         }))
@@ -477,11 +511,23 @@ struct TieredMissHandler {
     partial: Arc<PartialObject>,
     write_id: U64WriteId,
     written: usize,
+    /// Bytes of this fill counted in the memory budget.
+    reserved: usize,
     finished: bool,
     discarding: bool,
 }
 
 impl TieredMissHandler {
+    /// Stops storing: the clients already following this write (the writer's own among
+    /// them) still get every byte; nobody new joins; nothing is kept.
+    fn stop_storing(&mut self) {
+        self.discarding = true;
+        self.release_slot();
+        self.partial.pass_through();
+        self.storage
+            .release_fill(std::mem::take(&mut self.reserved));
+    }
+
     /// Removes this writer's in-progress slot (if it still owns it).
     fn release_slot(&self) {
         let mut partial = self.storage.partial.write();
@@ -503,16 +549,17 @@ impl HandleMiss for TieredMissHandler {
             self.partial.push(data, eof);
             return Ok(());
         }
+        // Counted as it arrives, Content-Length or chunked alike.
         self.written += data.len();
-        if self.written > self.storage.settings.max_object_bytes {
-            // Too large to store: the clients already following this write (the writer's own
-            // among them) still get every byte; nobody new joins; nothing is kept.
-            self.discarding = true;
-            self.release_slot();
-            self.partial.pass_through();
+        // Too large to store, or the memory budget's share for fills is spent.
+        if self.written > self.storage.settings.max_object_bytes
+            || !self.storage.reserve_fill(data.len())
+        {
+            self.stop_storing();
             self.partial.push(data, eof);
             return Ok(());
         }
+        self.reserved += data.len();
         self.partial.push(data, eof);
         Ok(())
     }
@@ -524,6 +571,9 @@ impl HandleMiss for TieredMissHandler {
             return Ok(MissFinishType::Created(0));
         }
         self.partial.complete();
+        // The body leaves the fills' count; the commit counts it as a stored object.
+        self.storage
+            .release_fill(std::mem::take(&mut self.reserved));
         let body = self.partial.concat();
         let size = body.len();
         // The length is known now: hits are sent with Content-Length instead of chunked.
@@ -567,6 +617,8 @@ impl HandleMiss for TieredMissHandler {
 
 impl Drop for TieredMissHandler {
     fn drop(&mut self) {
+        self.storage
+            .release_fill(std::mem::take(&mut self.reserved));
         if !self.finished {
             self.partial.fail();
             let mut partial = self.storage.partial.write();

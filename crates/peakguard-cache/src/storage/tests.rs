@@ -217,3 +217,48 @@ async fn the_disk_tier_stays_within_its_size() {
         "evicted objects are deleted from disk"
     );
 }
+
+/// Fills in progress count in the memory budget (stored objects make room), Content-Length
+/// or chunked alike, and may hold at most half of it: a fill past that is passed on, not
+/// stored.
+#[tokio::test]
+async fn fills_in_progress_count_in_the_memory_budget() {
+    let s = storage(None);
+    for i in 0..6 {
+        put(s, &format!("http://a/stored{i}"), "", &vec![b's'; 150_000]).await;
+    }
+    let stored_before = s.memory_bytes();
+    assert!(stored_before > 800_000, "{stored_before}");
+    let span = Span::inactive().handle();
+    let key = CacheKey::new("http://a/fill", "");
+    let mut fill = s.get_miss_handler(&key, &meta(""), &span).await.unwrap();
+    for _ in 0..4 {
+        fill.write_body(Bytes::from(vec![b'f'; 100_000]), false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.filling_bytes(), 400_000);
+    assert!(
+        s.memory_bytes() + s.filling_bytes() <= 1 << 20,
+        "stored {} + filling {} within the budget",
+        s.memory_bytes(),
+        s.filling_bytes()
+    );
+    // A second fill would take fills past half the budget: it is not stored.
+    let key2 = CacheKey::new("http://a/fill2", "");
+    let mut second = s.get_miss_handler(&key2, &meta(""), &span).await.unwrap();
+    second
+        .write_body(Bytes::from(vec![b'g'; 200_000]), true)
+        .await
+        .unwrap();
+    second.finish().await.unwrap();
+    assert_eq!(s.stats.fills_not_stored.load(Ordering::Relaxed), 1);
+    assert!(get(s, "http://a/fill2").await.is_none());
+    fill.write_body(Bytes::new(), true).await.unwrap();
+    fill.finish().await.unwrap();
+    assert_eq!(s.filling_bytes(), 0, "a finished fill leaves the count");
+    assert_eq!(
+        get(s, "http://a/fill").await.map(|b| b.len()),
+        Some(400_000)
+    );
+}

@@ -30,6 +30,8 @@ pub struct RequestCtx {
     /// The header fields of a 304 received while revalidating (RFC 9111 §4.3.4: they update
     /// the stored response; pingora merges only a few of them).
     pub(super) not_modified_fields: Option<http::HeaderMap>,
+    /// The `Age` the origin's response carried (forwarded on a miss).
+    pub(super) origin_age: Option<http::HeaderValue>,
     /// The client's `Accept-Encoding` (identity only for a range request).
     pub(super) accepted: Accepted,
     /// The cache found a complete stored object (its representation for this client).
@@ -73,6 +75,7 @@ impl RequestCtx {
             local: None,
             drained_body: false,
             not_modified_fields: None,
+            origin_age: None,
             accepted: Accepted::identity_only(),
             stored_hit: false,
             trail: Trail::default(),

@@ -22,7 +22,19 @@ impl EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // An interim response is the origin's, passed on untouched.
+        if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
         let outcome = self.state.cache.outcome(&session.cache, ctx.stale_error);
+        // RFC 9111 §5.1: the origin's Age goes on with a response fetched for this request
+        // (one served through the cache comes with the stored header, which keeps no Age).
+        if !outcome.from_cache()
+            && !resp.headers.contains_key(http::header::AGE)
+            && let Some(age) = ctx.origin_age.clone()
+        {
+            resp.insert_header(http::header::AGE, age)?;
+        }
         // Constant values are static header values: a hit allocates nothing here.
         let filling = stored(session);
         let status = match (&ctx.bypass, outcome) {
@@ -58,9 +70,6 @@ impl EdgeProxy {
         // Fields guards asked for (a waiting-room pass).
         for (name, value) in ctx.trail.headers.drain(..) {
             resp.append_header(name, value)?;
-        }
-        if !outcome.from_cache() {
-            resp.remove_header("age");
         }
         self.plan_coding(session, resp, ctx, outcome);
         let method = &session.req_header().method;

@@ -199,16 +199,25 @@ impl EdgeProxy {
 
     /// The origin's response header: hop-by-hop fields go, a 304's fields are kept for the
     /// stored copy, the site's guards see it, and an origin 5xx on a page request becomes
-    /// the branded 503 (when no stale copy could be served: pingora has tried that first).
+    /// the branded 503 in the `wordpress` profile (when no stale copy could be served:
+    /// pingora has tried that first).
     pub(super) async fn origin_response(
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // An interim response (103 Early Hints, 100 Continue) goes on as the origin sent it;
+        // the final one follows.
+        if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
         if let Some(sent) = ctx.origin_sent {
             ctx.origin_time = Some(sent.elapsed());
         }
+        // The origin's Age: a miss served through the cache gets it back (the stored copy keeps
+        // it as an earlier creation time instead).
+        ctx.origin_age = resp.headers.get(http::header::AGE).cloned();
         let listed = peakguard_cache::hop::connection_listed(
             resp.headers.get_all(http::header::CONNECTION).iter(),
         );
@@ -262,7 +271,8 @@ impl EdgeProxy {
         );
         if resp.status.is_server_error() {
             ctx.origin_error = true;
-            if page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
+            let branded = ctx.site.as_ref().is_some_and(|s| s.branded_errors);
+            if branded && page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
                 let body = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
                 let mut page = ResponseHeader::build(503, Some(4))?;
                 page.insert_header("content-type", "text/html; charset=utf-8")?;
