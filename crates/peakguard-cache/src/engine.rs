@@ -104,6 +104,7 @@ impl CacheEngine {
         let max_object_bytes = settings.max_object_bytes as u64;
         let storage: &'static TieredStorage = Box::leak(Box::new(TieredStorage::open(settings)?));
         storage.start_encoders()?;
+        storage.start_recovery()?;
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(coalesce_wait));
         // 16 shards x 1,024 keys remembered as uncacheable, least recently used forgotten.
         let predictor: &'static Predictor<16> =

@@ -1,8 +1,11 @@
 //! The disk tier: one file per object under `<dir>/<2 hex>/<hex>`, bounded in bytes, kept
-//! across restarts. All file writes and deletes go through one writer thread in order, so a
-//! purge that follows a write always wins; the queue to it is bounded (a full queue drops the
-//! disk copy, never blocks a request). Files are written to a temporary name and renamed, so
-//! a crash never leaves a half object under a real name.
+//! across restarts. Every file write and delete is done by one writer thread: a write only
+//! if the index still names that object with that sequence number (so a purge that follows a
+//! write always wins), deletes from a set that is never dropped (a purge or an eviction never
+//! waits and is never lost). The write queue is bounded (a full queue drops the disk copy,
+//! never blocks a request). Files are written to a temporary name and renamed, so a crash
+//! never leaves a half object under a real name. A restart indexes the directory listing
+//! alone and serves at once; key URLs and tags are read afterwards (`recover`).
 //!
 //! A file is `PGC2`, the key URL, the tags, pingora's serialized meta (the base header), a
 //! table of the other codings (coding, length), then the base body and each coding's body.
@@ -13,10 +16,11 @@ use crate::encoding::Coding;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use pingora_cache::CacheMeta;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
@@ -27,14 +31,16 @@ const MAX_REPRESENTATIONS: usize = 8;
 const QUEUE: usize = 4096;
 
 enum Job {
+    /// Written only if the index still names this object with this sequence number (a purge
+    /// or a newer store since means the file is not wanted).
     Write {
         hex: String,
+        seq: u64,
         bytes: Vec<u8>,
         bodies: Vec<Bytes>,
     },
-    Delete {
-        hex: String,
-    },
+    /// Deletes are waiting (the writer looks after every job anyway).
+    Wake,
     Barrier(std::sync::mpsc::Sender<()>),
 }
 
@@ -43,6 +49,27 @@ struct Index {
     order: BTreeMap<u64, String>,
     used: u64,
     next_seq: u64,
+}
+
+impl Index {
+    fn take(&mut self, hex: &str) -> Option<u64> {
+        let (size, seq) = self.entries.remove(hex)?;
+        self.used -= size;
+        self.order.remove(&seq);
+        Some(size)
+    }
+
+    fn current(&self, hex: &str, seq: u64) -> bool {
+        self.entries.get(hex).is_some_and(|e| e.1 == seq)
+    }
+}
+
+/// What the writer thread and the tier share.
+struct Shared {
+    index: Mutex<Index>,
+    /// Objects whose file must go: never dropped, whatever the write queue holds. Bounded by
+    /// the objects the index held (each key at most once).
+    deletes: Mutex<HashSet<String>>,
 }
 
 /// What a restart finds on disk for one object.
@@ -55,92 +82,112 @@ pub struct Recovered {
 pub struct DiskTier {
     dir: PathBuf,
     capacity: u64,
-    index: Mutex<Index>,
+    shared: Arc<Shared>,
     jobs: SyncSender<Job>,
     pub dropped_writes: AtomicU64,
     pub evictions: AtomicU64,
 }
 
 impl DiskTier {
-    /// Opens (creating if needed) the directory and indexes what is already there.
-    pub fn open(dir: &Path, capacity: u64) -> io::Result<(Self, Vec<Recovered>)> {
+    /// Opens (creating if needed) the directory and indexes what is already there from the
+    /// directory listing alone (names, sizes, times: no file is read), so a restart serves at
+    /// once; what is over the capacity goes, oldest first. Returns the keys found, whose key
+    /// URLs and tags [`DiskTier::recover`] reads afterwards.
+    pub fn open(dir: &Path, capacity: u64) -> io::Result<(Self, Vec<String>)> {
         fs::create_dir_all(dir)?;
         let mut found = Vec::new();
         for shard in fs::read_dir(dir)? {
-            let shard = shard?.path();
-            if !shard.is_dir() {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
                 continue;
             }
-            for file in fs::read_dir(&shard)? {
-                let path = file?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name.ends_with(".tmp") {
-                    let _ = fs::remove_file(&path);
+            for file in fs::read_dir(shard.path())? {
+                let file = file?;
+                let name = file.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".tmp") || name.len() < 2 {
+                    let _ = fs::remove_file(file.path());
                     continue;
                 }
-                match read_prelude(&path) {
-                    Ok((url, tags, size, mtime)) => {
-                        found.push((mtime, name.to_string(), url, tags, size))
-                    }
-                    Err(_) => {
-                        let _ = fs::remove_file(&path);
-                    }
+                let Ok(md) = file.metadata() else { continue };
+                if !md.is_file() {
+                    continue;
                 }
+                let mtime = md.modified().unwrap_or(std::time::UNIX_EPOCH);
+                found.push((mtime, name, md.len()));
             }
         }
-        found.sort_by_key(|f| f.0);
+        found.sort();
         let mut index = Index {
             entries: HashMap::new(),
             order: BTreeMap::new(),
             used: 0,
             next_seq: 0,
         };
-        let mut recovered = Vec::new();
-        for (_, hex, url, tags, size) in found {
+        for (_, hex, size) in &found {
             let seq = index.next_seq;
             index.next_seq += 1;
-            index.entries.insert(hex.clone(), (size, seq));
+            index.entries.insert(hex.clone(), (*size, seq));
             index.order.insert(seq, hex.clone());
             index.used += size;
-            recovered.push(Recovered { hex, url, tags });
         }
+        // A smaller disk_size than last time: the oldest go (their files as the writer starts).
+        let mut deletes = HashSet::new();
+        while index.used > capacity {
+            let Some((_, victim)) = index.order.pop_first() else {
+                break;
+            };
+            if let Some((size, _)) = index.entries.remove(&victim) {
+                index.used -= size;
+            }
+            deletes.insert(victim);
+        }
+        let keys: Vec<String> = index.entries.keys().cloned().collect();
+        let shared = Arc::new(Shared {
+            index: Mutex::new(index),
+            deletes: Mutex::new(deletes),
+        });
         let (jobs, rx) = sync_channel::<Job>(QUEUE);
         let writer_dir = dir.to_path_buf();
+        let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("peakguard-disk-writer".into())
-            .spawn(move || {
-                for job in rx {
-                    match job {
-                        Job::Write { hex, bytes, bodies } => {
-                            if let Err(e) = write_atomic(&writer_dir, &hex, &bytes, &bodies) {
-                                log::warn!(
-                                    "disk cache: cannot write {hex} under {}: {e}",
-                                    writer_dir.display()
-                                );
-                            }
-                        }
-                        Job::Delete { hex } => {
-                            let _ = fs::remove_file(object_path(&writer_dir, &hex));
-                        }
-                        Job::Barrier(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })?;
+            .spawn(move || run_writer(&writer_dir, &writer_shared, rx))?;
+        let _ = jobs.try_send(Job::Wake);
         let tier = DiskTier {
             dir: dir.to_path_buf(),
             capacity,
-            index: Mutex::new(index),
+            shared,
             jobs,
             dropped_writes: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         };
-        Ok((tier, recovered))
+        Ok((tier, keys))
+    }
+
+    /// Reads the key URL and tags of a stored object (blocking: the recovery thread calls
+    /// it). `None`: gone meanwhile, or damaged (then dropped).
+    pub fn recover(&self, hex: &str) -> Option<Recovered> {
+        if !self.contains(hex) {
+            return None;
+        }
+        match read_prelude(&object_path(&self.dir, hex)) {
+            Ok((url, tags)) => Some(Recovered {
+                hex: hex.to_string(),
+                url,
+                tags,
+            }),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("disk cache: unreadable object {hex}: {e}; dropping it");
+                }
+                self.remove(hex);
+                None
+            }
+        }
     }
 
     pub fn contains(&self, hex: &str) -> bool {
-        self.index.lock().entries.contains_key(hex)
+        self.shared.index.lock().entries.contains_key(hex)
     }
 
     /// Queues the object for writing; returns the keys evicted to make room.
@@ -154,29 +201,27 @@ impl DiskTier {
         if size > self.capacity {
             return Vec::new();
         }
+        let mut evicted = Vec::new();
+        let mut index = self.shared.index.lock();
+        let seq = index.next_seq;
         let job = Job::Write {
             hex: hex.to_string(),
+            seq,
             bytes: prelude,
             bodies,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped_writes.fetch_add(1, Ordering::Relaxed);
-                return Vec::new();
-            }
+        // Queued under the index lock: the writer checks the index before writing, so it
+        // sees this entry.
+        if self.jobs.try_send(job).is_err() {
+            self.dropped_writes.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
         }
-        let mut evicted = Vec::new();
-        let mut index = self.index.lock();
-        if let Some((old, seq)) = index.entries.remove(hex) {
-            index.used -= old;
-            index.order.remove(&seq);
-        }
-        let seq = index.next_seq;
         index.next_seq += 1;
+        index.take(hex);
         index.entries.insert(hex.to_string(), (size, seq));
         index.order.insert(seq, hex.to_string());
         index.used += size;
+        let mut deletes = self.shared.deletes.lock();
         while index.used > self.capacity {
             let Some((_, victim)) = index.order.pop_first() else {
                 break;
@@ -184,31 +229,26 @@ impl DiskTier {
             if let Some((vsize, _)) = index.entries.remove(&victim) {
                 index.used -= vsize;
             }
-            let _ = self.jobs.try_send(Job::Delete {
-                hex: victim.clone(),
-            });
+            deletes.insert(victim.clone());
             self.evictions.fetch_add(1, Ordering::Relaxed);
             evicted.push(victim);
         }
         evicted
     }
 
+    /// Forgets an object; its file is deleted by the writer (never dropped, never waited
+    /// for: this is called on the request path).
     pub fn remove(&self, hex: &str) -> bool {
-        let mut index = self.index.lock();
-        let Some((size, seq)) = index.entries.remove(hex) else {
+        if self.shared.index.lock().take(hex).is_none() {
             return false;
-        };
-        index.used -= size;
-        index.order.remove(&seq);
-        drop(index);
-        if self
-            .jobs
-            .send(Job::Delete {
-                hex: hex.to_string(),
-            })
-            .is_err()
-        {
-            let _ = fs::remove_file(object_path(&self.dir, hex));
+        }
+        self.shared.deletes.lock().insert(hex.to_string());
+        match self.jobs.try_send(Job::Wake) {
+            // Full: the writer is at work and looks at the deletes after each job.
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                let _ = fs::remove_file(object_path(&self.dir, hex));
+            }
         }
         true
     }
@@ -234,11 +274,56 @@ impl DiskTier {
     }
 
     pub fn used_bytes(&self) -> u64 {
-        self.index.lock().used
+        self.shared.index.lock().used
     }
 
     pub fn len(&self) -> usize {
-        self.index.lock().entries.len()
+        self.shared.index.lock().entries.len()
+    }
+}
+
+/// The writer thread: jobs in order, and after each one the deletes waiting.
+fn run_writer(dir: &Path, shared: &Shared, jobs: std::sync::mpsc::Receiver<Job>) {
+    for job in jobs {
+        match job {
+            Job::Write {
+                hex,
+                seq,
+                bytes,
+                bodies,
+            } => {
+                if !shared.index.lock().current(&hex, seq) {
+                    continue; // purged or replaced before its turn
+                }
+                if let Err(e) = write_atomic(dir, &hex, &bytes, &bodies) {
+                    log::warn!(
+                        "disk cache: cannot write {hex} under {}: {e}",
+                        dir.display()
+                    );
+                }
+                // Purged while being written: the delete below (queued by the purge) sees the
+                // index without it and removes the file.
+            }
+            Job::Wake => {}
+            Job::Barrier(done) => {
+                apply_deletes(dir, shared);
+                let _ = done.send(());
+                continue;
+            }
+        }
+        apply_deletes(dir, shared);
+    }
+    apply_deletes(dir, shared);
+}
+
+/// Deletes the files of objects the index no longer holds (one stored again since is left to
+/// its own write).
+fn apply_deletes(dir: &Path, shared: &Shared) {
+    let pending = std::mem::take(&mut *shared.deletes.lock());
+    for hex in pending {
+        if !shared.index.lock().entries.contains_key(&hex) {
+            let _ = fs::remove_file(object_path(dir, &hex));
+        }
     }
 }
 
@@ -397,12 +482,11 @@ fn decode(bytes: Vec<u8>) -> io::Result<StoredObject> {
     Ok(object)
 }
 
-/// Reads only the prelude: url, tags, file size, modification time.
-fn read_prelude(path: &Path) -> io::Result<(String, Vec<String>, u64, std::time::SystemTime)> {
-    let mut f = fs::File::open(path)?;
-    let md = f.metadata()?;
-    let mut head = vec![0u8; (md.len() as usize).min(64 * 1024)];
-    f.read_exact(&mut head)?;
+/// Reads only the prelude: the key URL and tags (at most 64 KiB of the file).
+fn read_prelude(path: &Path) -> io::Result<(String, Vec<String>)> {
+    let f = fs::File::open(path)?;
+    let mut head = Vec::with_capacity(4096);
+    f.take(64 * 1024).read_to_end(&mut head)?;
     let (url, tags, _) = read_head(&mut Cursor { buf: &head, pos: 0 })?;
-    Ok((url, tags, md.len(), md.modified()?))
+    Ok((url, tags))
 }

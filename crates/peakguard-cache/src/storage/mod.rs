@@ -7,6 +7,7 @@ pub mod encoder;
 mod hit;
 mod memory;
 pub mod object;
+mod recovery;
 
 use crate::encoding::{Accepted, CompressionPolicy, ensure_vary_accept_encoding, rebase_header};
 use crate::index::PurgeIndex;
@@ -25,6 +26,7 @@ use pingora_cache::storage::{
 use pingora_cache::trace::SpanHandle;
 use pingora_cache::{CacheKey, CacheMeta, key::CacheHashKey};
 use pingora_error::Result;
+use recovery::{Purge, PurgeLog};
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,6 +54,10 @@ pub struct TieredStorage {
     disk: Option<DiskTier>,
     partial: RwLock<HashMap<String, Arc<PartialObject>>>,
     index: Mutex<PurgeIndex>,
+    /// Disk objects found at the start whose key URL and tags are still to be read.
+    to_recover: Mutex<Vec<String>>,
+    /// While they are read: the purges since the start (locked after `index`, never before).
+    recovering: Mutex<Option<PurgeLog>>,
     settings: StorageSettings,
     next_write_id: AtomicU64,
     /// The background encoders' queue, once started.
@@ -60,29 +66,82 @@ pub struct TieredStorage {
 }
 
 impl TieredStorage {
-    /// Opens the storage; with a disk tier, what a previous run stored is indexed again.
+    /// Opens the storage; with a disk tier, what a previous run stored is served at once and
+    /// indexed for purges by [`TieredStorage::start_recovery`].
     pub fn open(settings: StorageSettings) -> std::io::Result<Self> {
-        let mut index = PurgeIndex::default();
-        let disk = match &settings.disk {
+        let (disk, found) = match &settings.disk {
             Some((dir, bytes)) => {
-                let (tier, recovered) = DiskTier::open(Path::new(dir), *bytes)?;
-                for r in recovered {
-                    index.add(&r.hex, &r.url, &r.tags);
-                }
-                Some(tier)
+                let (tier, found) = DiskTier::open(Path::new(dir), *bytes)?;
+                (Some(tier), found)
             }
-            None => None,
+            None => (None, Vec::new()),
         };
+        let recovering = (!found.is_empty()).then(PurgeLog::default);
         Ok(TieredStorage {
             memory: RwLock::new(MemoryTier::new(settings.memory_bytes)),
             disk,
             partial: RwLock::new(HashMap::new()),
-            index: Mutex::new(index),
+            index: Mutex::new(PurgeIndex::default()),
+            to_recover: Mutex::new(found),
+            recovering: Mutex::new(recovering),
             settings,
             next_write_id: AtomicU64::new(1),
             encoder: OnceLock::new(),
             stats: CacheStats::default(),
         })
+    }
+
+    /// Reads the key URL and tags of the disk objects found at the start into the purge
+    /// index, on a background thread (a restart does not wait for it).
+    pub fn start_recovery(&'static self) -> std::io::Result<()> {
+        let keys = std::mem::take(&mut *self.to_recover.lock());
+        if keys.is_empty() {
+            *self.recovering.lock() = None;
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("peakguard-disk-recovery".into())
+            .spawn(move || self.recover(keys))?;
+        Ok(())
+    }
+
+    fn recover(&self, keys: Vec<String>) {
+        let Some(disk) = &self.disk else { return };
+        for hex in keys {
+            let Some(found) = disk.recover(&hex) else {
+                continue;
+            };
+            let mut index = self.index.lock();
+            if self.purged_while_recovering(&found.url, &found.tags) {
+                drop(index);
+                self.remove_keys(&[hex]);
+            } else {
+                index.add(&found.hex, &found.url, &found.tags);
+            }
+        }
+        let _index = self.index.lock();
+        *self.recovering.lock() = None;
+    }
+
+    /// Whether a purge since the start names this object (always false once every object
+    /// found at the start was read).
+    fn purged_while_recovering(&self, url: &str, tags: &[String]) -> bool {
+        self.recovering
+            .lock()
+            .as_ref()
+            .is_some_and(|log| log.names(url, tags))
+    }
+
+    /// Remembers a purge for the objects not read yet (call with the index locked).
+    fn log_purge(&self, purge: Purge) {
+        if let Some(log) = self.recovering.lock().as_mut() {
+            log.record(purge);
+        }
+    }
+
+    /// Whether every disk object found at the start is in the purge index (tests).
+    pub fn recovered(&self) -> bool {
+        self.recovering.lock().is_none()
     }
 
     /// Starts the background encoders. Until then (and if this is never called) objects are
@@ -274,25 +333,41 @@ impl TieredStorage {
 
     /// Purges every variant of one key URL (`http://host/path?q`).
     pub fn purge_url(&self, url: &str) -> usize {
-        let keys = self.index.lock().keys_for_url(url);
+        let keys = {
+            let index = self.index.lock();
+            self.log_purge(Purge::Url(url.to_string()));
+            index.keys_for_url(url)
+        };
         self.remove_keys(&keys)
     }
 
     /// Purges every object whose key URL starts with `prefix`.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        let keys = self.index.lock().keys_for_prefix(prefix);
+        let keys = {
+            let index = self.index.lock();
+            self.log_purge(Purge::Prefix(prefix.to_string()));
+            index.keys_for_prefix(prefix)
+        };
         self.remove_keys(&keys)
     }
 
     /// Purges every object carrying `tag`.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        let keys = self.index.lock().keys_for_tag(tag);
+        let keys = {
+            let index = self.index.lock();
+            self.log_purge(Purge::Tag(tag.to_string()));
+            index.keys_for_tag(tag)
+        };
         self.remove_keys(&keys)
     }
 
     /// Purges everything.
     pub fn purge_all(&self) -> usize {
-        let mut keys = self.index.lock().all_keys();
+        let mut keys = {
+            let index = self.index.lock();
+            self.log_purge(Purge::All);
+            index.all_keys()
+        };
         keys.extend(self.memory.read().keys());
         keys.sort();
         keys.dedup();
@@ -350,6 +425,11 @@ impl TieredStorage {
         let owned = hex.to_string();
         let loaded = tokio::task::spawn_blocking(move || disk.load(&owned)).await;
         match loaded {
+            // Purged since the restart, before the recovery read it: gone.
+            Ok(Ok(Some(object))) if self.purged_while_recovering(&object.url, &object.tags) => {
+                self.remove_keys(&[hex.to_string()]);
+                None
+            }
             Ok(Ok(Some(mut object))) => {
                 self.prepare(&mut object);
                 let object = Arc::new(object);

@@ -4,9 +4,17 @@ use pingora_http::ResponseHeader;
 use std::time::{Duration, SystemTime};
 
 fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
+    let s = unrecovered(disk, 1 << 24);
+    s.start_recovery().expect("recovery");
+    wait_recovered(s);
+    s
+}
+
+/// The storage as a restart opens it, before the disk objects' URLs and tags are read.
+fn unrecovered(disk: Option<&std::path::Path>, disk_bytes: u64) -> &'static TieredStorage {
     let settings = StorageSettings {
         memory_bytes: 1 << 20,
-        disk: disk.map(|d| (d.to_path_buf(), 1 << 24)),
+        disk: disk.map(|d| (d.to_path_buf(), disk_bytes)),
         max_object_bytes: 1 << 20,
         tag_headers: vec!["cache-tag".into()],
         compression: crate::encoding::CompressionPolicy::default(),
@@ -15,6 +23,24 @@ fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
     Box::leak(Box::new(
         TieredStorage::open(settings).expect("open storage"),
     ))
+}
+
+fn wait_recovered(s: &TieredStorage) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.recovered() {
+        assert!(std::time::Instant::now() < deadline, "recovery never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Object files under the disk tier's directory.
+fn files_on_disk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|shard| std::fs::read_dir(shard.path()).expect("shard").count())
+        .sum()
 }
 
 fn meta(tags: &str) -> CacheMeta {
@@ -261,4 +287,69 @@ async fn fills_in_progress_count_in_the_memory_budget() {
         get(s, "http://a/fill").await.map(|b| b.len()),
         Some(400_000)
     );
+}
+
+/// A restart serves what is on disk at once; a purge that arrives before the recovery read
+/// an object still removes it (at its first load, or when the recovery reads it).
+#[tokio::test]
+async fn a_purge_during_recovery_is_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = storage(Some(dir.path()));
+    put(s, "http://a/kept", "t1", b"kept body").await;
+    put(s, "http://a/other", "t2", b"other").await;
+    put(s, "http://a/third", "t2", b"third").await;
+    s.flush();
+    let again = unrecovered(Some(dir.path()), 1 << 24);
+    assert_eq!(again.disk_objects(), 3, "indexed from the listing alone");
+    assert_eq!(again.purge_tag("t2"), 0, "not read yet: nothing found now");
+    assert!(
+        get(again, "http://a/other").await.is_none(),
+        "a purged object is dropped when it is first loaded"
+    );
+    assert_eq!(
+        get(again, "http://a/kept").await.as_deref(),
+        Some(&b"kept body"[..]),
+        "served before the recovery ran"
+    );
+    again.start_recovery().unwrap();
+    wait_recovered(again);
+    assert!(
+        get(again, "http://a/third").await.is_none(),
+        "dropped by the recovery"
+    );
+    assert_eq!(again.disk_objects(), 1);
+    assert_eq!(
+        again.purge_tag("t1"),
+        1,
+        "the recovered object is in the purge index"
+    );
+    again.flush();
+    assert_eq!(files_on_disk(dir.path()), 0, "no file left behind");
+}
+
+/// Every delete reaches the disk (none dropped when the write queue is busy), and a restart
+/// with a smaller disk size evicts down to it.
+#[tokio::test]
+async fn deletes_are_never_dropped_and_a_restart_respects_a_smaller_disk_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = storage(Some(dir.path()));
+    for i in 0..300 {
+        put(s, &format!("http://a/{i}"), "many", &[7u8; 4096]).await;
+    }
+    assert_eq!(s.purge_tag("many"), 300);
+    for i in 0..40 {
+        put(s, &format!("http://a/kept{i}"), "", &[8u8; 4096]).await;
+    }
+    s.flush();
+    assert_eq!(
+        files_on_disk(dir.path()),
+        40,
+        "purged files are gone, kept ones written"
+    );
+    assert_eq!(s.disk_objects(), 40);
+    let small = unrecovered(Some(dir.path()), 20 * 4096);
+    assert!(small.disk_bytes() <= 20 * 4096, "{}", small.disk_bytes());
+    small.flush();
+    assert_eq!(files_on_disk(dir.path()), small.disk_objects());
+    assert!(small.disk_objects() < 40);
 }

@@ -20,6 +20,12 @@ fn storage(disk: Option<&std::path::Path>) -> &'static TieredStorage {
         TieredStorage::open(settings).expect("open storage"),
     ));
     s.start_encoders().expect("encoders");
+    s.start_recovery().expect("recovery");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.recovered() {
+        assert!(std::time::Instant::now() < deadline, "recovery never ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     s
 }
 
