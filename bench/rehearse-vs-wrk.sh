@@ -15,9 +15,10 @@ cleanup() {
   [ -n "${stall_pid:-}" ] && kill "$stall_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-cargo build --release -q -p peakguard --bin peakguard --example stall_server
+cargo build --release -q -p peakguard --bin peakguard
+cargo build --release -q -p peakguard-sim --example sim_origin
 PG=target/release/peakguard
-STALL=target/release/examples/stall_server
+STALL=target/release/examples/sim_origin
 
 mkdir -p "$B/www" "$B/tmp"
 head -c 20000 /dev/zero | tr '\0' 'x' >"$B/www/20k.html"
@@ -50,11 +51,11 @@ wrk_rps=$(median "${wrk_runs[@]}")
 pg_rps=$(median "${pg_runs[@]}")
 
 # --- stalling server ------------------------------------------------------------------------
-taskset -c 0 $STALL $STALL_PORT 2 & stall_pid=$!
+taskset -c 0 $STALL $STALL_PORT --stall-at 2 & stall_pid=$!
 sleep 0.5
 wrk_stall=$(taskset -c 1 wrk -t1 -c8 -d5s --timeout 10s --latency "http://127.0.0.1:$STALL_PORT/")
 kill $stall_pid; wait $stall_pid 2>/dev/null || true
-taskset -c 0 $STALL $STALL_PORT 2 & stall_pid=$!
+taskset -c 0 $STALL $STALL_PORT --stall-at 2 & stall_pid=$!
 sleep 0.5
 taskset -c 1 $PG rehearse --target "http://127.0.0.1:$STALL_PORT" --rate 1000 --duration 5s --concurrency 8 \
   --quiet --json "$B/stall.json" >/dev/null

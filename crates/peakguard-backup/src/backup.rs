@@ -201,7 +201,7 @@ impl Repo {
         })?]);
         let mut opts = BackupOptions::default();
         opts.parent_opts.force = true;
-        opts.no_scan = !self.progress.visible;
+        opts.no_scan = !self.progress.visible();
         let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
         let partial = indexed
             .archive(&opts, &source, partial, &[PathBuf::from(DUMP_PATH)])
@@ -241,7 +241,7 @@ impl Repo {
         let mut backup_opts = BackupOptions::default();
         backup_opts.parent_opts = parent_opts;
         // The size scan only feeds the progress bar's ETA; skip it when nobody watches.
-        backup_opts.no_scan = !self.progress.visible;
+        backup_opts.no_scan = !self.progress.visible();
         let indexed = self.handle()?.to_indexed_ids().map_err(|e| self.err(e))?;
         let kept_dump = match (parent, database_unchanged && plan.database.is_some()) {
             (Some(p), true) => indexed

@@ -52,6 +52,9 @@ pub enum BackupError {
         message: String,
         recovery: String,
     },
+    /// A `[site.backup]` setting that cannot be used, said with what to do.
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }

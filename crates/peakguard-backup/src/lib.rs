@@ -1,6 +1,9 @@
 //! peakguard-backup: snapshots of a WordPress site's files and MariaDB database in
 //! restic-format repositories (through rustic_core), the bunker copy, retention, check,
-//! restore, diff, export and rollback.
+//! restore, diff, export and rollback; the mapping from a site's `[site.backup]` to all that
+//! (site.rs) and `serve`'s daemon (daemon.rs: schedule, bunker copies, prunes, status and
+//! metrics). Progress is reported through rustic's `ProgressBars` trait, which the caller
+//! implements (progress.rs); nothing here draws on a terminal.
 //!
 //! Every rustic type stays inside this crate (its API changes every minor release): callers
 //! see `Repo`, `SnapshotInfo`, plans and outcomes. It must not touch the edge or the cache:
@@ -12,16 +15,18 @@
 mod backup;
 mod bunker;
 mod check;
+mod daemon;
 mod database;
 mod diff;
 mod error;
 mod export;
 mod lock;
-mod progress;
+pub mod progress;
 mod repo;
 mod restore;
 mod retention;
 mod rollback;
+mod site;
 mod snapshot;
 mod source;
 pub mod unchanged;
@@ -31,12 +36,13 @@ mod write_tree;
 pub use backup::{BackupOutcome, BackupPlan, Reuse};
 pub use bunker::{BunkerLag, CopyOutcome};
 pub use check::CheckOutcome;
+pub use daemon::BackupDaemon;
 pub use database::{Database, sql_ident, sql_string};
 pub use diff::DiffOutcome;
 pub use error::{BackupError, Result};
 pub use export::ExportOutcome;
 pub use lock::WriterLock;
-pub use progress::TermProgress;
+pub use progress::{Hidden, Reporter};
 pub use repo::{Repo, RepoSpec, close_remote_sessions};
 pub use restore::RestoreOutcome;
 pub use retention::{Retention, RetentionOutcome};
@@ -44,4 +50,5 @@ pub use rollback::{
     Carried, EdgeHooks, RollbackOutcome, RollbackPlan, Step, finish as finish_rollback,
     kept_tables as rollback_kept_tables,
 };
+pub use site::{BackupSite, human_bytes, pick};
 pub use snapshot::{Kind, SnapshotInfo};

@@ -1,58 +1,49 @@
-//! rustic's progress reports shown with indicatif on a terminal, hidden otherwise.
+//! How long operations report progress: rustic's own [`ProgressBars`] trait, which the
+//! caller implements (the binary draws terminal bars; the daemon shows nothing). This crate
+//! never draws anything itself.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustic_core::{Progress, ProgressBars, ProgressType, RusticProgress};
-use std::time::Duration;
+/// rustic's progress types, for implementers (the binary never names rustic itself).
+pub use rustic_core::{Progress, ProgressBars, ProgressType, RusticProgress};
+use std::sync::Arc;
 
-/// Terminal progress bars (stderr); `hidden()` for scripts, `--json` and the daemon.
-#[derive(Debug, Clone, Copy)]
-pub struct TermProgress {
-    pub visible: bool,
+/// Progress reporting for a repository's operations.
+pub trait Reporter: ProgressBars {
+    /// Whether anyone watches: when not, the size scan that only feeds an ETA is skipped.
+    fn visible(&self) -> bool;
 }
 
-impl ProgressBars for TermProgress {
-    fn progress(&self, kind: ProgressType, prefix: &str) -> Progress {
-        if !self.visible {
-            return Progress::hidden();
-        }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        let style = match kind {
-            ProgressType::Bytes => ProgressStyle::with_template(
-                "{prefix:20} [{elapsed_precise}] {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} eta {eta}",
-            ),
-            ProgressType::Counter => ProgressStyle::with_template(
-                "{prefix:20} [{elapsed_precise}] {bar:30} {pos:>8}/{len:8}",
-            ),
-            ProgressType::Spinner => {
-                ProgressStyle::with_template("{prefix:20} [{elapsed_precise}] {spinner}")
-            }
-        };
-        if let Ok(style) = style {
-            bar.set_style(style);
-        }
-        bar.set_prefix(prefix.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress::new(Bar(bar))
+/// Shows nothing (daemons, `--json`, scripts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hidden;
+
+impl ProgressBars for Hidden {
+    fn progress(&self, _kind: ProgressType, _prefix: &str) -> Progress {
+        Progress::hidden()
     }
 }
 
-#[derive(Debug)]
-struct Bar(ProgressBar);
-
-impl RusticProgress for Bar {
-    fn is_hidden(&self) -> bool {
+impl Reporter for Hidden {
+    fn visible(&self) -> bool {
         false
     }
-    fn set_length(&self, len: u64) {
-        self.0.set_length(len);
+}
+
+/// A shared reporter, handed to rustic for every operation.
+#[derive(Debug, Clone)]
+pub struct SharedReporter(pub Arc<dyn Reporter>);
+
+impl SharedReporter {
+    pub fn new(reporter: impl Reporter) -> Self {
+        SharedReporter(Arc::new(reporter))
     }
-    fn set_title(&self, title: &str) {
-        self.0.set_prefix(title.to_string());
+
+    pub fn visible(&self) -> bool {
+        self.0.visible()
     }
-    fn inc(&self, inc: u64) {
-        self.0.inc(inc);
-    }
-    fn finish(&self) {
-        self.0.finish();
+}
+
+impl ProgressBars for SharedReporter {
+    fn progress(&self, kind: ProgressType, prefix: &str) -> Progress {
+        self.0.progress(kind, prefix)
     }
 }

@@ -2,7 +2,7 @@
 //! snapshots. The key is derived once per `Repo`: the daemon keeps it open.
 
 use crate::error::{BackupError, Result};
-use crate::progress::TermProgress;
+use crate::progress::{Reporter, SharedReporter};
 use crate::snapshot::{SnapshotInfo, TAG_MARK};
 use rustic_backend::BackendOptions;
 use rustic_core::repofile::{MasterKey, SnapshotFile};
@@ -34,7 +34,7 @@ pub struct Repo {
     opts: RepositoryOptions,
     key: MasterKey,
     pub(crate) location: String,
-    pub(crate) progress: TermProgress,
+    pub(crate) progress: SharedReporter,
 }
 
 impl std::fmt::Debug for RepoSpec {
@@ -75,7 +75,8 @@ pub fn close_remote_sessions() {
 
 impl Repo {
     /// Opens the repository; creates it when `create` and it does not exist yet.
-    pub fn open(spec: &RepoSpec, create: bool, progress: TermProgress) -> Result<Repo> {
+    pub fn open(spec: &RepoSpec, create: bool, progress: impl Reporter) -> Result<Repo> {
+        let progress = SharedReporter::new(progress);
         let loc = spec.location.as_str();
         let err = |e: Box<rustic_core::RusticError>| BackupError::repo(loc, e.display_log());
         if cfg!(not(feature = "opendal")) && loc.starts_with("opendal:") {
@@ -98,7 +99,8 @@ impl Repo {
             Some(dir) => opts.cache_dir = Some(dir.clone()),
             None => opts.no_cache = true,
         }
-        let repo = Repository::new_with_progress(&opts, &backends, progress).map_err(err)?;
+        let repo =
+            Repository::new_with_progress(&opts, &backends, progress.clone()).map_err(err)?;
         let backends_kept = backends.clone();
         let credentials = Credentials::password(&spec.password);
         let exists = repo.config_id().map_err(err)?.is_some();
@@ -137,18 +139,18 @@ impl Repo {
 
     /// A freshly opened handle (reads the repository config; no key derivation).
     pub(crate) fn handle(&self) -> Result<Repository<OpenStatus>> {
-        self.handle_with(self.progress)
+        self.handle_with(self.progress.clone())
     }
 
-    pub(crate) fn handle_with(&self, progress: TermProgress) -> Result<Repository<OpenStatus>> {
+    pub(crate) fn handle_with(&self, progress: SharedReporter) -> Result<Repository<OpenStatus>> {
         Repository::new_with_progress(&self.opts, &self.backends, progress)
             .and_then(|r| r.open(&Credentials::Masterkey(self.key.clone())))
             .map_err(|e| self.err(e))
     }
 
     /// Shows (or hides) progress bars for the operations that follow.
-    pub fn set_progress(&mut self, progress: TermProgress) {
-        self.progress = progress;
+    pub fn set_progress(&mut self, progress: impl Reporter) {
+        self.progress = SharedReporter::new(progress);
     }
 
     pub fn location(&self) -> &str {

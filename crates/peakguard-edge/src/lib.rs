@@ -249,9 +249,12 @@ pub fn build_state(
 }
 
 /// Serves until a shutdown or upgrade signal has been handled, then [`finish`]es and exits.
-pub fn run(server: Server, state: &state::EdgeState) -> ! {
+/// Runs the server until shutdown or upgrade, then [`finish`], then `after` (the binary
+/// stops what it runs beside the edge: the backup daemon), then exits.
+pub fn run(server: Server, state: &state::EdgeState, after: impl FnOnce()) -> ! {
     server.run(pingora::server::RunArgs::default());
     finish(state);
+    after();
     std::process::exit(0)
 }
 

@@ -2,12 +2,11 @@
 //! rollback. They parse, call peakguard-backup, and print (text, or `--json`).
 
 use crate::admin_client::AdminClient;
-use crate::backup_site::{BackupSite, pick};
 use crate::cli::{BackupCommand, SiteArgs};
+use crate::term_progress::TermProgress;
 use anyhow::{Context, Result};
 use peakguard_backup::{
-    BackupOutcome, EdgeHooks, Kind, Repo, Reuse, RollbackPlan, SnapshotInfo, TermProgress,
-    WriterLock,
+    BackupSite, EdgeHooks, Kind, Repo, RollbackPlan, SnapshotInfo, WriterLock, human_bytes, pick,
 };
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -71,21 +70,6 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
 fn snapshot_line(s: &SnapshotInfo) -> String {
     format!(
         "{:28} {:25} {:9} {:>7} files {:>10}  wp {:8} db {}",
@@ -99,39 +83,6 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
     )
 }
 
-/// One line saying what a backup run did.
-pub fn backup_line(site: &BackupSite, out: &BackupOutcome) -> String {
-    let what = match out.reused {
-        Reuse::Everything => {
-            "nothing changed since the last snapshot: its files and database reused".to_string()
-        }
-        Reuse::Files => format!(
-            "files unchanged (reused), database dump {}",
-            human_bytes(out.dump_bytes)
-        ),
-        Reuse::Nothing | Reuse::Database => format!(
-            "{} new, {} changed, {} unchanged files, {} added, database {}",
-            out.files_new,
-            out.files_changed,
-            out.files_unmodified,
-            human_bytes(out.snapshot.added_bytes),
-            match (site.database.is_some(), out.reused) {
-                (false, _) => "skipped".to_string(),
-                (true, Reuse::Database) => "unchanged (previous dump kept)".to_string(),
-                (true, _) => format!("dump {}", human_bytes(out.dump_bytes)),
-            },
-        ),
-    };
-    format!(
-        "snapshot {} of {}: {} files, {}; {what}; in {:.2}s",
-        out.snapshot.id,
-        site.name,
-        out.snapshot.files,
-        human_bytes(out.snapshot.bytes),
-        out.seconds
-    )
-}
-
 pub fn run(command: BackupCommand) -> Result<ExitCode> {
     match command {
         BackupCommand::Backup { site, json } => {
@@ -142,7 +93,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
             if json {
                 print_json(&out)?;
             } else {
-                println!("{}", backup_line(&site, &out));
+                println!("{}", site.describe(&out));
                 for f in &out.unreadable {
                     println!("  unreadable (allowed): {f}");
                 }

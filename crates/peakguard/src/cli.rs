@@ -434,7 +434,10 @@ pub struct DemoArgs {
     /// Seconds of load per phase.
     #[arg(long, default_value_t = 8)]
     pub seconds: u64,
-    /// Concurrent simulated visitors.
+    /// Requests in flight at most (the rest wait their turn, counted from their arrival).
     #[arg(long, default_value_t = 50)]
     pub connections: usize,
+    /// Visitors arriving per second (the simulated origin serves about 27 pages a second).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
 }

@@ -3,13 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod admin_client;
+mod backup_admin;
 mod backup_cmd;
-mod backup_daemon;
-mod backup_site;
 mod cli;
 mod demo;
 mod rehearse;
 mod shield_cmd;
+mod term_progress;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -20,6 +20,9 @@ use std::process::ExitCode;
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long a stopping `serve` waits for a backup run in progress.
+const BACKUP_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -115,11 +118,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(a) = &args.admin_listen {
                 config.admin.listen = a.clone();
             }
-            let backups = backup_daemon::BackupDaemon::start(&config)?;
+            let backups = peakguard_backup::BackupDaemon::start(&config)?;
             let mut extensions: Vec<std::sync::Arc<dyn peakguard_edge::admin::AdminExtension>> =
                 Vec::new();
             if let Some(b) = &backups {
-                extensions.push(b.clone());
+                extensions.push(std::sync::Arc::new(backup_admin::BackupAdmin(b.clone())));
             }
             let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
                 config: config.clone(),
@@ -138,7 +141,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "the configuration".into()
                 },
             );
-            peakguard_edge::run(server, &state);
+            peakguard_edge::run(server, &state, move || {
+                // The edge has stopped (shutdown or upgrade): backups end between runs.
+                if let Some(b) = backups
+                    && !b.stop(BACKUP_STOP_WAIT)
+                {
+                    log::warn!(
+                        "a backup run was still going after {}s; it is cut off (nothing half-written is kept)",
+                        BACKUP_STOP_WAIT.as_secs()
+                    );
+                }
+            });
         }
         Command::Purge(args) => {
             let client = admin(&args.admin)?;

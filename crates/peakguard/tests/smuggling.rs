@@ -4,13 +4,12 @@
 //! for it.
 
 mod common;
-#[path = "common/origin.rs"]
-mod origin;
+use peakguard_sim as origin;
 
 use common::*;
 use std::time::Duration;
 
-fn edge_with_origin(name: &str) -> (Edge, origin::Origin) {
+fn edge_with_origin(name: &str) -> (Edge, origin::SimOrigin) {
     let (addr, origin) = origin::start();
     let edge = Edge::start(
         name,
@@ -21,7 +20,7 @@ fn edge_with_origin(name: &str) -> (Edge, origin::Origin) {
 
 const HIDDEN: &str = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
 
-fn assert_not_smuggled(edge: &Edge, origin: &origin::Origin, n: usize, case: &str, raw: String) {
+fn assert_not_smuggled(edge: &Edge, origin: &origin::SimOrigin, n: usize, case: &str, raw: String) {
     // The edge may answer 400 or close the connection: both are fine, what counts is below.
     let responses =
         exchange(edge.addr, raw.as_bytes(), Duration::from_millis(1500)).unwrap_or_default();

@@ -1,7 +1,13 @@
 //! `serve`'s backup daemon: for every site with `[site.backup]`, snapshots on a schedule
 //! (`every`) and on demand (admin API `POST /backup?site=NAME`), the bunker copy after each
 //! snapshot, and retention + prune on `retention.prune_every`. Its status and metrics are
-//! served by the admin API (`GET /backups`, `/status`, `/metrics`).
+//! what the admin API serves (`GET /backups`, `/status`, `/metrics`; the binary plugs
+//! [`BackupDaemon::handle`], [`BackupDaemon::status`] and [`BackupDaemon::metrics`] into
+//! the edge's admin API — this crate knows nothing of the edge).
+//!
+//! A thread that panics is reported (log, `panics` and `last_error` in its status) and
+//! started again; [`BackupDaemon::stop`] ends every thread between runs (the binary calls
+//! it when the edge has stopped).
 //!
 //! Each site has two OS threads (the backup engine blocks; the proxy's runtime never waits
 //! for it): one takes snapshots and prunes the main repository, one copies to the bunker
@@ -11,17 +17,21 @@
 //! snapshots and main prunes, `<state_dir>/bunker/writer.lock` for the bunker, so a
 //! scheduled run waits for (or skips past) a `peakguard rollback` in progress.
 
-use crate::backup_site::BackupSite;
-use anyhow::Result;
+use crate::backup::{BackupOutcome, Reuse};
+use crate::error::{BackupError, Result};
+use crate::lock::WriterLock;
+use crate::progress::Hidden;
+use crate::repo::Repo;
+use crate::site::BackupSite;
+use crate::snapshot::Kind;
 use parking_lot::Mutex;
-use peakguard_backup::{Kind, Repo, Reuse, TermProgress, WriterLock};
 use peakguard_config::Config;
-use peakguard_edge::admin::AdminExtension;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -75,6 +85,8 @@ struct SiteStatus {
     prunes_ok: u64,
     prunes_failed: u64,
     last_prune_unix: Option<i64>,
+    /// Times one of this site's threads panicked (it was started again each time).
+    panics: u64,
     bunker: Option<BunkerStatus>,
 }
 
@@ -83,15 +95,85 @@ struct SiteWorker {
     status: Mutex<SiteStatus>,
     backup_tx: SyncSender<Kind>,
     bunker_tx: Option<SyncSender<()>>,
+    /// Set by [`BackupDaemon::stop`]: the loops end at their next look (within a second).
+    stopping: Arc<AtomicBool>,
 }
 
 /// The running daemon: what the admin API asks.
 pub struct BackupDaemon {
     sites: Vec<Arc<SiteWorker>>,
+    stopping: Arc<AtomicBool>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-fn hidden() -> TermProgress {
-    TermProgress { visible: false }
+/// What a waiting loop got.
+enum Woken<T> {
+    Asked(T),
+    TimeUp,
+    Stop,
+}
+
+/// Waits for a request on `rx` until `until` (forever if `None`), looking at `stopping` every
+/// second.
+fn wait_for<T>(rx: &Receiver<T>, until: Option<Instant>, stopping: &AtomicBool) -> Woken<T> {
+    loop {
+        if stopping.load(Ordering::Relaxed) {
+            return Woken::Stop;
+        }
+        let slice = until.map_or(Duration::from_secs(1), |u| {
+            u.saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1))
+        });
+        match rx.recv_timeout(slice) {
+            Ok(v) => return Woken::Asked(v),
+            Err(RecvTimeoutError::Disconnected) => return Woken::Stop,
+            Err(RecvTimeoutError::Timeout) => {
+                if until.is_some_and(|u| Instant::now() >= u) {
+                    return Woken::TimeUp;
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body` on its own thread, again after a panic (reported in the site's status and
+/// the log), until it returns.
+fn supervised(
+    worker: Arc<SiteWorker>,
+    name: String,
+    what: &'static str,
+    body: impl Fn(&SiteWorker) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        loop {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&worker)));
+            let Err(panic) = run else { return };
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            log::error!(
+                "site {:?}: the {what} thread panicked ({message}); starting it again",
+                worker.site.name
+            );
+            {
+                let mut s = worker.status.lock();
+                s.panics += 1;
+                s.running = false;
+                s.last_error = Some(format!("the {what} thread panicked ({message}); restarted"));
+                s.last_error_unix = Some(now_unix());
+            }
+            if worker.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
+fn hidden() -> Hidden {
+    Hidden
 }
 
 impl BackupDaemon {
@@ -99,7 +181,9 @@ impl BackupDaemon {
     /// A site whose backup settings cannot be resolved (unreadable wp-config.php, password
     /// file) stops `serve` with the reason.
     pub fn start(config: &Config) -> Result<Option<Arc<BackupDaemon>>> {
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut sites = Vec::new();
+        let mut threads = Vec::new();
         for site_config in config.sites.iter().filter(|s| s.backup.is_some()) {
             let site = BackupSite::from_site(site_config)?;
             let every = site.config.every.0;
@@ -124,16 +208,29 @@ impl BackupDaemon {
                 status: Mutex::new(status),
                 backup_tx,
                 bunker_tx,
+                stopping: stopping.clone(),
             });
-            let w = worker.clone();
-            std::thread::Builder::new()
-                .name(format!("pg-backup-{}", worker.site.name))
-                .spawn(move || w.backup_loop(backup_rx, every, prune_every))?;
+            let spawned =
+                |e: std::io::Error| BackupError::Other(format!("starting a backup thread: {e}"));
+            threads.push(
+                supervised(
+                    worker.clone(),
+                    format!("pg-backup-{}", worker.site.name),
+                    "backup",
+                    move |w| w.backup_loop(&backup_rx, every, prune_every),
+                )
+                .map_err(spawned)?,
+            );
             if let Some(rx) = bunker_rx {
-                let w = worker.clone();
-                std::thread::Builder::new()
-                    .name(format!("pg-bunker-{}", worker.site.name))
-                    .spawn(move || w.bunker_loop(rx, every, prune_every))?;
+                threads.push(
+                    supervised(
+                        worker.clone(),
+                        format!("pg-bunker-{}", worker.site.name),
+                        "bunker",
+                        move |w| w.bunker_loop(&rx, every, prune_every),
+                    )
+                    .map_err(spawned)?,
+                );
             }
             log::info!(
                 "backups of site {:?}: {}",
@@ -146,7 +243,35 @@ impl BackupDaemon {
             );
             sites.push(worker);
         }
-        Ok((!sites.is_empty()).then(|| Arc::new(BackupDaemon { sites })))
+        Ok((!sites.is_empty()).then(|| {
+            Arc::new(BackupDaemon {
+                sites,
+                stopping,
+                threads: Mutex::new(threads),
+            })
+        }))
+    }
+
+    /// Ends every thread between runs; waits up to `within` for a run in progress to finish
+    /// (what is still running then is cut off by the process's exit: a snapshot not
+    /// finished is never saved, and its lock goes with the process). Returns whether all
+    /// ended in time.
+    pub fn stop(&self, within: Duration) -> bool {
+        self.stopping.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + within;
+        let threads = std::mem::take(&mut *self.threads.lock());
+        let mut all = true;
+        for t in threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                all = false;
+            }
+        }
+        all
     }
 
     fn site(&self, name: Option<&str>) -> Result<&Arc<SiteWorker>, (u16, serde_json::Value)> {
@@ -205,7 +330,7 @@ impl BackupDaemon {
 }
 
 impl SiteWorker {
-    fn backup_loop(&self, rx: Receiver<Kind>, every: Duration, prune_every: Duration) {
+    fn backup_loop(&self, rx: &Receiver<Kind>, every: Duration, prune_every: Duration) {
         let mut repo: Option<Repo> = None;
         // The first scheduled run right away: a restarted daemon knows where it stands.
         let mut next = Instant::now();
@@ -214,17 +339,11 @@ impl SiteWorker {
             self.status.lock().next_run_unix = (!every.is_zero()).then(|| {
                 now_unix() + next.saturating_duration_since(Instant::now()).as_secs() as i64
             });
-            let kind = if every.is_zero() {
-                match rx.recv() {
-                    Ok(k) => k,
-                    Err(_) => return,
-                }
-            } else {
-                match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                    Ok(k) => k,
-                    Err(RecvTimeoutError::Timeout) => Kind::Scheduled,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
+            let until = (!every.is_zero()).then_some(next);
+            let kind = match wait_for(rx, until, &self.stopping) {
+                Woken::Asked(k) => k,
+                Woken::TimeUp => Kind::Scheduled,
+                Woken::Stop => return,
             };
             self.run_backup(&mut repo, kind);
             if !every.is_zero() {
@@ -258,10 +377,10 @@ impl SiteWorker {
             s.queued = false;
         }
         let started = Instant::now();
-        let result = (|| -> Result<Option<peakguard_backup::BackupOutcome>, String> {
+        let result = (|| -> Result<Option<BackupOutcome>, String> {
             let lock = match WriterLock::acquire(&self.site.state_dir, LOCK_WAIT) {
                 Ok(l) => l,
-                Err(peakguard_backup::BackupError::Locked { .. }) => return Ok(None),
+                Err(BackupError::Locked { .. }) => return Ok(None),
                 Err(e) => return Err(e.to_string()),
             };
             let r = self.open_main(repo)?;
@@ -273,7 +392,7 @@ impl SiteWorker {
         s.running = false;
         match result {
             Ok(Some(out)) => {
-                log::info!("{}", crate::backup_cmd::backup_line(&self.site, &out));
+                log::info!("{}", self.site.describe(&out));
                 s.runs_ok += 1;
                 s.last_snapshot = Some(out.snapshot.id.clone());
                 s.last_ok_unix = Some(now_unix());
@@ -331,7 +450,7 @@ impl SiteWorker {
         }
     }
 
-    fn bunker_loop(&self, rx: Receiver<()>, every: Duration, prune_every: Duration) {
+    fn bunker_loop(&self, rx: &Receiver<()>, every: Duration, prune_every: Duration) {
         let Some(spec) = self.site.bunker.clone() else {
             return;
         };
@@ -346,9 +465,8 @@ impl SiteWorker {
         };
         let mut wait = idle;
         loop {
-            match rx.recv_timeout(wait) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+            if let Woken::Stop = wait_for(rx, Some(Instant::now() + wait), &self.stopping) {
+                return;
             }
             let result = (|| -> Result<(usize, usize), String> {
                 let _lock =
@@ -456,12 +574,9 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
-impl AdminExtension for BackupDaemon {
-    fn name(&self) -> &str {
-        "backups"
-    }
-
-    fn handle(
+impl BackupDaemon {
+    /// Answers the daemon's admin endpoints (`GET /backups`, `POST /backup?site=NAME`).
+    pub fn handle(
         &self,
         method: &str,
         path: &str,
@@ -474,11 +589,13 @@ impl AdminExtension for BackupDaemon {
         }
     }
 
-    fn status(&self) -> serde_json::Value {
+    /// Every site's status, for `/status`.
+    pub fn status(&self) -> serde_json::Value {
         self.statuses()
     }
 
-    fn metrics(&self) -> String {
+    /// Prometheus text for `/metrics`.
+    pub fn metrics(&self) -> String {
         let now = now_unix();
         let mut runs = Vec::new();
         let mut last_ok = Vec::new();
@@ -601,5 +718,70 @@ impl AdminExtension for BackupDaemon {
             &bunker_ok,
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn worker(dir: &std::path::Path) -> Arc<SiteWorker> {
+        let text = format!(
+            "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{d}\"\nstate_dir = \"{d}/state\"\n[site.backup.database]\nskip = true\n",
+            d = dir.display()
+        );
+        let config = peakguard_config::parse(&text, "test").expect("config");
+        let site = BackupSite::from_site(&config.sites[0]).expect("site");
+        let (backup_tx, _rx) = sync_channel(1);
+        Arc::new(SiteWorker {
+            site,
+            status: Mutex::new(SiteStatus::default()),
+            backup_tx,
+            bunker_tx: None,
+            stopping: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    #[test]
+    fn a_thread_that_panics_is_reported_and_started_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = worker(dir.path());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let thread = supervised(w.clone(), "pg-test".into(), "backup", move |_| {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a damaged repository");
+            }
+        })
+        .expect("spawn");
+        thread.join().expect("the supervisor itself never panics");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "started again after the panic"
+        );
+        let s = w.status.lock().clone();
+        assert_eq!(s.panics, 1);
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("panicked (a damaged repository)")),
+            "{:?}",
+            s.last_error
+        );
+    }
+
+    #[test]
+    fn stop_ends_a_waiting_loop() {
+        let (_tx, rx) = sync_channel::<Kind>(1);
+        let stopping = AtomicBool::new(true);
+        assert!(matches!(wait_for(&rx, None, &stopping), Woken::Stop));
+        let stopping = AtomicBool::new(false);
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert!(matches!(
+            wait_for(&rx, Some(soon), &stopping),
+            Woken::TimeUp
+        ));
     }
 }

@@ -1,9 +1,13 @@
 //! From the configuration's `[site.backup]` to what the backup engine needs: the site's
 //! plan, the main and bunker repository specs, the state directory. Shared by the backup
-//! commands and `serve`'s scheduler.
+//! commands and the daemon.
 
-use anyhow::{Context, Result, bail};
-use peakguard_backup::{BackupPlan, Database, Kind, RepoSpec, Retention};
+use crate::backup::{BackupOutcome, BackupPlan, Reuse};
+use crate::database::Database;
+use crate::error::{BackupError, Result};
+use crate::repo::RepoSpec;
+use crate::retention::Retention;
+use crate::snapshot::Kind;
 use peakguard_config::{BackupConfig, Config, RetentionConfig, SiteConfig};
 use std::path::{Path, PathBuf};
 
@@ -26,27 +30,29 @@ pub fn pick<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a SiteConfig
                 .sites
                 .iter()
                 .find(|s| s.name == n)
-                .with_context(|| format!("no site named {n:?} in the configuration"))?;
+                .ok_or_else(|| {
+                    BackupError::Config(format!("no site named {n:?} in the configuration"))
+                })?;
             if site.backup.is_none() {
-                bail!(
+                return Err(BackupError::Config(format!(
                     "site {n:?} has no [site.backup] section: add one with at least `root = \"/var/www/...\"`"
-                );
+                )));
             }
             Ok(site)
         }
         None => match with_backup.as_slice() {
             [one] => Ok(one),
-            [] => bail!(
-                "no site has a [site.backup] section; add one, e.g.\n  [[site]]\n  name = \"shop\"\n  [site.backup]\n  root = \"/var/www/shop\""
-            ),
-            many => bail!(
+            [] => Err(BackupError::Config(
+                "no site has a [site.backup] section; add one, e.g.\n  [[site]]\n  name = \"shop\"\n  [site.backup]\n  root = \"/var/www/shop\"".into()
+            )),
+            many => Err(BackupError::Config(format!(
                 "{} sites have backups ({}); choose one with --site",
                 many.len(),
                 many.iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
+            ))),
         },
     }
 }
@@ -58,7 +64,11 @@ fn password(inline: &str, file: &Path, fallback: Option<&Path>, what: &str) -> R
     let path = if file.as_os_str().is_empty() {
         match fallback {
             Some(p) => p,
-            None => bail!("{what}: give `password_file` (or `password`)"),
+            None => {
+                return Err(BackupError::Config(format!(
+                    "{what}: give `password_file` (or `password`)"
+                )));
+            }
         }
     } else {
         file
@@ -69,20 +79,22 @@ fn password(inline: &str, file: &Path, fallback: Option<&Path>, what: &str) -> R
         let mut bytes = [0u8; 24];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-            .context("reading /dev/urandom for a new repository password")?;
+            .map_err(|e| {
+                BackupError::io("reading for a new repository password", "/dev/urandom", e)
+            })?;
         let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         if let Some(dir) = generated.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| BackupError::io("creating", dir, e))?;
         }
         write_private(generated, &text)?;
-        eprintln!(
-            "peakguard: generated the repository password in {} — copy it somewhere safe: without it the backups cannot be read",
+        log::warn!(
+            "generated the repository password in {} — copy it somewhere safe: without it the backups cannot be read",
             generated.display()
         );
         return Ok(text);
     }
     Ok(std::fs::read_to_string(path)
-        .with_context(|| format!("{what}: reading {}", path.display()))?
+        .map_err(|e| BackupError::io("reading the password file", path, e))?
         .trim()
         .to_string())
 }
@@ -94,17 +106,16 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    Ok(())
+        .map_err(|e| BackupError::io("creating", path, e))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .map_err(|e| BackupError::io("writing", path, e))
 }
 
 impl BackupSite {
     pub fn from_site(site: &SiteConfig) -> Result<BackupSite> {
-        let config = site
-            .backup
-            .clone()
-            .with_context(|| format!("site {:?} has no [site.backup]", site.name))?;
+        let config = site.backup.clone().ok_or_else(|| {
+            BackupError::Config(format!("site {:?} has no [site.backup]", site.name))
+        })?;
         let state_dir = if config.state_dir.as_os_str().is_empty() {
             PathBuf::from("/var/lib/peakguard/backup").join(&site.name)
         } else {
@@ -161,7 +172,7 @@ impl BackupSite {
                     },
                     &wp_config,
                 )
-                .with_context(|| format!("site {:?}", site.name))?,
+                .map_err(|e| BackupError::Config(format!("site {:?}: {e}", site.name)))?,
             )
         };
         Ok(BackupSite {
@@ -186,6 +197,39 @@ impl BackupSite {
         }
     }
 
+    /// One line saying what a snapshot held and reused (the CLI prints it, the daemon logs it).
+    pub fn describe(&self, out: &BackupOutcome) -> String {
+        let what = match out.reused {
+            Reuse::Everything => {
+                "nothing changed since the last snapshot: its files and database reused".to_string()
+            }
+            Reuse::Files => format!(
+                "files unchanged (reused), database dump {}",
+                human_bytes(out.dump_bytes)
+            ),
+            Reuse::Nothing | Reuse::Database => format!(
+                "{} new, {} changed, {} unchanged files, {} added, database {}",
+                out.files_new,
+                out.files_changed,
+                out.files_unmodified,
+                human_bytes(out.snapshot.added_bytes),
+                match (self.database.is_some(), out.reused) {
+                    (false, _) => "skipped".to_string(),
+                    (true, Reuse::Database) => "unchanged (previous dump kept)".to_string(),
+                    (true, _) => format!("dump {}", human_bytes(out.dump_bytes)),
+                },
+            ),
+        };
+        format!(
+            "snapshot {} of {}: {} files, {}; {what}; in {:.2}s",
+            out.snapshot.id,
+            self.name,
+            out.snapshot.files,
+            human_bytes(out.snapshot.bytes),
+            out.seconds
+        )
+    }
+
     pub fn retention(&self, bunker: bool) -> Retention {
         let r: &RetentionConfig = match (&self.config.bunker, bunker) {
             (Some(b), true) => b.retention.as_ref().unwrap_or(&self.config.retention),
@@ -198,5 +242,21 @@ impl BackupSite {
             keep_weekly: r.keep_weekly,
             keep_monthly: r.keep_monthly,
         }
+    }
+}
+
+/// `1.5 MiB`-style sizes for people.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
     }
 }
