@@ -293,6 +293,17 @@ pub fn delta_seconds(text: &str) -> Option<u64> {
     )
 }
 
+/// The origin's `Age` in seconds, read as RFC 9111 §5.1 says: the first member of a list
+/// (`7200, 0` is 7200), from the first line. Of that member the leading digits count
+/// (`7200.0` and `7200;x=1` are 7200: an age the origin meant as old is never read as
+/// fresh); a member with none (`abc`, `-7200`) is ignored.
+pub fn age_field(headers: &HeaderMap) -> Option<u64> {
+    let text = headers.get(header::AGE)?.to_str().ok()?;
+    let first = text.split(',').next()?.trim();
+    let digits = first.len() - first.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    delta_seconds(&first[..digits])
+}
+
 /// Whether every value of `name`, joined as one field, parses as an RFC 8941 Dictionary.
 fn valid_dictionary(headers: &HeaderMap, name: &str) -> bool {
     let mut joined = Vec::new();
@@ -307,10 +318,7 @@ fn valid_dictionary(headers: &HeaderMap, name: &str) -> bool {
 
 /// The response's age when it reached us (RFC 9111 §4.2.3, without the request delay).
 pub fn current_age(headers: &HeaderMap, now: SystemTime) -> Duration {
-    let age_value = headers
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(delta_seconds)
+    let age_value = age_field(headers)
         .map(Duration::from_secs)
         .unwrap_or(Duration::ZERO);
     let apparent = http_date(headers, header::DATE)

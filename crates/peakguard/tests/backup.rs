@@ -121,10 +121,8 @@ fn modes_and_times(dir: &Path) -> String {
 }
 
 /// A copy of Debian's WordPress tree and a config backing it up with the e2e database.
-fn setup(name: &str, extra: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("pg-backup-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+fn setup(name: &str, extra: &str) -> (common::TestDir, PathBuf) {
+    let dir = common::fresh_dir(&format!("backup-{name}"));
     let site = dir.join("site");
     let cp = Command::new("cp")
         .args(["-rL", "/usr/share/wordpress"])
@@ -876,8 +874,7 @@ fn a_flipped_byte_is_reported_by_check_and_named_by_restore() {
 fn an_import_failing_midway_leaves_the_live_site_untouched() {
     // The client breaks the import halfway (the real MariaDB then stops with an error):
     // queries pass through unchanged.
-    let dir = std::env::temp_dir().join(format!("pg-backup-{}-client", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = common::fresh_dir("backup-client");
     let client = dir.join("half-import");
     write_script(
         &client,

@@ -267,6 +267,7 @@ fn a_304_updates_the_stored_fields_but_not_content_length() {
                     ("Cache-Control", "max-age=0".into()),
                     ("Date", http_date(SystemTime::now())),
                     ("Content-Length", "999".into()),
+                    ("Content-MD5", "bm90IHRoaXMgYm9keQ==".into()),
                     ("X-Revision", "2".into()),
                 ],
                 b"",
@@ -279,6 +280,7 @@ fn a_304_updates_the_stored_fields_but_not_content_length() {
                 ("Cache-Control", "max-age=0".into()),
                 ("Date", http_date(first_date)),
                 ("Content-Type", "text/plain".into()),
+                ("Content-MD5", "c3RvcmVkIGJvZHk=".into()),
                 ("X-Revision", "1".into()),
             ],
             b"stored body",
@@ -295,6 +297,11 @@ fn a_304_updates_the_stored_fields_but_not_content_length() {
         second.header("content-length"),
         Some("11"),
         "Content-Length describes the stored body, not the 304"
+    );
+    assert_eq!(
+        second.header("content-md5"),
+        Some("c3RvcmVkIGJvZHk="),
+        "a digest of the stored body stays with it"
     );
     assert_eq!(origin.requests_to("/validated"), 2);
 }

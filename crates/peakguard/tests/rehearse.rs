@@ -66,12 +66,10 @@ fn the_arrival_rate_is_held() {
 
 #[test]
 fn a_one_second_stall_shows_in_the_p99() {
-    let (addr, origin) = origin::start();
-    let stall = origin.stall_until.clone();
-    let stall_at = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(2));
-        *stall.lock().unwrap() = Some(Instant::now() + Duration::from_secs(1));
-    });
+    // Every response due in the second that begins 2 s after the first request waits until
+    // that second is over.
+    let addr = origin::try_start(origin::SimOrigin::stalling_once(Duration::from_secs(2)))
+        .expect("the simulated origin");
     let r = rehearse(&[
         "--target",
         &format!("http://{addr}"),
@@ -82,7 +80,6 @@ fn a_one_second_stall_shows_in_the_p99() {
         "--concurrency",
         "8",
     ]);
-    stall_at.join().unwrap();
     let p99 = r["total"]["p99_ms"].as_f64().unwrap();
     let p50 = r["total"]["p50_ms"].as_f64().unwrap();
     // ~20 % of the requests were due during the stall: open-model latency shows it although

@@ -505,3 +505,28 @@ fn huge_delta_seconds_are_clamped_to_two_to_the_31() {
     assert_eq!(delta_seconds("1e3"), None);
     assert_eq!(delta_seconds(""), None);
 }
+
+/// RFC 9111 §5.1: the first member of a list-valued `Age`; an invalid value is ignored, but
+/// one whose leading digits say "old" (`7200.0`, `7200;x=1`) is read as old (the HTTP cache
+/// conformance suite's age-parse tests).
+#[test]
+fn age_takes_the_first_member_and_its_leading_digits() {
+    let age = |values: &[&str]| {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AGE, HeaderValue::from_str(v).expect("value"));
+        }
+        age_field(&h)
+    };
+    assert_eq!(age(&["7200"]), Some(7200));
+    assert_eq!(age(&["7200,0"]), Some(7200), "the first member");
+    assert_eq!(age(&["0, 7200"]), Some(0), "the first member");
+    assert_eq!(age(&["0", "7200"]), Some(0), "the first line");
+    assert_eq!(age(&["7200.0"]), Some(7200));
+    assert_eq!(age(&["7200;foo=111"]), Some(7200));
+    assert_eq!(age(&["abc"]), None, "ignored");
+    assert_eq!(age(&["-7200"]), None, "ignored");
+    assert_eq!(age(&[""]), None);
+    assert_eq!(age(&["99999999999999999999999"]), Some(MAX_DELTA_SECONDS));
+    assert_eq!(age(&[]), None);
+}

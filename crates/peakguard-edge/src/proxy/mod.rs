@@ -89,11 +89,18 @@ impl ProxyHttp for EdgeProxy {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut Self::CTX,
         error: Option<&Error>,
     ) -> bool {
-        self.serve_stale(ctx, error)
+        let serve = self.serve_stale(ctx, error);
+        if serve && error.is_some() {
+            // Pingora closes the client's connection after a stale copy served on an origin
+            // error; say so (`Connection: close`) so that no client sends its next request
+            // into a connection being closed.
+            session.set_keepalive(None);
+        }
+        serve
     }
 
     async fn cache_hit_filter(

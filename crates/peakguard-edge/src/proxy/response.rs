@@ -89,13 +89,15 @@ impl EdgeProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        // Pingora never reuses a client connection after a failed proxy: every answer from
+        // here says `Connection: close`, so no client sends its next request into it.
+        session.set_keepalive(None);
         if *e.etype() == ADMISSION_REFUSED && session.response_written().is_none() {
             let retry = ctx
                 .site
                 .as_ref()
                 .map_or(5, |s| s.busy_retry_after.as_secs().max(1));
             ctx.local = Some("admission");
-            session.set_keepalive(None);
             let _ = respond_local(
                 session,
                 "origin-busy",

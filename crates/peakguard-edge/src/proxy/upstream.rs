@@ -226,9 +226,11 @@ impl EdgeProxy {
         }
         if resp.status == http::StatusCode::NOT_MODIFIED {
             let mut fields = resp.headers.clone();
-            // Fields that describe this message, not the stored representation.
+            // Fields that describe this message, not the stored representation, and those
+            // the stored body depends on (RFC 9111 §3.2: its digest).
             for name in [
                 "content-length",
+                "content-md5",
                 "transfer-encoding",
                 "content-encoding",
                 "content-range",

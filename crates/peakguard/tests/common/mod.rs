@@ -207,44 +207,51 @@ pub fn get(addr: SocketAddr, host: &str, path: &str) -> Response {
     request(addr, "GET", host, path, &[], b"")
 }
 
-/// Ports for one test: a block of 4 in 20000–29999, distinct per test in this process and
-/// spread by PID across processes.
+/// Ports for one test: a block of 4 in 20000–29999, distinct per test in this process,
+/// spread by PID across processes, and free when handed out.
 pub fn ports() -> [u16; 4] {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let block = NEXT.fetch_add(1, Ordering::Relaxed);
-    let base = 20000 + ((std::process::id() as u16 % 200) * 20 + block * 4) % 9000;
-    [base, base + 1, base + 2, base + 3]
+    // Blocks of 4 in 20000–29999, spread by process; a block is taken only when all four
+    // ports can be bound on loopback now (another test run or a service may hold some).
+    for _ in 0..2500 {
+        let block = NEXT.fetch_add(1, Ordering::Relaxed);
+        let base = 20000 + ((std::process::id() as u16 % 200) * 20 + block * 4) % 9996;
+        let ports = [base, base + 1, base + 2, base + 3];
+        if ports.iter().all(|p| port_is_free(*p)) {
+            return ports;
+        }
+    }
+    panic!("no block of 4 free ports in 20000-29999 on 127.0.0.1")
 }
 
-/// An empty directory for one test's files, unique to this process; removed with everything
-/// in it when dropped (so every test removes what it created, pass or fail).
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// An empty private directory (0700, a random name: `tempfile`) for one test's files; removed
+/// with everything in it when dropped (so every test removes what it created, pass or fail).
 pub fn fresh_dir(name: &str) -> TestDir {
-    let dir = std::env::temp_dir().join(format!("peakguard-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("test dir");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("peakguard-test-{name}-"))
+        .tempdir()
+        .expect("a temporary directory for the test");
     TestDir(dir)
 }
 
 /// A test's directory (see [`fresh_dir`]); derefs to its path.
 #[derive(Debug)]
-pub struct TestDir(PathBuf);
+pub struct TestDir(tempfile::TempDir);
 
 impl std::ops::Deref for TestDir {
     type Target = std::path::Path;
     fn deref(&self) -> &std::path::Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl AsRef<std::path::Path> for TestDir {
     fn as_ref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 
