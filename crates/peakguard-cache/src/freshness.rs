@@ -271,7 +271,14 @@ fn expires_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
                 .ok()
                 .flatten()
                 .unwrap_or(now);
-            Some(expires.duration_since(date).unwrap_or(Duration::ZERO))
+            // A far-future Expires is a lifetime like any other: clamped as delta-seconds
+            // are (found by the property test with an Expires in 2094).
+            Some(
+                expires
+                    .duration_since(date)
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(MAX_DELTA_SECONDS)),
+            )
         }
     }
 }

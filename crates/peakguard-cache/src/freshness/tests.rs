@@ -485,6 +485,18 @@ fn huge_delta_seconds_are_clamped_to_two_to_the_31() {
     );
     assert_eq!(fresh(&d), Some(0), "a huge Age: stale at once, no overflow");
     let d = run(
+        &h,
+        Method::GET,
+        &[],
+        200,
+        &[("expires", s("Fri, 31 Dec 9999 23:59:59 GMT"))],
+    );
+    assert_eq!(
+        fresh(&d),
+        Some(MAX_DELTA_SECONDS),
+        "a far-future Expires is clamped too"
+    );
+    let d = run(
         &w,
         Method::GET,
         &[],
