@@ -12,6 +12,7 @@ mod backup;
 pub mod dirs;
 mod error;
 mod locate;
+mod monitor;
 pub mod private_fs;
 pub mod redact;
 pub mod rule_path;
@@ -23,6 +24,7 @@ mod validate;
 
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
+pub use monitor::{ProbeConfig, ProbeKind};
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{
@@ -119,6 +121,7 @@ pub fn defaults() -> Config {
         maintenance: MaintenanceConfig::default(),
         shield: ShieldSettings::default(),
         sites: Vec::new(),
+        probes: Vec::new(),
     };
     dirs::apply(
         &mut config,

@@ -26,6 +26,9 @@ pub struct Config {
     /// One entry per site (`[[site]]`), chosen by the request's host.
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteConfig>,
+    /// What the monitor checks (`[[probe]]`).
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<crate::monitor::ProbeConfig>,
 }
 
 /// The listeners and process-wide settings.

@@ -280,3 +280,69 @@ fn paths_left_out_go_to_private_directories_never_tmp() {
         std::path::Path::new("/srv/pg/token")
     );
 }
+
+#[test]
+fn probes_parse_with_their_defaults() {
+    let text = r#"
+[[probe]]
+name = "home"
+kind = "http"
+url = "https://shop.test/"
+keyword = "Add to cart"
+max_time = "2s"
+resolve = "127.0.0.1:8443"
+tls_verify = false
+
+[[probe]]
+name = "db port"
+kind = "tcp"
+address = "127.0.0.1:3306"
+
+[[probe]]
+name = "uploads"
+kind = "disk"
+path = "/var/www"
+min_free_percent = 10
+min_free_bytes = "5GiB"
+"#;
+    let config = parse(text, "t").expect("valid probes");
+    assert_eq!(config.probes.len(), 3);
+    let home = &config.probes[0];
+    assert_eq!(home.kind, crate::ProbeKind::Http);
+    assert_eq!(home.interval.0, std::time::Duration::from_secs(60));
+    assert_eq!(home.timeout.0, std::time::Duration::from_secs(10));
+    assert_eq!(home.max_time.map(|t| t.0.as_millis()), Some(2000));
+    assert!(!home.tls_verify && !home.follow_redirects);
+    assert_eq!(config.probes[2].min_free_bytes.map(|b| b.0), Some(5 << 30));
+}
+
+#[test]
+fn probe_mistakes_name_key_and_line() {
+    let text = r#"
+[[probe]]
+name = "home"
+kind = "http"
+url = "ftp://shop.test/"
+
+[[probe]]
+name = "home"
+kind = "tcp"
+address = "no-port"
+path = "/var/www"
+"#;
+    let err = parse(text, "t").expect_err("problems");
+    let problems = err.problems();
+    let find = |key: &str| {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {err}"))
+    };
+    assert!(find("probe[0].url").message.contains("http://"), "{err}");
+    assert_eq!(find("probe[0].url").line, Some(5), "{err}");
+    assert!(find("probe[1].name").message.contains("already"), "{err}");
+    assert_eq!(find("probe[1].address").line, Some(10), "{err}");
+    assert!(find("probe[1].path").message.contains("disk"), "{err}");
+    let unknown = parse("[[probe]]\nname = \"x\"\nkind = \"ftp\"\n", "t").expect_err("kind");
+    assert!(unknown.to_string().contains("ftp"), "{unknown}");
+}

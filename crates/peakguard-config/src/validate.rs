@@ -9,6 +9,16 @@ use std::net::SocketAddr;
 
 pub fn validate(config: &Config) -> Vec<(String, String)> {
     let mut problems = Vec::new();
+    let mut names = HashMap::new();
+    for (i, probe) in config.probes.iter().enumerate() {
+        crate::monitor::validate_probe(i, probe, &mut problems);
+        if let Some(first) = names.insert(probe.name.as_str(), i) {
+            problems.push((
+                format!("probe[{i}].name"),
+                format!("{:?} is already the name of probe[{first}]", probe.name),
+            ));
+        }
+    }
     let mut p = |key: String, msg: String| problems.push((key, msg));
 
     if config.server.listen.is_empty() && config.server.tls_listen.is_empty() {

@@ -184,28 +184,39 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-fn tls_connector(target: &Target) -> Result<TlsConnector, TargetError> {
+/// A rustls client configuration: the system's trust store, or (`verify` off) any
+/// certificate accepted — signatures still checked. Shared with the monitor's probes.
+pub fn tls_client_config(
+    verify: bool,
+    alpn: Vec<Vec<u8>>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TargetError::Tls(e.to_string()))?;
-    let mut config = if target.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth()
-    } else {
+        .with_safe_default_protocol_versions()?;
+    let mut config = if verify {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
         builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+            .with_no_client_auth()
     };
-    config.alpn_protocols = if target.http2 {
+    config.alpn_protocols = alpn;
+    Ok(config)
+}
+
+fn tls_connector(target: &Target) -> Result<TlsConnector, TargetError> {
+    let alpn = if target.http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         vec![b"http/1.1".to_vec()]
     };
+    let config =
+        tls_client_config(!target.insecure, alpn).map_err(|e| TargetError::Tls(e.to_string()))?;
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

@@ -24,6 +24,7 @@
 //! - Yoast-shaped sitemaps: `/wp-sitemap.xml` 404, `/sitemap_index.xml` → post and product
 //!   sitemaps of 3 URLs each
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
+//! - `/redirect?to=PATH` → 302 `Location: PATH`
 //! - `/fail` → 500
 //! - POST, PUT, DELETE → reads the whole body, answers 303 `Location: /cacheable-target`
 //! - anything else → `max-age=60`, body `default PATH`
@@ -290,6 +291,9 @@ async fn route(origin: &SimOrigin, seen: &Seen) -> http::Result<Response<Body>> 
             .header("x-internal", "secret")
             .header("keep-alive", "timeout=99")
             .body(full("hop"));
+    }
+    if let Some(to) = path.strip_prefix("/redirect?to=") {
+        return b.status(302).header("location", to).body(full("moved"));
     }
     if path.starts_with("/fail") {
         return b.status(500).body(full("origin broke"));

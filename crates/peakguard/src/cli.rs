@@ -74,8 +74,33 @@ pub enum Command {
     ///   peakguard rehearse compare before.json after.json
     #[command(verbatim_doc_comment)]
     Rehearse(Box<RehearseArgs>),
+    /// Run every `[[probe]]` of the configuration once, print what each found, and exit
+    /// non-zero if any failed (for cron, CI and the pre-launch checklist).
+    ///
+    ///   peakguard probe                        # ./peakguard.toml
+    ///   peakguard probe --config /etc/peakguard.toml --only home --json
+    ///
+    /// Kinds: http (status, keyword, max_time, host, resolve, redirects, TLS verification;
+    /// timings per phase), tcp (connect), disk (free bytes, percent, inodes).
+    /// Exit status: 0 every probe passed, 1 at least one failed, 2 the probes could not run
+    /// (a configuration mistake, an unknown --only name).
+    #[command(verbatim_doc_comment)]
+    Probe(ProbeArgs),
     #[command(flatten)]
     Backup(BackupCommand),
+}
+
+#[derive(Args)]
+pub struct ProbeArgs {
+    /// Configuration file (default ./peakguard.toml).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Run only the probe with this name (repeat for several).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which site's backups (from the configuration's `[site.backup]`).

@@ -7,6 +7,7 @@ mod backup_admin;
 mod backup_cmd;
 mod cli;
 mod demo;
+mod probe_cmd;
 mod rehearse;
 mod shield_cmd;
 mod term_progress;
@@ -223,6 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        Command::Probe(args) => probe_cmd::run(args),
         Command::Demo(args) => {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)

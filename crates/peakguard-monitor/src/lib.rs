@@ -1,0 +1,70 @@
+//! The monitor: the probes a serious host runs against a site and its server.
+//!
+//! Owns: running each `[[probe]]` of the configuration once (`run`, `run_all`) and what a run
+//! found (`ProbeResult`), written out as Prometheus text with the names blackbox_exporter
+//! uses (`metrics`). Must not touch: the request path, the edge's state or the cache; a
+//! probe is a client like any other, bounded by its timeout. (Continuous runs, thresholds,
+//! alert rules and notifiers come with the rest of issue P7.)
+
+mod disk;
+mod http_probe;
+pub mod metrics;
+mod result;
+mod tcp;
+
+pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult};
+
+use peakguard_config::{ProbeConfig, ProbeKind};
+use std::time::Instant;
+
+/// Runs one probe once; never longer than its timeout (then it failed, saying so).
+pub async fn run(probe: &ProbeConfig) -> ProbeResult {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(probe.timeout.0, async {
+        match probe.kind {
+            ProbeKind::Http => http_probe::run(probe).await,
+            ProbeKind::Tcp => tcp::run(probe).await,
+            ProbeKind::Disk => disk::run(probe).await,
+        }
+    })
+    .await;
+    let mut result = match outcome {
+        Ok(result) => result,
+        Err(_) => ProbeResult::failed(
+            probe,
+            format!(
+                "no answer within the timeout ({})",
+                humantime_short(probe.timeout.0)
+            ),
+        ),
+    };
+    result.duration = started.elapsed();
+    result
+}
+
+/// Runs every probe once, all at the same time; results in the configuration's order.
+pub async fn run_all(probes: &[ProbeConfig]) -> Vec<ProbeResult> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, probe) in probes.iter().cloned().enumerate() {
+        set.spawn(async move { (i, run(&probe).await) });
+    }
+    let mut results: Vec<Option<ProbeResult>> = vec![None; probes.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, result)) = joined {
+            results[i] = Some(result);
+        }
+    }
+    results
+        .into_iter()
+        .zip(probes)
+        .map(|(r, p)| r.unwrap_or_else(|| ProbeResult::failed(p, "the probe panicked".into())))
+        .collect()
+}
+
+pub(crate) fn humantime_short(d: std::time::Duration) -> String {
+    if d.as_secs() >= 1 && d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,107 @@
+//! Probe results as Prometheus text, with blackbox_exporter's names where one exists, so a
+//! dashboard written for blackbox_exporter reads them unchanged (labelled by `probe`).
+
+use crate::result::ProbeResult;
+use std::fmt::Write;
+
+/// Label values escaped as the text format wants them.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One block per metric name (HELP, TYPE, then a sample per probe).
+pub fn render(results: &[ProbeResult]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    };
+    let probe = |r: &ProbeResult| format!("probe=\"{}\",kind=\"{}\"", label(&r.name), r.kind);
+    family(
+        "probe_success",
+        "Whether the probe's last run succeeded.",
+        results
+            .iter()
+            .map(|r| (probe(r), f64::from(u8::from(r.success))))
+            .collect(),
+    );
+    family(
+        "probe_duration_seconds",
+        "How long the probe's last run took.",
+        results
+            .iter()
+            .map(|r| (probe(r), r.duration.as_secs_f64()))
+            .collect(),
+    );
+    let http: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.http.as_ref().map(|h| (r, h)))
+        .collect();
+    family(
+        "probe_http_status_code",
+        "Response HTTP status code (0 when none came).",
+        http.iter()
+            .map(|(r, h)| (probe(r), f64::from(h.status)))
+            .collect(),
+    );
+    family(
+        "probe_http_duration_seconds",
+        "Duration of an HTTP request by phase, summed over all redirects.",
+        http.iter()
+            .flat_map(|(r, h)| {
+                h.phases.iter().map(move |(phase, secs)| {
+                    (format!("{},phase=\"{}\"", probe(r), phase.as_str()), *secs)
+                })
+            })
+            .collect(),
+    );
+    family(
+        "probe_http_redirects",
+        "The number of redirects followed.",
+        http.iter()
+            .map(|(r, h)| (probe(r), f64::from(h.redirects)))
+            .collect(),
+    );
+    family(
+        "probe_http_content_length",
+        "Body bytes of the final response.",
+        http.iter()
+            .map(|(r, h)| (probe(r), h.body_bytes as f64))
+            .collect(),
+    );
+    let disk: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.disk.as_ref().map(|d| (r, d)))
+        .collect();
+    family(
+        "peakguard_probe_disk_free_bytes",
+        "Bytes free for unprivileged users on the probed filesystem.",
+        disk.iter()
+            .map(|(r, d)| (probe(r), d.free_bytes as f64))
+            .collect(),
+    );
+    family(
+        "peakguard_probe_disk_free_ratio",
+        "Share of the probed filesystem free for unprivileged users (0-1).",
+        disk.iter()
+            .map(|(r, d)| (probe(r), d.free_percent / 100.0))
+            .collect(),
+    );
+    family(
+        "peakguard_probe_disk_free_inodes",
+        "Inodes free on the probed filesystem.",
+        disk.iter()
+            .map(|(r, d)| (probe(r), d.free_inodes as f64))
+            .collect(),
+    );
+    out
+}

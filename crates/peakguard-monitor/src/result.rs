@@ -1,0 +1,95 @@
+//! What one run of a probe found.
+
+use peakguard_config::ProbeConfig;
+use serde::Serialize;
+use std::time::{Duration, SystemTime};
+
+/// One phase of an HTTP request, as blackbox_exporter names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Tls,
+    Processing,
+    Transfer,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Processing => "processing",
+            Phase::Transfer => "transfer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpDetail {
+    /// The final response's status (0 when none came).
+    pub status: u16,
+    /// Redirects followed.
+    pub redirects: u32,
+    /// Seconds per phase, summed over redirects.
+    pub phases: Vec<(Phase, f64)>,
+    /// Body bytes read of the final response.
+    pub body_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskDetail {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    pub free_percent: f64,
+    pub free_inodes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub name: String,
+    pub kind: &'static str,
+    pub success: bool,
+    /// Why it failed, or a short summary when it passed.
+    pub message: String,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    #[serde(serialize_with = "unix_seconds")]
+    pub at: SystemTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskDetail>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+impl ProbeResult {
+    pub(crate) fn new(probe: &ProbeConfig, success: bool, message: String) -> Self {
+        ProbeResult {
+            name: probe.name.clone(),
+            kind: probe.kind.as_str(),
+            success,
+            message,
+            duration: Duration::ZERO,
+            at: SystemTime::now(),
+            http: None,
+            disk: None,
+        }
+    }
+
+    pub(crate) fn failed(probe: &ProbeConfig, message: String) -> Self {
+        Self::new(probe, false, message)
+    }
+}
