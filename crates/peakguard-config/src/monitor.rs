@@ -13,6 +13,8 @@ pub enum ProbeKind {
     Tcp,
     /// Free space and inodes of the filesystem holding `path`.
     Disk,
+    /// The TLS certificate of any `address`: days left, chain valid, name matches.
+    Tls,
 }
 
 impl ProbeKind {
@@ -21,6 +23,7 @@ impl ProbeKind {
             ProbeKind::Http => "http",
             ProbeKind::Tcp => "tcp",
             ProbeKind::Disk => "disk",
+            ProbeKind::Tls => "tls",
         }
     }
 }
@@ -60,18 +63,22 @@ pub struct ProbeConfig {
     /// Follow redirects (at most 10); off: a 3xx is the answer.
     #[serde(default)]
     pub follow_redirects: bool,
-    /// The `Host` header (and TLS server name) instead of the URL's host.
+    /// http: the `Host` header (and TLS server name) instead of the URL's host; tls: the
+    /// name the certificate must be valid for (default: the address's host).
     pub host: Option<String>,
     /// Connect here instead of resolving the URL's host (`"203.0.113.7:443"`): test the new
     /// server before the DNS switch.
     pub resolve: Option<String>,
-    /// Verify the server's certificate (chain and name) for `https://`.
+    /// Verify the server's certificate (chain and name) for `https://` and `kind = "tls"`.
     #[serde(default = "yes")]
     pub tls_verify: bool,
 
-    // tcp
+    // tcp, tls
     /// `host:port` to connect to.
     pub address: Option<String>,
+    // tls
+    /// Fail when the certificate (or one in its chain) expires within this many days.
+    pub min_days: Option<f64>,
 
     // disk
     /// A path on the filesystem to watch.
@@ -119,38 +126,45 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
             "failures_before_down and successes_before_up start at 1".into(),
         );
     }
-    let http_keys = [
-        ("url", probe.url.is_some()),
-        ("expect_status", !probe.expect_status.is_empty()),
-        ("keyword", probe.keyword.is_some()),
-        ("keyword_absent", probe.keyword_absent.is_some()),
-        ("max_time", probe.max_time.is_some()),
-        ("follow_redirects", probe.follow_redirects),
-        ("host", probe.host.is_some()),
-        ("resolve", probe.resolve.is_some()),
-        ("tls_verify", !probe.tls_verify),
-    ];
-    let tcp_keys = [("address", probe.address.is_some())];
-    let disk_keys = [
-        ("path", probe.path.is_some()),
-        ("min_free_bytes", probe.min_free_bytes.is_some()),
-        ("min_free_percent", probe.min_free_percent.is_some()),
-        ("min_free_inodes", probe.min_free_inodes.is_some()),
+    // Each key and the kinds it belongs to.
+    let keys: [(&str, bool, &[&str]); 15] = [
+        ("url", probe.url.is_some(), &["http"]),
+        ("expect_status", !probe.expect_status.is_empty(), &["http"]),
+        ("keyword", probe.keyword.is_some(), &["http"]),
+        ("keyword_absent", probe.keyword_absent.is_some(), &["http"]),
+        ("max_time", probe.max_time.is_some(), &["http"]),
+        ("follow_redirects", probe.follow_redirects, &["http"]),
+        ("host", probe.host.is_some(), &["http", "tls"]),
+        ("resolve", probe.resolve.is_some(), &["http"]),
+        ("tls_verify", !probe.tls_verify, &["http", "tls"]),
+        ("address", probe.address.is_some(), &["tcp", "tls"]),
+        ("min_days", probe.min_days.is_some(), &["tls"]),
+        ("path", probe.path.is_some(), &["disk"]),
+        ("min_free_bytes", probe.min_free_bytes.is_some(), &["disk"]),
+        (
+            "min_free_percent",
+            probe.min_free_percent.is_some(),
+            &["disk"],
+        ),
+        (
+            "min_free_inodes",
+            probe.min_free_inodes.is_some(),
+            &["disk"],
+        ),
     ];
     let kind = probe.kind.as_str();
-    let mut foreign = |keys: &[(&str, bool)], owner: &str| {
-        for (k, given) in keys {
-            if *given && owner != kind {
-                p(
-                    k,
-                    format!("`{k}` belongs to kind = \"{owner}\", not \"{kind}\""),
-                );
-            }
+    for (k, given, owners) in keys {
+        if given && !owners.contains(&kind) {
+            let owners: Vec<String> = owners.iter().map(|o| format!("\"{o}\"")).collect();
+            p(
+                k,
+                format!(
+                    "`{k}` belongs to kind = {}, not \"{kind}\"",
+                    owners.join(" or ")
+                ),
+            );
         }
-    };
-    foreign(&http_keys, "http");
-    foreign(&tcp_keys, "tcp");
-    foreign(&disk_keys, "disk");
+    }
     match probe.kind {
         ProbeKind::Http => match probe.url.as_deref().map(url::Url::parse) {
             None => p("url", "an http probe needs `url = \"https://...\"`".into()),
@@ -175,10 +189,10 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
                 }
             }
         },
-        ProbeKind::Tcp => match probe.address.as_deref() {
+        ProbeKind::Tcp | ProbeKind::Tls => match probe.address.as_deref() {
             None => p(
                 "address",
-                "a tcp probe needs `address = \"host:port\"`".into(),
+                format!("a {kind} probe needs `address = \"host:port\"`"),
             ),
             Some(a)
                 if a.rsplit_once(':')
@@ -187,7 +201,13 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
             {
                 p("address", format!("{a:?} is not host:port"))
             }
-            Some(_) => {}
+            Some(_) => {
+                if let Some(d) = probe.min_days
+                    && !(d >= 0.0 && d.is_finite())
+                {
+                    p("min_days", format!("{d} is not a number of days"));
+                }
+            }
         },
         ProbeKind::Disk => {
             if probe.path.is_none() {

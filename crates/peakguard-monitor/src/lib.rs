@@ -11,8 +11,9 @@ mod http_probe;
 pub mod metrics;
 mod result;
 mod tcp;
+mod tls;
 
-pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult};
+pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
 
 use peakguard_config::{ProbeConfig, ProbeKind};
 use std::time::Instant;
@@ -25,6 +26,7 @@ pub async fn run(probe: &ProbeConfig) -> ProbeResult {
             ProbeKind::Http => http_probe::run(probe).await,
             ProbeKind::Tcp => tcp::run(probe).await,
             ProbeKind::Disk => disk::run(probe).await,
+            ProbeKind::Tls => tls::run(probe).await,
         }
     })
     .await;

@@ -78,6 +78,24 @@ pub fn render(results: &[ProbeResult]) -> String {
             .map(|(r, h)| (probe(r), h.body_bytes as f64))
             .collect(),
     );
+    let tls: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.tls.as_ref().map(|t| (r, t)))
+        .collect();
+    family(
+        "probe_ssl_earliest_cert_expiry",
+        "Earliest notAfter of the certificate chain, seconds since the epoch.",
+        tls.iter()
+            .map(|(r, t)| (probe(r), t.earliest_expiry as f64))
+            .collect(),
+    );
+    family(
+        "peakguard_probe_tls_chain_valid",
+        "Whether the chain is trusted and valid for the name (only when verified).",
+        tls.iter()
+            .filter_map(|(r, t)| t.chain_valid.map(|v| (probe(r), f64::from(u8::from(v)))))
+            .collect(),
+    );
     let disk: Vec<_> = results
         .iter()
         .filter_map(|r| r.disk.as_ref().map(|d| (r, d)))

@@ -48,6 +48,15 @@ pub struct DiskDetail {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct TlsDetail {
+    /// The earliest notAfter in the chain, seconds since the epoch.
+    pub earliest_expiry: i64,
+    pub days_left: f64,
+    /// Trusted and valid for the name; `None` when `tls_verify = false`.
+    pub chain_valid: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ProbeResult {
     pub name: String,
     pub kind: &'static str,
@@ -62,6 +71,8 @@ pub struct ProbeResult {
     pub http: Option<HttpDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsDetail>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -86,6 +97,7 @@ impl ProbeResult {
             at: SystemTime::now(),
             http: None,
             disk: None,
+            tls: None,
         }
     }
 

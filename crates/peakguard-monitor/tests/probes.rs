@@ -343,3 +343,57 @@ fn an_https_probe_verifies_the_certificate_unless_told_not_to() {
         .map(|(_, s)| *s);
     assert!(tls_phase.is_some_and(|s| s > 0.0), "{:?}", detail.phases);
 }
+
+#[test]
+fn a_tls_probe_counts_the_days_left_and_checks_the_chain() {
+    let server = tls_server(); // a self-signed certificate valid for 5 days
+    let tls = |extra: &str| {
+        once(&format!(
+            "[[probe]]\nname = \"cert\"\nkind = \"tls\"\naddress = \"{}\"\nhost = \"shop.test\"\n{extra}\n",
+            server.addr
+        ))
+    };
+    let soon = tls("tls_verify = false");
+    assert!(!soon.success, "5 days left is under the default 14");
+    assert!(
+        soon.message.contains("expires in 4.") || soon.message.contains("expires in 5.0"),
+        "{}",
+        soon.message
+    );
+    let detail = soon.tls.as_ref().expect("tls detail");
+    assert!(
+        (4.9..=5.01).contains(&detail.days_left),
+        "{}",
+        detail.days_left
+    );
+    assert_eq!(detail.chain_valid, None);
+
+    let enough = tls("tls_verify = false\nmin_days = 3");
+    assert!(enough.success, "{}", enough.message);
+
+    let untrusted = tls("min_days = 3");
+    assert!(!untrusted.success, "a self-signed chain is not trusted");
+    assert_eq!(
+        untrusted.tls.as_ref().and_then(|t| t.chain_valid),
+        Some(false)
+    );
+    let text = peakguard_monitor::metrics::render(&[untrusted]);
+    assert!(
+        text.contains("probe_ssl_earliest_cert_expiry{probe=\"cert\",kind=\"tls\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("peakguard_probe_tls_chain_valid{probe=\"cert\",kind=\"tls\"} 0"),
+        "{text}"
+    );
+
+    let closed = once(&format!(
+        "[[probe]]\nname = \"cert\"\nkind = \"tls\"\naddress = \"{}\"\n",
+        closed_port()
+    ));
+    assert!(
+        !closed.success && closed.message.contains("cannot connect"),
+        "{}",
+        closed.message
+    );
+}

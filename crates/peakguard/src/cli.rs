@@ -81,7 +81,8 @@ pub enum Command {
     ///   peakguard probe --config /etc/peakguard.toml --only home --json
     ///
     /// Kinds: http (status, keyword, max_time, host, resolve, redirects, TLS verification;
-    /// timings per phase), tcp (connect), disk (free bytes, percent, inodes).
+    /// timings per phase), tcp (connect), tls (days until the certificate expires, chain
+    /// trusted and valid for the name), disk (free bytes, percent, inodes).
     /// Exit status: 0 every probe passed, 1 at least one failed, 2 the probes could not run
     /// (a configuration mistake, an unknown --only name).
     #[command(verbatim_doc_comment)]

@@ -1,0 +1,105 @@
+//! `kind = "tls"`: the certificate any `host:port` presents — days until it (or one of its
+//! chain) expires, and whether the chain is trusted and valid for the name.
+//!
+//! Two handshakes: one that accepts any certificate, to read the chain even when it is
+//! broken or expired, and (with `tls_verify`, the default) one against the system's trust
+//! store, whose verdict is the chain check.
+
+use crate::result::{ProbeResult, TlsDetail};
+use peakguard_config::ProbeConfig;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+/// Days left below which the probe fails when `min_days` is not set.
+const DEFAULT_MIN_DAYS: f64 = 14.0;
+
+pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
+    let Some(address) = probe.address.as_deref() else {
+        return ProbeResult::failed(probe, "no address".into());
+    };
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = probe.host.as_deref().unwrap_or(host).to_string();
+    let chain = match handshake(address, &name, false).await {
+        Ok(chain) => chain,
+        Err(e) => return ProbeResult::failed(probe, e),
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let Some(earliest) = chain.iter().filter_map(|der| not_after(der)).min() else {
+        return ProbeResult::failed(probe, "the server sent no certificate we could read".into());
+    };
+    let days_left = (earliest - now) as f64 / 86_400.0;
+    let verified = if probe.tls_verify {
+        Some(handshake(address, &name, true).await.map(|_| ()))
+    } else {
+        None
+    };
+    let min_days = probe.min_days.unwrap_or(DEFAULT_MIN_DAYS);
+    let mut problems = Vec::new();
+    if let Some(Err(e)) = &verified {
+        problems.push(e.clone());
+    }
+    if days_left < min_days {
+        problems.push(if days_left < 0.0 {
+            format!("the certificate expired {:.1} days ago", -days_left)
+        } else {
+            format!("the certificate expires in {days_left:.1} days (min_days {min_days})")
+        });
+    }
+    let mut result = if problems.is_empty() {
+        ProbeResult::new(
+            probe,
+            true,
+            format!(
+                "expires in {days_left:.1} days{}",
+                if verified.is_some() {
+                    ", chain trusted and valid for the name"
+                } else {
+                    " (chain not checked: tls_verify = false)"
+                }
+            ),
+        )
+    } else {
+        ProbeResult::failed(probe, problems.join("; "))
+    };
+    result.tls = Some(TlsDetail {
+        earliest_expiry: earliest,
+        days_left,
+        chain_valid: verified.as_ref().map(Result::is_ok),
+    });
+    result
+}
+
+/// One handshake; the peer's chain (DER) or why it failed.
+async fn handshake(address: &str, name: &str, verify: bool) -> Result<Vec<Vec<u8>>, String> {
+    let config = peakguard_rehearse::client::tls_client_config(verify, Vec::new())
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| format!("{name:?} is not a TLS server name"))?;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {address}: {e}"))?;
+    Ok(tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default())
+}
+
+/// A certificate's notAfter, seconds since the epoch.
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
