@@ -31,9 +31,11 @@ log() { printf '[wp-env] %s\n' "$*" >&2; }
 
 install_packages() {
   local need=()
-  for bin in nginx mariadbd php wrk curl cmake promtool varnishd chromium openssl restic rclone; do
+  for bin in nginx mariadbd php wrk curl cmake promtool prometheus prometheus-alertmanager varnishd chromium openssl restic rclone; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
   done
+  # The monitor's tests deliver e-mail to a real SMTP server (aiosmtpd, Debian's python3).
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
   php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
@@ -43,7 +45,7 @@ install_packages() {
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus varnish openssl chromium restic rclone >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd varnish openssl chromium restic rclone >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 

@@ -95,6 +95,10 @@ pub(crate) fn apply(config: &mut Config, dirs: &DefaultDirs, given: impl Fn(&str
         dirs.state.join("shield.json"),
     );
     fill(
+        &mut config.monitor.state_file,
+        dirs.state.join("monitor.json"),
+    );
+    fill(
         &mut config.shield.room_key_file,
         dirs.state.join("room.key"),
     );

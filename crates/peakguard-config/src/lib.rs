@@ -8,6 +8,7 @@
 //! directory and secret-file helpers the other crates call.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod backup;
 pub mod dirs;
 mod error;
@@ -22,6 +23,10 @@ mod shield;
 mod units;
 mod validate;
 
+pub use alerts::{
+    AlertRule, Condition, MonitorSettings, NotifierConfig, NotifierKind, Op, SmtpSecurity,
+    valid_label_name, values_of,
+};
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub use monitor::{ProbeConfig, ProbeKind};
@@ -122,6 +127,9 @@ pub fn defaults() -> Config {
         shield: ShieldSettings::default(),
         sites: Vec::new(),
         probes: Vec::new(),
+        monitor: MonitorSettings::default(),
+        alerts: Vec::new(),
+        notifiers: Vec::new(),
     };
     dirs::apply(
         &mut config,

@@ -29,6 +29,15 @@ pub struct Config {
     /// What the monitor checks (`[[probe]]`).
     #[serde(default, rename = "probe")]
     pub probes: Vec<crate::monitor::ProbeConfig>,
+    /// How the running monitor keeps results and groups notifications (`[monitor]`).
+    #[serde(default)]
+    pub monitor: crate::alerts::MonitorSettings,
+    /// Conditions on probe results that fire alerts (`[[alert]]`).
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<crate::alerts::AlertRule>,
+    /// Where alerts go (`[[notifier]]`).
+    #[serde(default, rename = "notifier")]
+    pub notifiers: Vec<crate::alerts::NotifierConfig>,
 }
 
 /// The listeners and process-wide settings.

@@ -19,6 +19,7 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             ));
         }
     }
+    crate::alerts::validate_alerts(config, &mut problems);
     let mut p = |key: String, msg: String| problems.push((key, msg));
 
     if config.server.listen.is_empty() && config.server.tls_listen.is_empty() {

@@ -1,17 +1,31 @@
-//! The monitor: the probes a serious host runs against a site and its server.
+//! The monitor: the probes a serious host runs against a site and its server, and the
+//! alerts that reach a person.
 //!
-//! Owns: running each `[[probe]]` of the configuration once (`run`, `run_all`) and what a run
-//! found (`ProbeResult`), written out as Prometheus text with the names blackbox_exporter
-//! uses (`metrics`). Must not touch: the request path, the edge's state or the cache; a
-//! probe is a client like any other, bounded by its timeout. (Continuous runs, thresholds,
-//! alert rules and notifiers come with the rest of issue P7.)
+//! Owns: running each `[[probe]]` once (`run`, `run_all`) and what a run found
+//! (`ProbeResult`), written out as Prometheus text with the names blackbox_exporter uses
+//! (`metrics`); the running monitor (`Monitor`: probes on their intervals, thresholds, the
+//! last results, on its own thread) with its alert rules, silences and notifiers, and what
+//! it answers through an admin API (`api`, and `api_server` where no edge runs). Must not
+//! touch: the request path, the edge's state or the cache; a probe is a client like any
+//! other, bounded by its timeout, and the edge's maintenance switch is read from its state
+//! file.
 
+pub mod alerts;
+mod api;
+mod api_server;
 mod disk;
 mod http_probe;
 pub mod metrics;
+pub mod notify;
 mod result;
+mod service;
 mod tcp;
 mod tls;
+mod track;
+
+pub use api_server::serve_api;
+pub use service::{Monitor, MonitorError};
+pub use track::Track;
 
 pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
 

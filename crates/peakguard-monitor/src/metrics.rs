@@ -5,7 +5,7 @@ use crate::result::ProbeResult;
 use std::fmt::Write;
 
 /// Label values escaped as the text format wants them.
-fn label(value: &str) -> String {
+pub fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

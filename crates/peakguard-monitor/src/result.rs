@@ -79,11 +79,14 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
-fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
+pub(crate) fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(unix(*t))
+}
+
+/// Seconds since the epoch (0 before it).
+pub(crate) fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl ProbeResult {
@@ -103,5 +106,30 @@ impl ProbeResult {
 
     pub(crate) fn failed(probe: &ProbeConfig, message: String) -> Self {
         Self::new(probe, false, message)
+    }
+}
+
+impl ProbeResult {
+    /// The values a rule's `when` may compare (`peakguard_config::values_of` lists them per
+    /// kind): `None` when this result does not carry it (a failed TLS handshake has no
+    /// `days_left`).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        match name {
+            "success" => Some(f64::from(u8::from(self.success))),
+            "duration" => Some(self.duration.as_secs_f64()),
+            "status" => self.http.as_ref().map(|h| f64::from(h.status)),
+            "redirects" => self.http.as_ref().map(|h| f64::from(h.redirects)),
+            "body_bytes" => self.http.as_ref().map(|h| h.body_bytes as f64),
+            "days_left" => self.tls.as_ref().map(|t| t.days_left),
+            "chain_valid" => self
+                .tls
+                .as_ref()
+                .and_then(|t| t.chain_valid)
+                .map(|v| f64::from(u8::from(v))),
+            "free_bytes" => self.disk.as_ref().map(|d| d.free_bytes as f64),
+            "free_percent" => self.disk.as_ref().map(|d| d.free_percent),
+            "free_inodes" => self.disk.as_ref().map(|d| d.free_inodes as f64),
+            _ => None,
+        }
     }
 }

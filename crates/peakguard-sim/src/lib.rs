@@ -5,17 +5,20 @@
 //! answering by path (see [`routes`]), with the knobs a peak needs: a pool of "PHP workers"
 //! and a time per page (a queue forms, as at a real PHP-FPM), a "database" that fails (every
 //! page a fast 500, as WordPress answers), a stall (every request waits), and a record of
-//! the requests it parsed. Must not touch: the edge, its configuration or anything on disk;
-//! it never binds a listener itself except [`start`], which binds 127.0.0.1 only.
+//! the requests it parsed; and a recording receiver for notifications ([`receiver`]: the
+//! monitor's tests). Must not touch: the edge, its configuration or anything on disk;
+//! it never binds a listener itself except [`start`] and [`start_receiver`], which bind 127.0.0.1 only.
 //!
 //! Bounded: the record keeps the last [`RECORD_LIMIT`] requests (older ones are dropped,
 //! `requests()` still counts them); each connection is one task, ended with the connection.
 
 mod body;
+pub mod receiver;
 pub mod routes;
 mod server;
 
 pub use body::{html_page, photo};
+pub use receiver::start_receiver;
 pub use server::{serve, start, try_start};
 
 use std::collections::VecDeque;

@@ -87,6 +87,26 @@ pub enum Command {
     /// (a configuration mistake, an unknown --only name).
     #[command(verbatim_doc_comment)]
     Probe(ProbeArgs),
+    /// Run the probes, alert rules and notifiers continuously, alone (on a machine without an
+    /// edge; `peakguard serve` runs them itself when the configuration has `[[probe]]`).
+    ///
+    ///   peakguard monitor --config /etc/peakguard/monitor.toml
+    ///
+    /// Serves on admin.listen (bearer token as the edge's admin API): GET /metrics,
+    /// /probes, /alerts, /status; `peakguard alerts` talks to it. SIGINT/SIGTERM stop it.
+    #[command(verbatim_doc_comment)]
+    Monitor(MonitorArgs),
+    /// The alerts of a running monitor (`serve` or `monitor`): list them, silence them.
+    ///
+    ///   peakguard alerts list
+    ///   peakguard alerts silence --match alertname=SiteDown --match probe=home --for 2h \
+    ///       --comment "moving the database"
+    ///   peakguard alerts unsilence ID
+    ///
+    /// A silenced alert still changes state (and shows here); nobody is told of it until
+    /// the silence ends. Maintenance mode silences the alerts it explains (a failing site).
+    #[command(verbatim_doc_comment)]
+    Alerts(AlertsArgs),
     #[command(flatten)]
     Backup(BackupCommand),
 }
@@ -102,6 +122,49 @@ pub struct ProbeArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    /// Configuration file (default ./peakguard.toml).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Serve the monitor's API here instead of admin.listen.
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AlertsArgs {
+    /// list (the default), silence, unsilence.
+    #[arg(value_enum, default_value = "list")]
+    pub action: AlertsAction,
+    /// unsilence: the silence's id (see `peakguard alerts list`).
+    pub id: Option<String>,
+    /// silence: label=value, all must match (repeat: --match alertname=SiteDown --match probe=home).
+    #[arg(long = "match")]
+    pub matchers: Vec<String>,
+    /// silence: how long (2h, 30m, 1d).
+    #[arg(long = "for", default_value = "2h")]
+    pub duration: String,
+    /// silence: why (shown in the list).
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// list: print the monitor's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum AlertsAction {
+    /// Alerts pending and firing, silences in force, notifiers.
+    List,
+    /// Silence the alerts whose labels match, for a while.
+    Silence,
+    /// End a silence now.
+    Unsilence,
 }
 
 /// Which site's backups (from the configuration's `[site.backup]`).

@@ -7,6 +7,7 @@ mod backup_admin;
 mod backup_cmd;
 mod cli;
 mod demo;
+mod monitor_cmd;
 mod probe_cmd;
 mod rehearse;
 mod shield_cmd;
@@ -125,6 +126,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(b) = &backups {
                 extensions.push(std::sync::Arc::new(backup_admin::BackupAdmin(b.clone())));
             }
+            let monitor = match monitor_cmd::start_for_serve(&config) {
+                Ok(m) => m,
+                Err(e) => {
+                    if let Some(b) = &backups {
+                        b.stop(BACKUP_STOP_WAIT);
+                    }
+                    return Err(e);
+                }
+            };
+            if let Some(m) = &monitor {
+                extensions.push(std::sync::Arc::new(monitor_cmd::MonitorAdmin(m.clone())));
+            }
             let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
                 config: config.clone(),
                 config_path: path,
@@ -143,7 +156,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             );
             peakguard_edge::run(server, &state, move || {
-                // The edge has stopped (shutdown or upgrade): backups end between runs.
+                // The edge has stopped (shutdown or upgrade): the monitor stops, backups end
+                // between runs.
+                if let Some(m) = monitor
+                    && !m.stop(monitor_cmd::MONITOR_STOP_WAIT)
+                {
+                    log::warn!(
+                        "the monitor's thread had not ended after {:?}",
+                        monitor_cmd::MONITOR_STOP_WAIT
+                    );
+                }
                 if let Some(b) = backups
                     && !b.stop(BACKUP_STOP_WAIT)
                 {
@@ -225,6 +247,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Monitor(args) => monitor_cmd::run_monitor(args),
+        Command::Alerts(args) => monitor_cmd::alerts(args),
         Command::Demo(args) => {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,528 @@
+//! `[monitor]`, `[[alert]]` and `[[notifier]]`: how probe results become alerts and where
+//! the alerts go.
+
+use crate::monitor::ProbeKind;
+use crate::units::Seconds;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `[monitor]`: what the running monitor keeps and how it groups notifications (the
+/// meanings are Alertmanager's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorSettings {
+    /// Results kept per probe for the status API (`GET /probes`), 1–1000.
+    pub history: usize,
+    /// Silences are kept here (0600), so they outlive a restart. Default: the state
+    /// directory's `monitor.json`.
+    pub state_file: PathBuf,
+    /// Alerts with the same values of these labels are sent together.
+    pub group_by: Vec<String>,
+    /// How long a new group waits for more alerts before its first notification.
+    pub group_wait: Seconds,
+    /// How long a group waits before telling of a change (new alert, resolved alert).
+    pub group_interval: Seconds,
+    /// How often a group still firing is told again.
+    pub repeat_interval: Seconds,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            history: 20,
+            state_file: PathBuf::new(),
+            group_by: vec!["alertname".into()],
+            group_wait: Seconds::secs(10),
+            group_interval: Seconds::secs(60),
+            repeat_interval: Seconds::secs(4 * 3600),
+        }
+    }
+}
+
+/// A comparison in a rule's `when`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Op {
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Op::Lt => left < right,
+            Op::Le => left <= right,
+            Op::Gt => left > right,
+            Op::Ge => left >= right,
+            Op::Eq => left == right,
+            Op::Ne => left != right,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+            Op::Ne => "!=",
+        }
+    }
+}
+
+/// What makes a rule's alert active.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// The probe is down: `failures_before_down` failed runs in a row, until
+    /// `successes_before_up` good ones.
+    Down,
+    /// A value of the probe's last result compared with a number (`days_left < 14`).
+    Compare {
+        value: String,
+        op: Op,
+        threshold: f64,
+    },
+}
+
+impl Condition {
+    /// Reads `down` or `VALUE OP NUMBER`.
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        let text = text.trim();
+        if text == "down" {
+            return Ok(Condition::Down);
+        }
+        // Two-character operators first.
+        for (token, op) in [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ] {
+            if let Some((left, right)) = text.split_once(token) {
+                let value = left.trim();
+                if value.is_empty()
+                    || !value
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return Err(format!(
+                        "{value:?} is not a value name (write e.g. `days_left < 14`)"
+                    ));
+                }
+                let threshold: f64 = right.trim().parse().map_err(|_| {
+                    format!(
+                        "{:?} is not a number (write e.g. `days_left < 14`)",
+                        right.trim()
+                    )
+                })?;
+                return Ok(Condition::Compare {
+                    value: value.to_string(),
+                    op,
+                    threshold,
+                });
+            }
+        }
+        Err(format!(
+            "{text:?}: write `down` or a comparison such as `days_left < 14` (operators < <= > >= == !=)"
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Condition::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[[alert]]`: a condition on a probe's results that, held for `for`, fires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// The alert's name (`alertname` label).
+    pub name: String,
+    /// The probe it watches; absent: every probe whose kind has the value `when` names.
+    pub probe: Option<String>,
+    /// `down`, or `VALUE OP NUMBER` on the probe's last result (`days_left < 14`,
+    /// `duration > 2`, `free_percent < 10`, `status != 200`).
+    pub when: Condition,
+    /// How long the condition must hold before the alert fires (pending until then).
+    #[serde(rename = "for", default = "zero")]
+    pub for_: Seconds,
+    /// `severity` label: `critical`, `warning`, `info`…
+    #[serde(default = "warning")]
+    pub severity: String,
+    /// More labels (routing in Alertmanager, grouping).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// One line; `{probe}`, `{value}`, `{message}` are filled in.
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    /// Notifier names; empty: every notifier.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// While the edge is in maintenance this alert is silenced (a planned outage explains a
+    /// failing site). Default: on for http, tcp, tls and edge probes, off for the others
+    /// (a full disk is not explained by maintenance).
+    pub silenced_by_maintenance: Option<bool>,
+}
+
+fn zero() -> Seconds {
+    Seconds(std::time::Duration::ZERO)
+}
+fn warning() -> String {
+    "warning".into()
+}
+
+/// What a notifier speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    /// POST of the JSON body Alertmanager's own webhooks send (version 4).
+    Webhook,
+    /// Push to an Alertmanager's v2 API (`url` = its base URL); it groups and routes.
+    Alertmanager,
+    /// A Slack-compatible incoming webhook (`{"text": ...}`; Mattermost, Rocket.Chat).
+    Slack,
+    /// E-mail over SMTP.
+    Email,
+}
+
+impl NotifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifierKind::Webhook => "webhook",
+            NotifierKind::Alertmanager => "alertmanager",
+            NotifierKind::Slack => "slack",
+            NotifierKind::Email => "email",
+        }
+    }
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only accepted for a server on loopback.
+    None,
+}
+
+/// `[[notifier]]`: where alerts go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierConfig {
+    pub name: String,
+    pub kind: NotifierKind,
+    /// webhook, slack: the URL posted to; alertmanager: its base URL
+    /// (`http://127.0.0.1:9093`).
+    pub url: Option<String>,
+    /// One attempt's limit.
+    #[serde(default = "ten_seconds")]
+    pub timeout: Seconds,
+    /// Attempts after the first, with a growing pause (1 s, 2 s, 4 s… at most a minute).
+    #[serde(default = "five")]
+    pub retries: u32,
+    /// webhook: `Authorization: Bearer …`.
+    #[serde(default)]
+    pub bearer_token: crate::Secret,
+
+    // email
+    /// `host:port` of the SMTP server.
+    pub smtp: Option<String>,
+    #[serde(default = "starttls")]
+    pub security: SmtpSecurity,
+    /// Verify the SMTP server's certificate (off only for a test server).
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: crate::Secret,
+    /// A file holding the password (preferred over `password`).
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+fn ten_seconds() -> Seconds {
+    Seconds::secs(10)
+}
+fn five() -> u32 {
+    5
+}
+fn starttls() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+fn yes() -> bool {
+    true
+}
+
+/// The values a probe kind's results carry, which `when` may compare.
+pub fn values_of(kind: ProbeKind) -> &'static [&'static str] {
+    match kind {
+        ProbeKind::Http => &["success", "duration", "status", "redirects", "body_bytes"],
+        ProbeKind::Tcp => &["success", "duration"],
+        ProbeKind::Tls => &["success", "duration", "days_left", "chain_valid"],
+        ProbeKind::Disk => &[
+            "success",
+            "duration",
+            "free_bytes",
+            "free_percent",
+            "free_inodes",
+        ],
+    }
+}
+
+/// Checks `[monitor]`, `[[alert]]` and `[[notifier]]` against the probes.
+pub fn validate_alerts(config: &crate::Config, problems: &mut Vec<(String, String)>) {
+    let m = &config.monitor;
+    if !(1..=1000).contains(&m.history) {
+        problems.push((
+            "monitor.history".into(),
+            format!("{} results per probe: give 1 to 1000", m.history),
+        ));
+    }
+    if m.group_interval.0.is_zero() || m.repeat_interval.0.is_zero() {
+        problems.push((
+            "monitor.group_interval".into(),
+            "group_interval and repeat_interval must be longer than zero".into(),
+        ));
+    }
+    let notifiers: Vec<&str> = config.notifiers.iter().map(|n| n.name.as_str()).collect();
+    let mut rule_names = std::collections::HashMap::new();
+    for (i, rule) in config.alerts.iter().enumerate() {
+        let mut p = |k: &str, msg: String| problems.push((format!("alert[{i}].{k}"), msg));
+        if rule.name.trim().is_empty() {
+            p(
+                "name",
+                "an alert needs a name (its `alertname` label)".into(),
+            );
+        }
+        if rule_names.insert(rule.name.as_str(), i).is_some() {
+            p("name", format!("{:?} names two alerts", rule.name));
+        }
+        let kinds: Vec<ProbeKind> = match &rule.probe {
+            Some(name) => match config.probes.iter().find(|p| &p.name == name) {
+                Some(probe) => vec![probe.kind],
+                None => {
+                    let known: Vec<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
+                    p(
+                        "probe",
+                        format!("no probe named {name:?} (the configuration has {known:?})"),
+                    );
+                    continue;
+                }
+            },
+            None => config.probes.iter().map(|p| p.kind).collect(),
+        };
+        if let Condition::Compare { value, .. } = &rule.when
+            && !kinds.is_empty()
+            && !kinds
+                .iter()
+                .any(|k| values_of(*k).contains(&value.as_str()))
+        {
+            let offered: Vec<String> = kinds
+                .iter()
+                .map(|k| format!("{}: {}", k.as_str(), values_of(*k).join(", ")))
+                .collect();
+            p(
+                "when",
+                format!(
+                    "no probe here has a value {value:?} ({})",
+                    offered.join("; ")
+                ),
+            );
+        }
+        for n in &rule.notify {
+            if !notifiers.contains(&n.as_str()) {
+                p(
+                    "notify",
+                    format!("no notifier named {n:?} (the configuration has {notifiers:?})"),
+                );
+            }
+        }
+        for key in rule.labels.keys() {
+            if !valid_label_name(key) {
+                p(
+                    "labels",
+                    format!("{key:?} is not a label name (letters, digits, _; not first a digit)"),
+                );
+            }
+        }
+    }
+    let mut names = std::collections::HashMap::new();
+    for (i, n) in config.notifiers.iter().enumerate() {
+        let mut p = |k: &str, msg: String| problems.push((format!("notifier[{i}].{k}"), msg));
+        if names.insert(n.name.as_str(), i).is_some() {
+            p("name", format!("{:?} names two notifiers", n.name));
+        }
+        match n.kind {
+            NotifierKind::Webhook | NotifierKind::Slack | NotifierKind::Alertmanager => {
+                match n.url.as_deref().map(url::Url::parse) {
+                    None => p(
+                        "url",
+                        format!(
+                            "a {} notifier needs `url = \"https://...\"`",
+                            n.kind.as_str()
+                        ),
+                    ),
+                    Some(Err(e)) => p("url", format!("not a URL ({e})")),
+                    Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
+                        p("url", "the URL must be http:// or https://".into())
+                    }
+                    Some(Ok(_)) => {}
+                }
+                for (k, given) in [
+                    ("smtp", n.smtp.is_some()),
+                    ("from", n.from.is_some()),
+                    ("to", !n.to.is_empty()),
+                    ("username", n.username.is_some()),
+                ] {
+                    if given {
+                        p(k, format!("`{k}` belongs to kind = \"email\""));
+                    }
+                }
+            }
+            NotifierKind::Email => {
+                match n.smtp.as_deref() {
+                    None => p(
+                        "smtp",
+                        "an email notifier needs `smtp = \"mail.example.com:587\"`".into(),
+                    ),
+                    Some(a)
+                        if a.rsplit_once(':')
+                            .and_then(|(_, port)| port.parse::<u16>().ok())
+                            .is_none() =>
+                    {
+                        p("smtp", format!("{a:?} is not host:port"))
+                    }
+                    Some(a) => {
+                        let host = a.rsplit_once(':').map_or(a, |(h, _)| h);
+                        let loopback = host == "localhost"
+                            || host
+                                .trim_matches(['[', ']'])
+                                .parse::<std::net::IpAddr>()
+                                .is_ok_and(|ip| ip.is_loopback());
+                        if n.security == SmtpSecurity::None && !loopback {
+                            p(
+                                "security",
+                                format!(
+                                    "security = \"none\" would send the password and the alerts in clear to {host}: only a server on loopback may be plain; use \"starttls\" (port 587) or \"tls\" (465)"
+                                ),
+                            );
+                        }
+                    }
+                }
+                if n.from.as_deref().is_none_or(|f| !f.contains('@')) {
+                    p(
+                        "from",
+                        "an email notifier needs `from = \"peakguard@example.com\"`".into(),
+                    );
+                }
+                if n.to.is_empty() || n.to.iter().any(|t| !t.contains('@')) {
+                    p(
+                        "to",
+                        "an email notifier needs `to = [\"ops@example.com\"]`".into(),
+                    );
+                }
+                if n.url.is_some() {
+                    p(
+                        "url",
+                        "`url` belongs to webhook, slack and alertmanager notifiers".into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_or_say_how_to_write_them() {
+        assert_eq!(Condition::parse(" down "), Ok(Condition::Down));
+        assert_eq!(
+            Condition::parse("days_left<=14.5"),
+            Ok(Condition::Compare {
+                value: "days_left".into(),
+                op: Op::Le,
+                threshold: 14.5
+            })
+        );
+        assert_eq!(
+            Condition::parse("status != 200"),
+            Ok(Condition::Compare {
+                value: "status".into(),
+                op: Op::Ne,
+                threshold: 200.0
+            })
+        );
+        assert!(Condition::parse("days_left < soon").is_err_and(|e| e.contains("not a number")));
+        assert!(Condition::parse("Days Left < 3").is_err_and(|e| e.contains("value name")));
+        assert!(Condition::parse("up").is_err_and(|e| e.contains("write `down`")));
+        assert!(Op::Ge.holds(2.0, 2.0) && !Op::Gt.holds(2.0, 2.0) && Op::Ne.holds(1.0, 2.0));
+    }
+
+    fn problems(text: &str) -> String {
+        match crate::parse(text, "t") {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn rules_and_notifiers_are_checked_against_what_exists() {
+        let base = "[[probe]]\nname = \"cert\"\nkind = \"tls\"\naddress = \"example.com:443\"\n";
+        let ok = format!(
+            "{base}[[alert]]\nname = \"CertSoon\"\nprobe = \"cert\"\nwhen = \"days_left < 14\"\nfor = \"5m\"\nnotify = [\"ops\"]\n[[notifier]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n"
+        );
+        assert_eq!(problems(&ok), "");
+        let wrong_value = format!(
+            "{base}[[alert]]\nname = \"X\"\nprobe = \"cert\"\nwhen = \"free_percent < 10\"\n"
+        );
+        let e = problems(&wrong_value);
+        assert!(
+            e.contains("alert[0].when") && e.contains("days_left"),
+            "{e}"
+        );
+        let no_probe =
+            format!("{base}[[alert]]\nname = \"X\"\nprobe = \"home\"\nwhen = \"down\"\n");
+        assert!(problems(&no_probe).contains("no probe named \"home\""));
+        let no_notifier =
+            format!("{base}[[alert]]\nname = \"X\"\nwhen = \"down\"\nnotify = [\"pager\"]\n");
+        assert!(problems(&no_notifier).contains("no notifier named \"pager\""));
+        let bad_when = format!("{base}[[alert]]\nname = \"X\"\nwhen = \"sometimes\"\n");
+        let e = problems(&bad_when);
+        assert!(e.contains("write `down`") && e.contains("line"), "{e}");
+        let clear_smtp = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:25\"\nsecurity = \"none\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n";
+        assert!(problems(clear_smtp).contains("only a server on loopback"));
+        let loop_smtp = clear_smtp.replace("mail.example.com", "127.0.0.1");
+        assert_eq!(problems(&loop_smtp), "");
+        let no_to = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:587\"\nfrom = \"a@b.c\"\n";
+        assert!(problems(no_to).contains("notifier[0].to"));
+        let hook_with_smtp = "[[notifier]]\nname = \"h\"\nkind = \"slack\"\nurl = \"https://hooks.example.com/x\"\nsmtp = \"a:1\"\n";
+        assert!(problems(hook_with_smtp).contains("belongs to kind = \"email\""));
+    }
+}

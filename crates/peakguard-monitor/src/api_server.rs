@@ -1,0 +1,115 @@
+//! `peakguard monitor`'s own admin listener (no edge on the machine): the monitor's endpoints
+//! and `/metrics` behind the same bearer token as the edge's admin API, `GET /healthz`
+//! without it. Bounded: at most [`MAX_CONNECTIONS`] connections at once (more wait in the
+//! kernel's backlog), each request's header read within 10 s.
+
+use crate::service::Monitor;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+const MAX_CONNECTIONS: usize = 64;
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", content_type)
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn answer(monitor: &Monitor, token: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path == "/healthz" {
+        return reply(200, "text/plain", b"ok\n".to_vec());
+    }
+    let expected = format!("Bearer {token}");
+    let authorized = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| constant_time_eq(v.as_bytes(), expected.as_bytes()));
+    if !authorized {
+        return reply(
+            401,
+            "application/json",
+            b"{\"error\":\"missing or wrong bearer token (Authorization: Bearer TOKEN; see admin.token / admin.token_file)\"}\n".to_vec(),
+        );
+    }
+    if path == "/metrics" {
+        return reply(
+            200,
+            "text/plain; version=0.0.4",
+            monitor.metrics().into_bytes(),
+        );
+    }
+    if path == "/status" {
+        let body = serde_json::json!({ "monitor": monitor.status() });
+        return reply(200, "application/json", format!("{body}\n").into_bytes());
+    }
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    match monitor.handle(req.method().as_str(), path, &query) {
+        Some((status, body)) => reply(status, "application/json", format!("{body}\n").into_bytes()),
+        None => reply(
+            404,
+            "application/json",
+            b"{\"error\":\"not found: /probes, /alerts, /metrics, /status, /healthz\"}\n".to_vec(),
+        ),
+    }
+}
+
+/// Serves until `stop` turns true.
+pub async fn serve_api(
+    listener: TcpListener,
+    token: String,
+    monitor: Arc<Monitor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let token = Arc::new(token);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.changed() => return,
+        };
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    log::warn!("admin listener: {e}");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let monitor = monitor.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let response = answer(&monitor, &token, &req);
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+}
