@@ -32,4 +32,5 @@ eval "$(scripts/wp-env.sh env | sed 's/^/export /')"
 cargo test --release -p peakguard --test wordpress -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test shield -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test backup -- --include-ignored --test-threads=1
+cargo test --release -p peakguard --test monitor_wordpress -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test rehearse -- --ignored --test-threads=1

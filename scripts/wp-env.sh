@@ -10,6 +10,7 @@
 #   scripts/wp-env.sh down           stop what `up` started
 #   scripts/wp-env.sh db-stop|db-start
 #   scripts/wp-env.sh update-post SLUG TEXT    change a post's content (prints its ID)
+#   scripts/wp-env.sh php CODE       run PHP with WordPress loaded (set a transient…)
 #   scripts/wp-env.sh env            print the variables the tests read
 #
 # Environment: PG_E2E_DIR (default /tmp/peakguard-e2e), PG_E2E_NGINX_PORT (24180),
@@ -286,11 +287,12 @@ case "${1:-}" in
     slug=$2 text=$3
     printf '$p = get_page_by_path(%s, OBJECT, "post"); wp_update_post(array("ID" => $p->ID, "post_content" => %s)); echo $p->ID;' \
       "$(php -r 'echo var_export($argv[1], true);' "$slug")" "$(php -r 'echo var_export($argv[1], true);' "$text")" | wp_php ;;
+  php) printf '%s' "$2" | wp_php ;;
   env)
     echo "PG_E2E_DIR=$DIR"
     echo "PG_E2E_ORIGIN=http://127.0.0.1:$NGINX_PORT"
     echo "PG_E2E_HOST=$HOST"
     echo "PG_E2E_ACCESS_LOG=$DIR/nginx-access.log"
     echo "WP_CONFIG=$WP_CONFIG" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -90,6 +90,19 @@ struct SiteStatus {
     bunker: Option<BunkerStatus>,
 }
 
+/// One site's backups, as [`BackupDaemon::freshness`] tells them.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    pub site: String,
+    pub every_secs: u64,
+    pub last_ok_unix: Option<i64>,
+    pub last_error: Option<String>,
+    /// Age of the oldest snapshot not in the bunker yet (0: in sync; a bunker never reached
+    /// since the start counts as missing the last snapshot); None without a bunker.
+    pub bunker_lag_secs: Option<i64>,
+    pub bunker_error: Option<String>,
+}
+
 struct SiteWorker {
     site: BackupSite,
     status: Mutex<SiteStatus>,
@@ -314,6 +327,33 @@ impl BackupDaemon {
                 json!({"error": "the backup thread of this site has stopped; see the log"}),
             ),
         }
+    }
+
+    /// Each site's last good snapshot and bunker lag (the monitor's backup probe reads it).
+    pub fn freshness(&self) -> Vec<Freshness> {
+        self.sites
+            .iter()
+            .map(|w| {
+                let s = w.status.lock().now();
+                Freshness {
+                    site: w.site.name.clone(),
+                    every_secs: s.every_secs,
+                    last_ok_unix: s.last_ok_unix,
+                    last_error: s.last_error.clone(),
+                    // A bunker not reached since the start holds none of this run's
+                    // snapshots as far as anyone knows: it is as far behind as the last one.
+                    bunker_lag_secs: s.bunker.as_ref().map(|b| {
+                        if b.last_ok_unix.is_none() && b.last_error.is_some() {
+                            let age = s.last_ok_unix.map_or(0, |t| (now_unix() - t).max(0));
+                            b.lag_secs.max(age)
+                        } else {
+                            b.lag_secs
+                        }
+                    }),
+                    bunker_error: s.bunker.as_ref().and_then(|b| b.last_error.clone()),
+                }
+            })
+            .collect()
     }
 
     fn statuses(&self) -> serde_json::Value {

@@ -281,6 +281,28 @@ pub fn values_of(kind: ProbeKind) -> &'static [&'static str] {
             "free_percent",
             "free_inodes",
         ],
+        ProbeKind::Icmp => &["success", "duration", "rtt"],
+        ProbeKind::Mariadb => &["success", "duration", "query_time", "replication_lag"],
+        ProbeKind::Wordpress => &[
+            "success",
+            "duration",
+            "updates_pending",
+            "core_updates",
+            "plugin_updates",
+            "theme_updates",
+            "security_updates",
+            "security_overdue",
+        ],
+        ProbeKind::Backup => &["success", "duration", "age", "bunker_lag"],
+        ProbeKind::Edge => &[
+            "success",
+            "duration",
+            "requests",
+            "origin_error_rate",
+            "hit_ratio",
+            "room_queue",
+            "p99",
+        ],
     }
 }
 

@@ -15,6 +15,16 @@ pub enum ProbeKind {
     Disk,
     /// The TLS certificate of any `address`: days left, chain valid, name matches.
     Tls,
+    /// An ICMP echo (ping) to `address`, where the process may open an ICMP socket.
+    Icmp,
+    /// A MariaDB/MySQL server: connect + `SELECT 1`, replication lag when `max_lag` is set.
+    Mariadb,
+    /// WordPress updates pending, from the update data WordPress keeps in its database.
+    Wordpress,
+    /// The age of a site's last good snapshot, local and in the bunker (inside `serve`).
+    Backup,
+    /// The edge's own health over the last interval (inside `serve`).
+    Edge,
 }
 
 impl ProbeKind {
@@ -24,6 +34,11 @@ impl ProbeKind {
             ProbeKind::Tcp => "tcp",
             ProbeKind::Disk => "disk",
             ProbeKind::Tls => "tls",
+            ProbeKind::Icmp => "icmp",
+            ProbeKind::Mariadb => "mariadb",
+            ProbeKind::Wordpress => "wordpress",
+            ProbeKind::Backup => "backup",
+            ProbeKind::Edge => "edge",
         }
     }
 }
@@ -73,8 +88,8 @@ pub struct ProbeConfig {
     #[serde(default = "yes")]
     pub tls_verify: bool,
 
-    // tcp, tls
-    /// `host:port` to connect to.
+    // tcp, tls, icmp, mariadb, wordpress
+    /// tcp, tls, mariadb, wordpress: `host:port` to connect to; icmp: a host or address.
     pub address: Option<String>,
     // tls
     /// Fail when the certificate (or one in its chain) expires within this many days.
@@ -89,6 +104,45 @@ pub struct ProbeConfig {
     pub min_free_percent: Option<f64>,
     /// Fail below this many free inodes.
     pub min_free_inodes: Option<u64>,
+
+    // mariadb, wordpress
+    /// The server's Unix socket (instead of `address`).
+    pub socket: Option<std::path::PathBuf>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: crate::Secret,
+    /// A file holding the password (0600; preferred over `password`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// mariadb: the database to open (optional); wordpress: WordPress's database.
+    pub database: Option<String>,
+    /// mariadb: fail when this server is a replica more than this far behind (or not
+    /// replicating); unset: replication is not checked.
+    pub max_lag: Option<Seconds>,
+    /// wordpress: the tables' prefix (`$table_prefix` in wp-config.php).
+    pub table_prefix: Option<String>,
+    /// wordpress: a security release pending longer than this fails the probe (the "apply
+    /// after 24 h" practice); other pending updates only show in its values.
+    pub security_delay: Option<Seconds>,
+
+    // backup
+    /// The `[[site]]` whose backups are watched.
+    pub site: Option<String>,
+    /// Fail when the last good snapshot is older (default: twice the site's `every`).
+    pub max_age: Option<Seconds>,
+    /// Fail when the bunker is further behind (default: `max_age`).
+    pub max_bunker_lag: Option<Seconds>,
+
+    // edge
+    /// Fail when more than this share of origin requests failed (0-1) over the interval.
+    pub max_origin_error_rate: Option<f64>,
+    /// Fail when fewer than this share of cacheable requests were hits (0-1).
+    pub min_hit_ratio: Option<f64>,
+    /// Fail when more visitors than this wait in the waiting room(s).
+    pub max_room_queue: Option<u64>,
+    /// Fail when the 99th percentile of response times is longer.
+    pub max_p99: Option<Seconds>,
+    /// Ratios count only over a window with at least this many requests (default 20).
+    pub min_requests: Option<u64>,
 }
 
 fn default_interval() -> Seconds {
@@ -127,17 +181,21 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
         );
     }
     // Each key and the kinds it belongs to.
-    let keys: [(&str, bool, &[&str]); 15] = [
+    let keys: [(&str, bool, &[&str]); 30] = [
         ("url", probe.url.is_some(), &["http"]),
         ("expect_status", !probe.expect_status.is_empty(), &["http"]),
         ("keyword", probe.keyword.is_some(), &["http"]),
         ("keyword_absent", probe.keyword_absent.is_some(), &["http"]),
-        ("max_time", probe.max_time.is_some(), &["http"]),
+        ("max_time", probe.max_time.is_some(), &["http", "mariadb"]),
         ("follow_redirects", probe.follow_redirects, &["http"]),
         ("host", probe.host.is_some(), &["http", "tls"]),
         ("resolve", probe.resolve.is_some(), &["http"]),
         ("tls_verify", !probe.tls_verify, &["http", "tls"]),
-        ("address", probe.address.is_some(), &["tcp", "tls"]),
+        (
+            "address",
+            probe.address.is_some(),
+            &["tcp", "tls", "icmp", "mariadb", "wordpress"],
+        ),
         ("min_days", probe.min_days.is_some(), &["tls"]),
         ("path", probe.path.is_some(), &["disk"]),
         ("min_free_bytes", probe.min_free_bytes.is_some(), &["disk"]),
@@ -151,6 +209,45 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
             probe.min_free_inodes.is_some(),
             &["disk"],
         ),
+        ("socket", probe.socket.is_some(), &["mariadb", "wordpress"]),
+        ("user", probe.user.is_some(), &["mariadb", "wordpress"]),
+        (
+            "password",
+            !probe.password.is_empty(),
+            &["mariadb", "wordpress"],
+        ),
+        (
+            "password_file",
+            probe.password_file.is_some(),
+            &["mariadb", "wordpress"],
+        ),
+        (
+            "database",
+            probe.database.is_some(),
+            &["mariadb", "wordpress"],
+        ),
+        ("max_lag", probe.max_lag.is_some(), &["mariadb"]),
+        ("table_prefix", probe.table_prefix.is_some(), &["wordpress"]),
+        (
+            "security_delay",
+            probe.security_delay.is_some(),
+            &["wordpress"],
+        ),
+        ("site", probe.site.is_some(), &["backup"]),
+        ("max_age", probe.max_age.is_some(), &["backup"]),
+        (
+            "max_bunker_lag",
+            probe.max_bunker_lag.is_some(),
+            &["backup"],
+        ),
+        (
+            "max_origin_error_rate",
+            probe.max_origin_error_rate.is_some(),
+            &["edge"],
+        ),
+        ("min_hit_ratio", probe.min_hit_ratio.is_some(), &["edge"]),
+        ("max_room_queue", probe.max_room_queue.is_some(), &["edge"]),
+        ("max_p99", probe.max_p99.is_some(), &["edge"]),
     ];
     let kind = probe.kind.as_str();
     for (k, given, owners) in keys {
@@ -209,6 +306,75 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
                 }
             }
         },
+        ProbeKind::Icmp => match probe.address.as_deref() {
+            None => p(
+                "address",
+                "an icmp probe needs `address = \"203.0.113.7\"` (or a host name)".into(),
+            ),
+            Some(a) if a.parse::<std::net::SocketAddr>().is_ok() => p(
+                "address",
+                format!("{a:?}: ICMP has no port; give the host or address alone"),
+            ),
+            Some(_) => {}
+        },
+        ProbeKind::Mariadb | ProbeKind::Wordpress => {
+            match (&probe.address, &probe.socket) {
+                (None, None) => p(
+                    "address",
+                    format!(
+                        "a {kind} probe needs `socket = \"/run/mysqld/mysqld.sock\"` or `address = \"127.0.0.1:3306\"`"
+                    ),
+                ),
+                (Some(_), Some(_)) => p("socket", "give `socket` or `address`, not both".into()),
+                (Some(a), None)
+                    if a.rsplit_once(':')
+                        .and_then(|(_, port)| port.parse::<u16>().ok())
+                        .is_none() =>
+                {
+                    p("address", format!("{a:?} is not host:port"))
+                }
+                _ => {}
+            }
+            if probe.user.is_none() {
+                p("user", format!("a {kind} probe needs `user = \"...\"`"));
+            }
+            if probe.kind == ProbeKind::Wordpress && probe.database.is_none() {
+                p(
+                    "database",
+                    "a wordpress probe needs `database` (DB_NAME in wp-config.php)".into(),
+                );
+            }
+            if let Some(prefix) = &probe.table_prefix
+                && !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                p(
+                    "table_prefix",
+                    format!("{prefix:?}: a table prefix is letters, digits and _"),
+                );
+            }
+        }
+        ProbeKind::Backup => {
+            if probe.site.is_none() {
+                p(
+                    "site",
+                    "a backup probe needs `site = \"NAME\"` (a [[site]] with [site.backup])".into(),
+                );
+            }
+        }
+        ProbeKind::Edge => {
+            for (k, v) in [
+                ("max_origin_error_rate", probe.max_origin_error_rate),
+                ("min_hit_ratio", probe.min_hit_ratio),
+            ] {
+                if let Some(v) = v
+                    && !(0.0..=1.0).contains(&v)
+                {
+                    p(k, format!("{v} is not a share between 0 and 1"));
+                }
+            }
+        }
         ProbeKind::Disk => {
             if probe.path.is_none() {
                 p("path", "a disk probe needs `path = \"/var/www\"`".into());

@@ -74,6 +74,10 @@ pub struct Metrics {
     request_duration: Histogram,
     origin_duration: Histogram,
     origin_errors: AtomicU64,
+    /// Requests that went to the origin (answered or not), and those that failed there
+    /// (no answer, or a 5xx): the monitor's origin error rate.
+    origin_requests: AtomicU64,
+    origin_failures: AtomicU64,
     coalesced_waiters: AtomicU64,
     stale_served: AtomicU64,
     maintenance_blocked: AtomicU64,
@@ -87,6 +91,8 @@ impl Default for Metrics {
             request_duration: Histogram::new(),
             origin_duration: Histogram::new(),
             origin_errors: AtomicU64::new(0),
+            origin_requests: AtomicU64::new(0),
+            origin_failures: AtomicU64::new(0),
             coalesced_waiters: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
             maintenance_blocked: AtomicU64::new(0),
@@ -104,6 +110,22 @@ fn class_index(status: u16) -> usize {
         500..=599 => 4,
         _ => 5,
     }
+}
+
+/// Counters since the edge started, for the monitor's edge probe.
+#[derive(Debug, Clone)]
+pub struct HealthTotals {
+    pub requests: u64,
+    /// Served from the cache: fresh, stale, or revalidated with the origin.
+    pub cache_hits: u64,
+    /// Cacheable lookups: the hits, misses and expired copies.
+    pub cache_lookups: u64,
+    pub origin_requests: u64,
+    /// Origin requests with no answer or a 5xx.
+    pub origin_failures: u64,
+    /// Response times: (upper bound in seconds, cumulative count).
+    pub latency_buckets: Vec<(f64, u64)>,
+    pub latency_count: u64,
 }
 
 /// What one finished request contributes.
@@ -132,6 +154,12 @@ impl Metrics {
         }
         if r.origin_error {
             self.origin_errors.fetch_add(1, Relaxed);
+        }
+        if r.origin.is_some() || r.origin_error {
+            self.origin_requests.fetch_add(1, Relaxed);
+            if r.origin_error || r.status >= 500 {
+                self.origin_failures.fetch_add(1, Relaxed);
+            }
         }
         if r.coalesced {
             self.coalesced_waiters.fetch_add(1, Relaxed);
@@ -167,6 +195,33 @@ impl Metrics {
 
     pub fn origin_errors(&self) -> u64 {
         self.origin_errors.load(Relaxed)
+    }
+
+    /// The totals the monitor's edge probe takes differences of.
+    pub fn health(&self) -> HealthTotals {
+        let outcome = |o: CacheOutcome| self.requests_with(o);
+        let hits = outcome(CacheOutcome::Hit)
+            + outcome(CacheOutcome::StaleError)
+            + outcome(CacheOutcome::StaleRevalidating)
+            + outcome(CacheOutcome::Revalidated);
+        let mut cumulative = 0;
+        let latency_buckets = BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                cumulative += self.request_duration.buckets[i].load(Relaxed);
+                (*b, cumulative)
+            })
+            .collect();
+        HealthTotals {
+            requests: self.total_requests(),
+            cache_hits: hits,
+            cache_lookups: hits + outcome(CacheOutcome::Miss) + outcome(CacheOutcome::Expired),
+            origin_requests: self.origin_requests.load(Relaxed),
+            origin_failures: self.origin_failures.load(Relaxed),
+            latency_buckets,
+            latency_count: self.request_duration.count.load(Relaxed),
+        }
     }
 
     /// The exposition text, with the cache's gauges read now.

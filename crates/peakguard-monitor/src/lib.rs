@@ -13,18 +13,28 @@
 pub mod alerts;
 mod api;
 mod api_server;
+mod backup_probe;
+mod db;
 mod disk;
+mod edge_probe;
 mod http_probe;
+mod icmp;
+mod mariadb;
+mod memory;
 pub mod metrics;
 pub mod notify;
 mod result;
 mod service;
+pub mod sources;
 mod tcp;
 mod tls;
 mod track;
+mod wordpress;
 
 pub use api_server::serve_api;
+pub use memory::Memory;
 pub use service::{Monitor, MonitorError};
+pub use sources::Sources;
 pub use track::Track;
 
 pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
@@ -32,8 +42,15 @@ pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
 use peakguard_config::{ProbeConfig, ProbeKind};
 use std::time::Instant;
 
-/// Runs one probe once; never longer than its timeout (then it failed, saying so).
+/// Runs one probe once, alone (no memory of earlier runs, no in-process sources: edge and
+/// backup probes say they need `serve`); never longer than its timeout.
 pub async fn run(probe: &ProbeConfig) -> ProbeResult {
+    run_with(probe, &mut Memory::default(), &Sources::default()).await
+}
+
+/// Runs one probe once with what it remembers and what it may read in-process; never longer
+/// than its timeout (then it failed, saying so).
+pub async fn run_with(probe: &ProbeConfig, memory: &mut Memory, sources: &Sources) -> ProbeResult {
     let started = Instant::now();
     let outcome = tokio::time::timeout(probe.timeout.0, async {
         match probe.kind {
@@ -41,6 +58,11 @@ pub async fn run(probe: &ProbeConfig) -> ProbeResult {
             ProbeKind::Tcp => tcp::run(probe).await,
             ProbeKind::Disk => disk::run(probe).await,
             ProbeKind::Tls => tls::run(probe).await,
+            ProbeKind::Icmp => icmp::run(probe).await,
+            ProbeKind::Mariadb => mariadb::run(probe).await,
+            ProbeKind::Wordpress => wordpress::run(probe, memory).await,
+            ProbeKind::Backup => backup_probe::run(probe, sources),
+            ProbeKind::Edge => edge_probe::run(probe, memory, sources).await,
         }
     })
     .await;
@@ -77,9 +99,10 @@ pub async fn run_all(probes: &[ProbeConfig]) -> Vec<ProbeResult> {
         .collect()
 }
 
+/// `250ms`, `2s`, `1day 2h 5m` (whole seconds from a second up).
 pub(crate) fn humantime_short(d: std::time::Duration) -> String {
-    if d.as_secs() >= 1 && d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
+    if d.as_secs() >= 1 && (d.subsec_millis() == 0 || d.as_secs() >= 60) {
+        humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
     } else {
         format!("{}ms", d.as_millis())
     }

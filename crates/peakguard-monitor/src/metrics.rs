@@ -121,5 +121,29 @@ pub fn render(results: &[ProbeResult]) -> String {
             .map(|(r, d)| (probe(r), d.free_inodes as f64))
             .collect(),
     );
+    family(
+        "probe_icmp_duration_seconds",
+        "Duration of an ICMP echo by phase (blackbox_exporter's rtt).",
+        results
+            .iter()
+            .filter_map(|r| {
+                r.values
+                    .get("rtt")
+                    .map(|v| (format!("{},phase=\"rtt\"", probe(r)), *v))
+            })
+            .collect(),
+    );
+    family(
+        "peakguard_probe_value",
+        "The values rules compare, for the kinds blackbox_exporter has no name for (mariadb query_time, wordpress security_overdue, backup age, edge p99…).",
+        results
+            .iter()
+            .flat_map(|r| {
+                r.values
+                    .iter()
+                    .map(move |(name, v)| (format!("{},value=\"{name}\"", probe(r)), *v))
+            })
+            .collect(),
+    );
     out
 }

@@ -73,6 +73,10 @@ pub struct ProbeResult {
     pub disk: Option<DiskDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsDetail>,
+    /// The values of the other kinds (icmp `rtt`, mariadb `query_time`, wordpress
+    /// `security_overdue`, edge `p99`…), by the names `when` compares.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub values: std::collections::BTreeMap<&'static str, f64>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -101,7 +105,14 @@ impl ProbeResult {
             http: None,
             disk: None,
             tls: None,
+            values: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// With a value for rules to compare.
+    pub(crate) fn with(mut self, name: &'static str, value: f64) -> Self {
+        self.values.insert(name, value);
+        self
     }
 
     pub(crate) fn failed(probe: &ProbeConfig, message: String) -> Self {
@@ -129,7 +140,7 @@ impl ProbeResult {
             "free_bytes" => self.disk.as_ref().map(|d| d.free_bytes as f64),
             "free_percent" => self.disk.as_ref().map(|d| d.free_percent),
             "free_inodes" => self.disk.as_ref().map(|d| d.free_inodes as f64),
-            _ => None,
+            other => self.values.get(other).copied(),
         }
     }
 }

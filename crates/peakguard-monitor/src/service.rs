@@ -36,6 +36,9 @@ pub(crate) struct Inner {
     pub notifiers: Mutex<Vec<Arc<Notifier>>>,
     pub maintenance: AtomicBool,
     maintenance_file: PathBuf,
+    /// Where probes keep what they remember (beside `[monitor] state_file`).
+    state_dir: PathBuf,
+    sources: parking_lot::RwLock<crate::sources::Sources>,
 }
 
 /// The running monitor.
@@ -82,6 +85,13 @@ impl Monitor {
             notifiers: Mutex::new(Vec::new()),
             maintenance: AtomicBool::new(false),
             maintenance_file: config.maintenance.state_file.clone(),
+            state_dir: config
+                .monitor
+                .state_file
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
+            sources: parking_lot::RwLock::new(crate::sources::Sources::default()),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let (go_tx, go_rx) = watch::channel(false);
@@ -129,6 +139,11 @@ impl Monitor {
             go_tx,
             thread: Mutex::new(Some(thread)),
         })))
+    }
+
+    /// What edge and backup probes read in-process (`serve` sets it before [`Monitor::begin`]).
+    pub fn set_sources(&self, sources: crate::sources::Sources) {
+        *self.inner.sources.write() = sources;
     }
 
     /// Lets the probes run (once; later calls change nothing).
@@ -201,16 +216,46 @@ async fn run(
 /// Runs probe `i` every interval until stopped. A run that panics counts as a failure.
 async fn probe_loop(inner: Arc<Inner>, i: usize, mut stop: watch::Receiver<bool>) {
     let probe = inner.probes[i].clone();
+    let fresh_memory = || {
+        if probe.kind == peakguard_config::ProbeKind::Wordpress {
+            let name: String = probe
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            crate::Memory::kept_in(inner.state_dir.join(format!("monitor-probe-{name}.json")))
+        } else {
+            crate::Memory::default()
+        }
+    };
+    let mut memory = fresh_memory();
     loop {
+        let sources = inner.sources.read().clone();
         let task = tokio::spawn({
             let probe = probe.clone();
-            async move { crate::run(&probe).await }
+            async move {
+                let result = crate::run_with(&probe, &mut memory, &sources).await;
+                (result, memory)
+            }
         });
         let result = tokio::select! {
-            r = task => r.unwrap_or_else(|e| {
-                log::error!("probe {}: {e}", probe.name);
-                crate::result::ProbeResult::failed(&probe, format!("the probe crashed: {e}"))
-            }),
+            r = task => match r {
+                Ok((result, kept)) => {
+                    memory = kept;
+                    result
+                }
+                Err(e) => {
+                    log::error!("probe {}: {e}", probe.name);
+                    memory = fresh_memory();
+                    crate::result::ProbeResult::failed(&probe, format!("the probe crashed: {e}"))
+                }
+            },
             _ = stop.changed() => return,
         };
         let down = inner.tracks[i].lock().record(&probe, result.clone());

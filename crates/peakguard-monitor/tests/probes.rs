@@ -397,3 +397,38 @@ fn a_tls_probe_counts_the_days_left_and_checks_the_chain() {
         closed.message
     );
 }
+
+#[test]
+fn an_icmp_probe_pings_loopback_and_reports_the_round_trip() {
+    // The suite runs as root, who may open an ICMP socket (the refusal is shown through the
+    // binary, without the capability: crates/peakguard/tests/probe.rs).
+    let r = once(
+        "[[probe]]\nname = 'lo'\nkind = \"icmp\"\naddress = \"127.0.0.1\"\ntimeout = \"5s\"\n",
+    );
+    assert!(r.success, "{}", r.message);
+    let rtt = r.value("rtt").expect("rtt");
+    assert!(rtt > 0.0 && rtt < 5.0, "{rtt}");
+    assert!(r.message.contains("127.0.0.1 answered"), "{}", r.message);
+    let e = peakguard_config::parse(
+        "[[probe]]\nname = 'lo'\nkind = \"icmp\"\naddress = \"127.0.0.1:80\"\n",
+        "t",
+    )
+    .expect_err("a port");
+    assert!(e.to_string().contains("ICMP has no port"), "{e}");
+}
+
+#[test]
+fn edge_and_backup_probes_outside_serve_say_where_they_run() {
+    let edge = once("[[probe]]\nname = 'edge'\nkind = \"edge\"\n");
+    assert!(
+        !edge.success && edge.message.contains("inside `peakguard serve`"),
+        "{}",
+        edge.message
+    );
+    let backup = once("[[probe]]\nname = 'b'\nkind = \"backup\"\nsite = \"shop\"\n");
+    assert!(
+        !backup.success && backup.message.contains("inside `peakguard serve`"),
+        "{}",
+        backup.message
+    );
+}

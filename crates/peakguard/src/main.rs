@@ -144,6 +144,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 upgrade: args.upgrade,
                 extensions,
             })?;
+            if let Some(m) = &monitor {
+                monitor_cmd::begin_in_serve(m, &config, state.clone(), backups.clone())?;
+            }
             eprintln!(
                 "peakguard: serving {} site(s) on {} (admin on {}, token in {})",
                 config.sites.len(),

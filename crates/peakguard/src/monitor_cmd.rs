@@ -40,47 +40,98 @@ impl AdminExtension for MonitorAdmin {
     }
 }
 
-/// Starts the monitor for `serve` (None without `[[probe]]`); its probes begin once the
-/// edge's first listener accepts a connection (at most 30 s later; then they begin anyway).
+/// Starts the monitor for `serve`, paused (None without `[[probe]]`): [`begin_in_serve`]
+/// lets it run once the edge exists.
 pub fn start_for_serve(config: &peakguard_config::Config) -> Result<Option<Arc<Monitor>>> {
-    let monitor = Monitor::start_paused(config, format!("http://{}", config.admin.listen))
-        .context("starting the monitor")?;
-    if let Some(m) = &monitor {
-        let first = config
-            .server
-            .listen
-            .iter()
-            .chain(&config.server.tls_listen)
-            .next()
-            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|mut a| {
-                if a.ip().is_unspecified() {
-                    a.set_ip(if a.is_ipv4() {
-                        std::net::Ipv4Addr::LOCALHOST.into()
-                    } else {
-                        std::net::Ipv6Addr::LOCALHOST.into()
-                    });
+    Monitor::start_paused(config, format!("http://{}", config.admin.listen))
+        .context("starting the monitor")
+}
+
+/// Gives the monitor the edge's counters and the backup daemon's state, then begins its
+/// probes once the edge's first listener accepts a connection (at most 30 s later; then
+/// they begin anyway), so the first runs do not find the edge still starting.
+pub fn begin_in_serve(
+    monitor: &Arc<Monitor>,
+    config: &peakguard_config::Config,
+    edge: Arc<peakguard_edge::state::EdgeState>,
+    backups: Option<Arc<peakguard_backup::BackupDaemon>>,
+) -> Result<()> {
+    let edge_source: peakguard_monitor::sources::EdgeSource = Arc::new(move || {
+        let edge = edge.clone();
+        Box::pin(async move {
+            let h = edge.metrics.health();
+            let room_waiting = edge
+                .shield
+                .room_statuses()
+                .await
+                .iter()
+                .map(|r| r.waiting)
+                .sum();
+            peakguard_monitor::sources::EdgeCounters {
+                requests: h.requests,
+                cache_hits: h.cache_hits,
+                cache_lookups: h.cache_lookups,
+                origin_requests: h.origin_requests,
+                origin_failures: h.origin_failures,
+                latency_buckets: h.latency_buckets,
+                latency_count: h.latency_count,
+                room_waiting,
+            }
+        })
+    });
+    let backup_source = backups.map(|b| {
+        Arc::new(move || {
+            b.freshness()
+                .into_iter()
+                .map(|f| peakguard_monitor::sources::BackupFreshness {
+                    site: f.site,
+                    every_secs: f.every_secs,
+                    last_ok_unix: f.last_ok_unix,
+                    last_error: f.last_error,
+                    bunker_lag_secs: f.bunker_lag_secs,
+                    bunker_error: f.bunker_error,
+                })
+                .collect()
+        }) as peakguard_monitor::sources::BackupSource
+    });
+    monitor.set_sources(peakguard_monitor::Sources {
+        edge: Some(edge_source),
+        backup: backup_source,
+    });
+    let first = config
+        .server
+        .listen
+        .iter()
+        .chain(&config.server.tls_listen)
+        .next()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|mut a| {
+            if a.ip().is_unspecified() {
+                a.set_ip(if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            a
+        });
+    let m = monitor.clone();
+    std::thread::Builder::new()
+        .name("monitor-begin".into())
+        .spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while let Some(addr) = first {
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+                    || std::time::Instant::now() >= deadline
+                {
+                    break;
                 }
-                a
-            });
-        let m = m.clone();
-        std::thread::Builder::new()
-            .name("monitor-begin".into())
-            .spawn(move || {
-                let deadline = std::time::Instant::now() + Duration::from_secs(30);
-                while let Some(addr) = first {
-                    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
-                        || std::time::Instant::now() >= deadline
-                    {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                m.begin();
-            })
-            .context("a thread to begin the monitor")?;
-    }
-    Ok(monitor)
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            m.begin();
+        })
+        .context("a thread to begin the monitor")?;
+    Ok(())
 }
 
 pub fn run_monitor(args: MonitorArgs) -> Result<ExitCode> {

@@ -426,3 +426,64 @@ fn monitor_refuses_a_configuration_without_probes_and_says_what_to_add() {
     assert!(!out.status.success());
     assert!(text(&out).contains("no [[probe]]"), "{}", text(&out));
 }
+
+fn last_result(admin: SocketAddr, probe: &str) -> serde_json::Value {
+    admin_json(admin, "/probes")["probes"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == probe).cloned())
+        .and_then(|p| p["history"].as_array().and_then(|h| h.last().cloned()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_edge_probe_reads_the_edges_own_counters_and_fails_when_the_origin_does() {
+    let (origin, sim) = peakguard_sim::start();
+    let [p, a, ..] = ports();
+    let dir = fresh_dir("monitor-edge");
+    let mut edge = Edge::start_in(
+        dir.to_path_buf(),
+        p,
+        a,
+        &format!(
+            "[[site]]\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[monitor]\nstate_file = \"{d}/monitor.json\"\n[[probe]]\nname = \"edge\"\nkind = \"edge\"\ninterval = \"500ms\"\nmax_origin_error_rate = 0.5\nmin_requests = 5\nmax_p99 = \"5s\"\n",
+            d = dir.display()
+        ),
+        false,
+    );
+    edge.own_dir(dir);
+    // A cached page asked for again and again: hits.
+    wait_until("a window with hits", || {
+        for _ in 0..10 {
+            common::get(edge.addr, "shop.test", "/page/popular");
+        }
+        let r = last_result(edge.admin, "edge");
+        r["success"] == true && r["values"]["hit_ratio"].as_f64().is_some_and(|h| h > 0.5)
+    });
+    let r = last_result(edge.admin, "edge");
+    assert!(r["values"]["p99"].as_f64().is_some(), "{r}");
+    assert_eq!(r["values"]["room_queue"], 0.0, "{r}");
+    // The database fails: every page the cache does not hold is a 500 from the origin.
+    sim.set_db_down(true);
+    let mut n = 0;
+    wait_until("the edge probe to see the origin failing", || {
+        for _ in 0..10 {
+            n += 1;
+            common::get(edge.addr, "shop.test", &format!("/page/new-{n}"));
+        }
+        last_result(edge.admin, "edge")["success"] == false
+    });
+    let r = last_result(edge.admin, "edge");
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("origin requests failed")),
+        "{r}"
+    );
+    assert!(
+        r["values"]["origin_error_rate"]
+            .as_f64()
+            .is_some_and(|e| e > 0.5),
+        "{r}"
+    );
+    sim.set_db_down(false);
+}

@@ -81,3 +81,39 @@ fn a_mistake_in_a_probe_names_its_key_and_line() {
     assert!(err.contains("probe[0].address"), "{err}");
     assert!(err.contains("line"), "{err}");
 }
+
+#[test]
+fn an_icmp_probe_without_permission_says_not_permitted_and_does_not_crash() {
+    // In a network namespace of its own where no group may open datagram ICMP sockets
+    // (net.ipv4.ping_group_range = "1 0"), and without CAP_NET_RAW: neither socket kind may
+    // be opened.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("peakguard.toml");
+    std::fs::write(
+        &config,
+        "[[probe]]\nname = \"gateway\"\nkind = \"icmp\"\naddress = \"127.0.0.1\"\ntimeout = \"3s\"\n",
+    )
+    .expect("config");
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c"])
+        .arg(
+            "sysctl -qw net.ipv4.ping_group_range='1 0' && exec setpriv --bounding-set=-net_raw --inh-caps=-net_raw \"$0\" probe --config \"$1\"",
+        )
+        .arg(env!("CARGO_BIN_EXE_peakguard"))
+        .arg(&config)
+        .output()
+        .expect("unshare + setpriv (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed probe, not a crash: {stdout}{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("gateway") && l.contains("FAIL") && l.contains("not permitted")),
+        "{stdout}{stderr}"
+    );
+}

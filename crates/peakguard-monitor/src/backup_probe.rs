@@ -1,0 +1,93 @@
+//! `kind = "backup"`: the age of a site's last good snapshot and how far its bunker is
+//! behind, from the backup daemon that runs beside the monitor in `serve`.
+
+use crate::result::ProbeResult;
+use crate::sources::Sources;
+use peakguard_config::ProbeConfig;
+use std::time::{Duration, SystemTime};
+
+pub(crate) fn run(probe: &ProbeConfig, sources: &Sources) -> ProbeResult {
+    let Some(source) = &sources.backup else {
+        return ProbeResult::failed(
+            probe,
+            "no backup daemon here: backup probes run inside `peakguard serve`, beside the site's [site.backup]".into(),
+        );
+    };
+    let site = probe.site.as_deref().unwrap_or_default();
+    let all = source();
+    let Some(f) = all.iter().find(|f| f.site == site) else {
+        let known: Vec<&str> = all.iter().map(|f| f.site.as_str()).collect();
+        return ProbeResult::failed(
+            probe,
+            format!(
+                "no backups are configured for site {site:?} (sites with [site.backup]: {known:?})"
+            ),
+        );
+    };
+    let max_age = probe
+        .max_age
+        .map_or(Duration::from_secs(f.every_secs.max(60) * 2), |d| d.0);
+    let max_lag = probe.max_bunker_lag.map_or(max_age, |d| d.0);
+    let now = crate::result::unix(SystemTime::now()) as i64;
+    let Some(last) = f.last_ok_unix else {
+        return ProbeResult::failed(
+            probe,
+            format!(
+                "no good snapshot yet{}",
+                f.last_error
+                    .as_deref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            ),
+        );
+    };
+    let age = (now - last).max(0) as u64;
+    let mut result = ProbeResult::new(probe, true, String::new()).with("age", age as f64);
+    let mut problems = Vec::new();
+    if age > max_age.as_secs() {
+        problems.push(format!(
+            "the last good snapshot is {} old (max_age {}){}",
+            crate::humantime_short(Duration::from_secs(age)),
+            crate::humantime_short(max_age),
+            f.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(lag) = f.bunker_lag_secs {
+        let lag = lag.max(0) as u64;
+        result = result.with("bunker_lag", lag as f64);
+        if lag > max_lag.as_secs() {
+            problems.push(format!(
+                "the bunker is {} behind (max_bunker_lag {}){}",
+                crate::humantime_short(Duration::from_secs(lag)),
+                crate::humantime_short(max_lag),
+                f.bunker_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        result.message = format!(
+            "last good snapshot {} ago{}",
+            crate::humantime_short(Duration::from_secs(age)),
+            f.bunker_lag_secs
+                .map(|l| if l <= 0 {
+                    ", bunker in sync".to_string()
+                } else {
+                    format!(
+                        ", bunker {} behind",
+                        crate::humantime_short(Duration::from_secs(l as u64))
+                    )
+                })
+                .unwrap_or_default()
+        );
+    } else {
+        result.success = false;
+        result.message = problems.join("; ");
+    }
+    result
+}
