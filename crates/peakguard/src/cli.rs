@@ -82,7 +82,10 @@ pub enum Command {
     ///
     /// Kinds: http (status, keyword, max_time, host, resolve, redirects, TLS verification;
     /// timings per phase), tcp (connect), tls (days until the certificate expires, chain
-    /// trusted and valid for the name), disk (free bytes, percent, inodes).
+    /// trusted and valid for the name), icmp (ping; "not permitted" without the right), disk
+    /// (free bytes, percent, inodes), mariadb (connect + SELECT 1, replica lag), wordpress
+    /// (updates pending, security release overdue). backup and edge probes read the running
+    /// edge and run inside `serve`.
     /// Exit status: 0 every probe passed, 1 at least one failed, 2 the probes could not run
     /// (a configuration mistake, an unknown --only name).
     #[command(verbatim_doc_comment)]
