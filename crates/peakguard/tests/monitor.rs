@@ -36,6 +36,26 @@ fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// Prometheus' own checker accepts the exposition.
+fn promtool_passes(metrics: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    if let Some(stdin) = promtool.stdin.as_mut() {
+        std::io::Write::write_all(stdin, metrics.as_bytes()).expect("to promtool");
+    }
+    let checked = promtool.wait_with_output().expect("promtool ran");
+    assert!(
+        checked.status.success(),
+        "promtool: {}\n{metrics}",
+        text(&checked)
+    );
+}
+
 fn admin_json(admin: SocketAddr, path: &str) -> serde_json::Value {
     let r = request(
         admin,
@@ -87,6 +107,8 @@ fn serve_runs_the_probes_in_its_admin_api_silences_them_in_maintenance_and_stops
         )
     );
     assert!(metrics.contains("peakguard_probe_up{probe=\"home\",kind=\"http\"} 1"));
+    // The edge's metrics and the monitor's, together, are one valid exposition.
+    promtool_passes(&metrics);
     let status = admin_json(edge.admin, "/status");
     assert_eq!(status["monitor"]["probes"], 1, "{status}");
 
@@ -321,22 +343,7 @@ fn monitor_alone_is_scraped_by_prometheus_and_blackbox_dashboard_queries_find_it
         b"",
     )
     .text();
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    if let Some(stdin) = promtool.stdin.as_mut() {
-        std::io::Write::write_all(stdin, metrics.as_bytes()).expect("to promtool");
-    }
-    let checked = promtool.wait_with_output().expect("promtool ran");
-    assert!(
-        checked.status.success(),
-        "promtool: {}\n{metrics}",
-        text(&checked)
-    );
+    promtool_passes(&metrics);
 
     let _prometheus = prometheus(admin_addr, &dir, prom_port);
     let prom: SocketAddr = ([127, 0, 0, 1], prom_port).into();

@@ -177,7 +177,9 @@ impl Engine {
                     }
                     match result.value(value) {
                         Some(v) => (op.holds(v, *threshold), Some(v)),
-                        None => (false, None),
+                        // Not measured this run (a failed handshake has no days_left):
+                        // unknown, so the alert stays as it is.
+                        None => continue,
                     }
                 }
             };
@@ -509,6 +511,27 @@ mod tests {
         assert_eq!(e.alerts().count(), 0, "told, then forgotten");
         let states: Vec<_> = e.events().map(|ev| ev.state).collect();
         assert_eq!(states, [AlertState::Firing, AlertState::Resolved]);
+    }
+
+    #[test]
+    fn a_run_that_measured_nothing_leaves_a_value_alert_as_it_was() {
+        let c = config(&format!(
+            "{BASE}[[alert]]\nname = \"CertSoon\"\nprobe = \"cert\"\nwhen = \"days_left < 14\"\n"
+        ));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let silences = Silences::load(dir.path().join("s.json"));
+        let mut e = Engine::new(c.alerts.clone(), c.monitor.clone());
+        let probe = &c.probes[0];
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        e.observe(probe, &tls_result(probe, 5.0, t0), false);
+        e.tick(secs(t0, 1), &silences, false);
+        // The server is down: no handshake, no days_left. Not a reason to say it resolved.
+        let mut failed = ProbeResult::new(probe, false, "cannot connect".into());
+        failed.at = secs(t0, 2);
+        e.observe(probe, &failed, true);
+        let out = e.tick(secs(t0, 3), &silences, false);
+        assert!(out.changed.is_empty(), "{:?}", out.changed);
+        assert_eq!(e.alerts().next().map(|a| a.state), Some(AlertState::Firing));
     }
 
     #[test]
