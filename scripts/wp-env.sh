@@ -37,6 +37,12 @@ install_packages() {
   done
   # The monitor's tests deliver e-mail to a real SMTP server (aiosmtpd, Debian's python3).
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+  # The WAF: libmodsecurity (linked at build time through pkg-config), Debian's Core Rule Set,
+  # and nginx's ModSecurity module for the side-by-side benchmark.
+  [ -f /usr/include/modsecurity/modsecurity.h ] || need+=(libmodsecurity-dev)
+  [ -d /usr/share/modsecurity-crs/rules ] || need+=(modsecurity-crs)
+  command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+  [ -f /usr/share/nginx/modules-available/mod-http-modsecurity.conf ] || [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || need+=(libnginx-mod-http-modsecurity)
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
   php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
@@ -46,7 +52,7 @@ install_packages() {
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd varnish openssl chromium restic rclone >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 

@@ -94,6 +94,7 @@ pub(crate) fn apply(config: &mut Config, dirs: &DefaultDirs, given: impl Fn(&str
         &mut config.shield.state_file,
         dirs.state.join("shield.json"),
     );
+    fill(&mut config.waf.log, dirs.state.join("waf.jsonl"));
     fill(
         &mut config.monitor.state_file,
         dirs.state.join("monitor.json"),

@@ -22,6 +22,7 @@ mod secret;
 mod shield;
 mod units;
 mod validate;
+mod waf;
 
 pub use alerts::{
     AlertRule, Condition, MonitorSettings, NotifierConfig, NotifierKind, Op, SmtpSecurity,
@@ -37,6 +38,7 @@ pub use shield::{
     ShieldSettings, WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};
+pub use waf::{WafConfig, WafException, WafFailure, WafMode, WafSettings};
 
 use std::path::Path;
 
@@ -125,6 +127,7 @@ pub fn defaults() -> Config {
         cache: CacheConfig::default(),
         maintenance: MaintenanceConfig::default(),
         shield: ShieldSettings::default(),
+        waf: WafSettings::default(),
         sites: Vec::new(),
         probes: Vec::new(),
         monitor: MonitorSettings::default(),

@@ -26,6 +26,9 @@ pub struct Config {
     /// One entry per site (`[[site]]`), chosen by the request's host.
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteConfig>,
+    /// What every site's WAF shares (`[waf]`).
+    #[serde(default)]
+    pub waf: crate::waf::WafSettings,
     /// What the monitor checks (`[[probe]]`).
     #[serde(default, rename = "probe")]
     pub probes: Vec<crate::monitor::ProbeConfig>,
@@ -303,6 +306,8 @@ pub struct SiteConfig {
     pub backup: Option<crate::backup::BackupConfig>,
     /// Request policies protecting the origin (`[site.shield]`).
     pub shield: crate::shield::ShieldConfig,
+    /// The OWASP Core Rule Set in front of the site (`[site.waf]`; absent: no WAF).
+    pub waf: Option<crate::waf::WafConfig>,
 }
 
 pub const DEFAULT_TRACKING_PARAMS: &[&str] = &[
@@ -354,6 +359,7 @@ impl Default for SiteConfig {
             https_redirect: false,
             backup: None,
             shield: crate::shield::ShieldConfig::default(),
+            waf: None,
         }
     }
 }

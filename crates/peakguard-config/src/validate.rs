@@ -178,6 +178,9 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
 }
 
 fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)) {
+    if let Some(waf) = &site.waf {
+        crate::waf::validate_waf(i, waf, p);
+    }
     let key = |k: &str| format!("site[{i}].{k}");
     if site.name.trim().is_empty() {
         p(key("name"), "a site needs a non-empty name".into());

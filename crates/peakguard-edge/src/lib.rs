@@ -21,6 +21,7 @@ pub mod room_keys;
 pub mod sites;
 pub mod state;
 pub mod tls;
+mod waf_log;
 
 use arc_swap::ArcSwap;
 use peakguard_cache::{CacheEngine, CompressionPolicy, EngineTiming, StorageSettings};
@@ -48,6 +49,11 @@ pub enum EdgeError {
     },
     #[error("cannot open the access log {path}: {source}")]
     AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the WAF log {path} ([waf] log): {source}")]
+    WafLog {
         path: String,
         source: std::io::Error,
     },
@@ -229,6 +235,13 @@ pub fn build_state(
                 source,
             })?;
         *shield.room_keys.write() = keys;
+    }
+    if config.sites.iter().any(|s| s.waf.is_some()) {
+        let log = waf_log::WafLog::open(&config.waf.log).map_err(|source| EdgeError::WafLog {
+            path: config.waf.log.display().to_string(),
+            source,
+        })?;
+        *shield.incident_log.write() = Some(Arc::new(log));
     }
     let state = Arc::new(state::EdgeState {
         cache,

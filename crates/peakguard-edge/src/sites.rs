@@ -44,6 +44,8 @@ pub enum SiteError {
         origin: String,
         reason: String,
     },
+    #[error("site {site:?}: the WAF cannot start: {message}")]
+    Waf { site: String, message: String },
 }
 
 /// Host → site, with an optional `*` fallback.
@@ -69,6 +71,12 @@ impl SiteTable {
             room_templates,
         };
         for sc in &config.sites {
+            shield
+                .prepare_waf(sc, &config.waf)
+                .map_err(|message| SiteError::Waf {
+                    site: sc.name.clone(),
+                    message,
+                })?;
             let site = Arc::new(Site {
                 name: sc.name.clone(),
                 rules: SiteRules::from_config(sc),

@@ -27,6 +27,7 @@ pub mod pages;
 pub mod redirect;
 pub mod room;
 pub mod store;
+pub mod waf;
 
 pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
 pub use chain::{Decision, GuardChain, GuardRegistry, Trail};
@@ -58,6 +59,14 @@ pub struct Shield {
     pub room_keys: Arc<parking_lot::RwLock<room::RoomKeys>>,
     /// Open connections per client, asked by the edge's listeners at accept.
     pub accept_gate: Arc<connections::AcceptGate>,
+    /// Each site's compiled WAF rule sets (rebuilt when its `[site.waf]` changes).
+    wafs: Mutex<BTreeMap<String, Arc<waf::SiteWafs>>>,
+    /// Each site's WAF counters (kept across reloads).
+    waf_stats: Mutex<BTreeMap<String, Arc<waf::WafStats>>>,
+    /// The threads inspections run on (made with the first WAF).
+    waf_pool: Mutex<Option<Arc<waf::WafPool>>>,
+    /// Where incidents go (the edge's WAF log).
+    pub incident_log: parking_lot::RwLock<Option<Arc<dyn waf::IncidentLog>>>,
 }
 
 /// The parts of the configuration every site's chain shares.
@@ -84,7 +93,49 @@ impl Shield {
                 previous: None,
             })),
             accept_gate: Arc::default(),
+            wafs: Mutex::default(),
+            waf_stats: Mutex::default(),
+            waf_pool: Mutex::default(),
+            incident_log: parking_lot::RwLock::new(None),
         }
+    }
+
+    /// Compiles the WAF rule sets of a site with `[site.waf]` (unless they were built from
+    /// the same settings already) and makes the inspection pool; call before
+    /// [`Shield::chain_for`], at start and on reload. The error names what is wrong (the
+    /// CRS is not installed, an exception the engine refuses).
+    pub fn prepare_waf(
+        &self,
+        site: &SiteConfig,
+        settings: &peakguard_config::WafSettings,
+    ) -> Result<(), String> {
+        let Some(config) = site
+            .waf
+            .as_ref()
+            .filter(|w| w.mode != peakguard_config::WafMode::Off)
+        else {
+            self.wafs.lock().remove(&site.name);
+            return Ok(());
+        };
+        let key = format!("{config:?}");
+        if self
+            .wafs
+            .lock()
+            .get(&site.name)
+            .is_some_and(|w| w.built_from == key)
+        {
+            return Ok(());
+        }
+        let built = waf::build(config)?;
+        self.wafs.lock().insert(site.name.clone(), Arc::new(built));
+        let mut pool = self.waf_pool.lock();
+        if pool.is_none() {
+            *pool = Some(Arc::new(waf::WafPool::new(
+                settings.workers,
+                settings.queue,
+            )));
+        }
+        Ok(())
     }
 
     /// The guards of one site, in the order they are asked. This is the one place a new
@@ -120,6 +171,9 @@ impl Shield {
             login::LoginGuard::from_config(&site.name, &site.shield.login, self.store.clone())
         {
             chain.push(Arc::new(login), &self.registry);
+        }
+        if let Some(guard) = self.waf_guard(site) {
+            chain.push(Arc::new(guard), &self.registry);
         }
         let a = &site.shield.admission;
         let admission = a.enabled.then(|| self.admission_for(&site.name, a));
@@ -163,6 +217,40 @@ impl Shield {
             &self.registry,
         );
         chain
+    }
+
+    /// The site's WAF guard, when `[site.waf]` is on and [`Shield::prepare_waf`] built it.
+    fn waf_guard(&self, site: &SiteConfig) -> Option<waf::WafGuard> {
+        let config = site.waf.as_ref()?;
+        if config.mode == peakguard_config::WafMode::Off {
+            return None;
+        }
+        let Some(wafs) = self.wafs.lock().get(&site.name).cloned() else {
+            log::error!(
+                "site {}: its WAF was not prepared; no WAF for it",
+                site.name
+            );
+            return None;
+        };
+        let pool = self.waf_pool.lock().clone()?;
+        let stats = self
+            .waf_stats
+            .lock()
+            .entry(site.name.clone())
+            .or_default()
+            .clone();
+        Some(waf::WafGuard {
+            site: site.name.clone(),
+            mode: config.mode,
+            on_error: config.on_error,
+            threshold: config.threshold,
+            body_limit: config.body_limit.0 as usize,
+            wafs,
+            pool,
+            store: self.store.clone(),
+            stats,
+            log: self.incident_log.read().clone(),
+        })
     }
 
     /// The site's admission, created once and reconfigured on reload.
@@ -226,6 +314,13 @@ impl Shield {
         self.registry.render(out);
         admission::render_metrics(&self.admission_snapshots(), out);
         room::render_metrics(&self.room_statuses().await, out);
+        let waf_stats: Vec<(String, Arc<waf::WafStats>)> = self
+            .waf_stats
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        waf::stats::render(&waf_stats, out);
         self.accept_gate.render_metrics(out);
     }
 }

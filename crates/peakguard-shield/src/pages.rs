@@ -99,3 +99,16 @@ pub fn login_locked(retry_after_secs: u64) -> Bytes {
         ),
     )
 }
+
+/// The WAF refused a request: the incident id lets the site's owner find out why
+/// (`peakguard waf explain ID`) and allow it if it was legitimate.
+pub fn blocked(incident: &str) -> Bytes {
+    frame(
+        "Request blocked",
+        "",
+        &format!(
+            "<p>This request looked like an attack on the site and was not passed on. If you were doing something ordinary, please tell the site's owner this reference:</p><p><code>{}</code></p>",
+            escape(incident)
+        ),
+    )
+}

@@ -26,6 +26,8 @@
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/redirect?to=PATH` → 302 `Location: PATH`
 //! - `/fail` → 500
+//! - POST `/wp-login.php` → 302 to `/wp-admin/` with a `wordpress_logged_in_…` session
+//!   cookie (a successful login)
 //! - POST, PUT, DELETE → reads the whole body, answers 303 `Location: /cacheable-target`
 //! - anything else → `max-age=60`, body `default PATH`
 //!
@@ -118,6 +120,18 @@ async fn route(origin: &SimOrigin, seen: &Seen) -> http::Result<Response<Body>> 
             .unwrap_or(1)
             .min(MB_LIMIT)
     };
+    if method == "POST" && path.starts_with("/wp-login.php") {
+        // A successful WordPress login: the session cookie an editor carries afterwards.
+        return b
+            .status(302)
+            .header("location", "/wp-admin/")
+            .header("cache-control", "no-store")
+            .header(
+                "set-cookie",
+                "wordpress_logged_in_0123abcd=editor%7C1767225600%7Cq1w2e3r4t5y6u7i8o9p0; path=/; HttpOnly",
+            )
+            .body(full(""));
+    }
     if method == "POST" || method == "PUT" || method == "DELETE" {
         return b
             .status(303)

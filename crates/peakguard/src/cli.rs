@@ -110,6 +110,14 @@ pub enum Command {
     /// the silence ends. Maintenance mode silences the alerts it explains (a failing site).
     #[command(verbatim_doc_comment)]
     Alerts(AlertsArgs),
+    /// The WAF (`[site.waf]`): why a request was blocked.
+    ///
+    ///   peakguard waf explain 3f2a9c0d1b7e     # the id on the block page
+    ///
+    /// Prints the rules that matched, where, the score, and the `exceptions` to add to the
+    /// site's `[site.waf]` if the request was legitimate.
+    #[command(verbatim_doc_comment)]
+    Waf(WafArgs),
     #[command(flatten)]
     Backup(BackupCommand),
 }
@@ -125,6 +133,24 @@ pub struct ProbeArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct WafArgs {
+    #[command(subcommand)]
+    pub action: WafAction,
+}
+
+#[derive(Subcommand)]
+pub enum WafAction {
+    /// Why the WAF blocked a request (from the WAF log), and the exception that allows it.
+    Explain {
+        /// The incident id (block page, `X-Peakguard-Incident` header, access log).
+        incident: String,
+        /// Configuration file (default ./peakguard.toml): where the WAF log is.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]

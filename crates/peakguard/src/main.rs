@@ -12,6 +12,7 @@ mod probe_cmd;
 mod rehearse;
 mod shield_cmd;
 mod term_progress;
+mod waf_cmd;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -252,6 +253,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Probe(args) => probe_cmd::run(args),
         Command::Monitor(args) => monitor_cmd::run_monitor(args),
         Command::Alerts(args) => monitor_cmd::alerts(args),
+        Command::Waf(args) => match args.action {
+            cli::WafAction::Explain { incident, config } => {
+                waf_cmd::explain(config.as_deref(), &incident)
+            }
+        },
         Command::Demo(args) => {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)

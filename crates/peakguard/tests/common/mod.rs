@@ -375,6 +375,14 @@ impl Edge {
             .expect("run peakguard cli")
     }
 
+    /// Runs a CLI subcommand of the binary as given (no admin address or token added).
+    pub fn cli_plain(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_peakguard"))
+            .args(args)
+            .output()
+            .expect("run peakguard cli")
+    }
+
     pub fn admin_get(&self, path: &str) -> Response {
         request(
             self.admin,

@@ -1,0 +1,121 @@
+//! What the WAF did, per site: inspections by result, blocks by rule family, bodies that
+//! passed uninspected, engine failures; rendered into `/metrics`.
+
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The CRS family of a rule id (`942100` → `sqli`).
+pub fn family(rule: u32) -> &'static str {
+    match rule / 1000 {
+        911 => "method",
+        913 => "scanner",
+        920 => "protocol",
+        921 => "protocol-attack",
+        922 => "multipart",
+        930 => "lfi",
+        931 => "rfi",
+        932 => "rce",
+        933 => "php",
+        934 => "generic",
+        941 => "xss",
+        942 => "sqli",
+        943 => "session-fixation",
+        944 => "java",
+        _ => "other",
+    }
+}
+
+#[derive(Default)]
+pub struct WafStats {
+    pub passed: AtomicU64,
+    pub blocked: AtomicU64,
+    pub detected: AtomicU64,
+    /// The engine could not answer: failed, or its queue was full.
+    pub errors: AtomicU64,
+    pub overloaded: AtomicU64,
+    /// Requests whose body was not inspected (larger than `body_limit`, or of unknown
+    /// length).
+    pub uninspected_bodies: AtomicU64,
+    /// Inspection time, microseconds (sum) and count.
+    pub micros: AtomicU64,
+    /// Blocks (or, in detect mode, would-be blocks) by the family of the rules that matched.
+    pub families: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl WafStats {
+    pub fn count_families(&self, rules: &[u32]) {
+        let mut seen: Vec<&'static str> = rules.iter().map(|r| family(*r)).collect();
+        seen.sort();
+        seen.dedup();
+        let mut f = self.families.lock();
+        for name in seen {
+            *f.entry(name).or_insert(0) += 1;
+        }
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Prometheus text for every site's WAF.
+pub fn render(sites: &[(String, std::sync::Arc<WafStats>)], out: &mut String) {
+    if sites.is_empty() {
+        return;
+    }
+    out.push_str("# HELP peakguard_waf_inspections_total Requests the WAF inspected, by result (error: the engine could not answer, on_error decided).\n# TYPE peakguard_waf_inspections_total counter\n");
+    for (site, s) in sites {
+        for (result, v) in [
+            ("pass", &s.passed),
+            ("block", &s.blocked),
+            ("detect", &s.detected),
+            ("error", &s.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "peakguard_waf_inspections_total{{site=\"{}\",result=\"{result}\"}} {}",
+                label(site),
+                v.load(Relaxed)
+            );
+        }
+    }
+    out.push_str("# HELP peakguard_waf_overloaded_total Inspections refused because the WAF's queue was full.\n# TYPE peakguard_waf_overloaded_total counter\n");
+    for (site, s) in sites {
+        let _ = writeln!(
+            out,
+            "peakguard_waf_overloaded_total{{site=\"{}\"}} {}",
+            label(site),
+            s.overloaded.load(Relaxed)
+        );
+    }
+    out.push_str("# HELP peakguard_waf_uninspected_bodies_total Request bodies that passed uninspected (over body_limit or of unknown length).\n# TYPE peakguard_waf_uninspected_bodies_total counter\n");
+    for (site, s) in sites {
+        let _ = writeln!(
+            out,
+            "peakguard_waf_uninspected_bodies_total{{site=\"{}\"}} {}",
+            label(site),
+            s.uninspected_bodies.load(Relaxed)
+        );
+    }
+    out.push_str("# HELP peakguard_waf_blocks_total Requests blocked (or, in detect mode, that would have been), by rule family.\n# TYPE peakguard_waf_blocks_total counter\n");
+    for (site, s) in sites {
+        for (family, n) in s.families.lock().iter() {
+            let _ = writeln!(
+                out,
+                "peakguard_waf_blocks_total{{site=\"{}\",family=\"{family}\"}} {n}",
+                label(site)
+            );
+        }
+    }
+    out.push_str("# HELP peakguard_waf_inspection_seconds_total Time spent inspecting.\n# TYPE peakguard_waf_inspection_seconds_total counter\n");
+    for (site, s) in sites {
+        let _ = writeln!(
+            out,
+            "peakguard_waf_inspection_seconds_total{{site=\"{}\"}} {}",
+            label(site),
+            s.micros.load(Relaxed) as f64 / 1e6
+        );
+    }
+}
