@@ -7,7 +7,9 @@
 //! the issued-cookie registry; the decision to accept a connection (open connections per
 //! client, from counts the edge reads from the kernel); the branded pages they answer with;
 //! the store behind shared counters; and the state that outlives a reload ([`Shield`]: the
-//! maintenance switch, each site's admission and room, the verdict counters). Later: the WAF.
+//! maintenance switch, each site's admission and room, the verdict counters); the WAF guard
+//! and the threads its inspections run on (the engine itself, libmodsecurity, is in
+//! peakguard-waf; its incidents go to an [`waf::IncidentLog`] the edge provides).
 //! Must not touch: sockets, files, the cache, pingora types; the edge acts on what the
 //! shield decides.
 #![forbid(unsafe_code)]
