@@ -32,6 +32,9 @@ pub struct Settings {
     /// The CRS WordPress exclusions (rule 900130).
     pub wordpress: bool,
     pub exceptions: Vec<Exception>,
+    /// More SecLang before the CRS, after the setup (rules that must act before the CRS's
+    /// own: the shield's editor exclusions).
+    pub extra_before: String,
     /// More SecLang after the CRS (the shield removes the editors' WordPress exclusions
     /// from the visitors' rule set here).
     pub extra_after: String,
@@ -46,6 +49,7 @@ impl Settings {
             body_limit: 128 * 1024,
             wordpress: true,
             exceptions: Vec::new(),
+            extra_before: String::new(),
             extra_after: String::new(),
         }
     }
@@ -96,6 +100,10 @@ SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
         threshold = s.threshold.max(1),
         wp = u8::from(s.wordpress),
     );
+    if !s.extra_before.is_empty() {
+        out.push_str(&s.extra_before);
+        out.push('\n');
+    }
     let path_limited = s.exceptions.iter().filter(|e| e.path.is_some());
     for (id, e) in (FIRST_EXCEPTION_ID..).zip(path_limited) {
         let path = e.path.as_deref().unwrap_or("/");

@@ -30,6 +30,20 @@ use std::sync::atomic::Ordering::Relaxed;
 /// editing, the customizer, wp-admin screens): kept out of the visitor set.
 const EDITOR_EXCLUSIONS: &str = "SecRuleRemoveById 9002140-9002160 9002400-9002401 9002520-9002830";
 
+/// What WordPress editors do that CRS 3.3's WordPress exclusions do not cover, for the
+/// editor set only (a login session the origin issued): the theme and plugin file editor
+/// (PHP in `newcontent`), saving the customizer (`customize_changeset_data`), and the block
+/// editor's REST saves (site editor styles, templates, template parts, navigation, widgets,
+/// reusable blocks: HTML, CSS and JSON in the body). An editor with these rights can change
+/// the site's code anyway; the front end and every visitor keep the full rules.
+const EDITOR_EXTRA: &str = r#"SecRule REQUEST_FILENAME "@rx /wp-admin/(?:admin-ajax|theme-editor|plugin-editor)\.php$" "id:1910001,phase:2,pass,nolog,t:none,chain"
+SecRule ARGS:action "@rx ^(?:edit-theme-plugin-file|update)$" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:newcontent"
+SecRule REQUEST_FILENAME "@endsWith /wp-admin/admin-ajax.php" "id:1910002,phase:2,pass,nolog,t:none,chain"
+SecRule ARGS:action "@streq customize_save" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customize_changeset_data,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customized"
+SecRule REQUEST_FILENAME "@rx /wp-json/wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)(?:/|$)" "id:1910003,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
+SecRule ARGS_GET:rest_route "@rx ^/wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)(?:/|$)" "id:1910004,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
+"#;
+
 /// A site's two compiled rule sets.
 pub struct SiteWafs {
     pub visitor: Arc<Waf>,
@@ -53,8 +67,12 @@ fn settings(config: &WafConfig, editor: bool) -> Settings {
             argument: e.argument.clone(),
         })
         .collect();
-    if config.wordpress && !editor {
-        s.extra_after = EDITOR_EXCLUSIONS.to_string();
+    if config.wordpress {
+        if editor {
+            s.extra_before = EDITOR_EXTRA.to_string();
+        } else {
+            s.extra_after = EDITOR_EXCLUSIONS.to_string();
+        }
     }
     s
 }
