@@ -32,16 +32,23 @@ const EDITOR_EXCLUSIONS: &str = "SecRuleRemoveById 9002140-9002160 9002400-90024
 
 /// What WordPress editors do that CRS 3.3's WordPress exclusions do not cover, for the
 /// editor set only (a login session the origin issued): the theme and plugin file editor
-/// (PHP in `newcontent`), saving the customizer (`customize_changeset_data`), and the block
-/// editor's REST saves (site editor styles, templates, template parts, navigation, widgets,
-/// reusable blocks: HTML, CSS and JSON in the body). An editor with these rights can change
-/// the site's code anyway; the front end and every visitor keep the full rules.
+/// (PHP in `newcontent`), saving and previewing the customizer (`customize_changeset_data`,
+/// `customized`), the block editor's REST saves (site editor styles, templates, template
+/// parts, navigation, widgets, reusable blocks, and the batch endpoint that carries them:
+/// HTML, CSS and JSON in the body), media details (`changes[caption]`, `changes[alt]`…),
+/// and the admin's search boxes (`s`: "Insert Headers and Footers" is a plugin's name, not
+/// SQL). An editor with these rights can change the site's code anyway; the front end and
+/// every visitor keep the full rules.
 const EDITOR_EXTRA: &str = r#"SecRule REQUEST_FILENAME "@rx /wp-admin/(?:admin-ajax|theme-editor|plugin-editor)\.php$" "id:1910001,phase:2,pass,nolog,t:none,chain"
 SecRule ARGS:action "@rx ^(?:edit-theme-plugin-file|update)$" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:newcontent"
 SecRule REQUEST_FILENAME "@endsWith /wp-admin/admin-ajax.php" "id:1910002,phase:2,pass,nolog,t:none,chain"
 SecRule ARGS:action "@streq customize_save" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customize_changeset_data,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customized"
-SecRule REQUEST_FILENAME "@rx /wp-json/wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)(?:/|$)" "id:1910003,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
-SecRule ARGS_GET:rest_route "@rx ^/wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)(?:/|$)" "id:1910004,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
+SecRule REQUEST_FILENAME "@rx /wp-json/(?:wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)|batch/v[0-9]+)(?:/|$)" "id:1910003,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
+SecRule ARGS_GET:rest_route "@rx ^/(?:wp/v[0-9]+/(?:global-styles|templates|template-parts|navigation|widgets|sidebars|blocks|menu-items)|batch/v[0-9]+)(?:/|$)" "id:1910004,phase:1,pass,nolog,t:none,ctl:ruleRemoveByTag=attack-xss,ctl:ruleRemoveByTag=attack-sqli,ctl:ruleRemoveByTag=attack-rce,ctl:ruleRemoveByTag=attack-injection-php"
+SecRule ARGS:wp_customize "@streq on" "id:1910005,phase:2,pass,nolog,t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customized,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:customize_changeset_data"
+SecRule REQUEST_FILENAME "@endsWith /wp-admin/admin-ajax.php" "id:1910006,phase:2,pass,nolog,t:none,chain"
+SecRule ARGS:action "@streq save-attachment" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:changes[caption],ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:changes[alt],ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:changes[description],ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:changes[title]"
+SecRule REQUEST_FILENAME "@contains /wp-admin/" "id:1910007,phase:2,pass,nolog,t:none,ctl:ruleRemoveTargetByTag=attack-sqli;ARGS:s"
 "#;
 
 /// A site's two compiled rule sets.

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The WAF side by side with nginx + ModSecurity (Debian's libnginx-mod-http-modsecurity), in
+# one run, both with Debian's CRS and the same ModSecurity settings, both in front of the
+# simulated origin:
+#   1. the shared corpus (../shared/waf-corpus/dev.jsonl, score.py): PL1 attacks, GoTestWAF
+#      attacks, the clean benign set, the WordPress requests — nginx with the CRS WordPress
+#      exclusions for everyone (what a WAF in front of the site can do), peakguard with its
+#      visitor rules (no session in the corpus);
+#   2. the cost per inspected request: p50/p99 of an uncacheable page at a steady rate with
+#      browser headers (peakguard rehearse), WAF on and off, for both;
+#   3. cache-hit throughput of peakguard with the WAF on and off (wrk, browser headers,
+#      alternating rounds).
+# Loopback only; bounded (DURATION seconds per load run); stops what it started.
+#
+#   bench/waf-vs-nginx.sh [CORPUS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CORPUS=${1:-../shared/waf-corpus/dev.jsonl}
+SCORE=$(dirname "$CORPUS")/score.py
+DURATION=${DURATION:-8}
+RATE=${RATE:-100}
+ROUNDS=${ROUNDS:-2}
+B=$(mktemp -d /tmp/peakguard-waf-bench.XXXXXX)
+chmod 755 "$B"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$B"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1" >&2; return 1; }
+
+cargo build --release -q -p peakguard --bin peakguard
+cargo build --release -q -p peakguard-sim --example sim_origin
+ORIGIN=$(free_port)
+target/release/examples/sim_origin "$ORIGIN" >/dev/null 2>&1 & pids+=($!)
+
+# --- peakguard: WAF on (all bypassed, for the corpus), WAF on (cache on), WAF off ---------
+pg() { # name port admin site-keys waf-section
+  cat >"$B/$1.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$2"]
+pid_file = "$B/$1.pid"
+upgrade_sock = "$B/$1-upgrade.sock"
+access_log = ""
+[admin]
+listen = "127.0.0.1:$3"
+token = "bench"
+[cache]
+disk_path = ""
+[maintenance]
+state_file = "$B/$1-maintenance.json"
+[shield]
+state_file = "$B/$1-shield.json"
+room_key_file = "$B/$1-room.key"
+[waf]
+log = "$B/$1-waf.jsonl"
+[[site]]
+name = "bench"
+hosts = ["*"]
+origin = "http://127.0.0.1:$ORIGIN"
+$4
+[site.shield.admission]
+enabled = false
+[site.shield.login]
+enabled = false
+$5
+TOML
+  target/release/peakguard serve --config "$B/$1.toml" 2>"$B/$1.log" & pids+=($!)
+  wait_port "$2"
+}
+PG_CORPUS=$(free_port); PG_ON=$(free_port); PG_OFF=$(free_port)
+pg corpus "$PG_CORPUS" "$(free_port)" 'bypass_paths = ["/"]' $'[site.waf]\nparanoia = 1'
+PG_ON_ADMIN=$(free_port)
+pg on "$PG_ON" "$PG_ON_ADMIN" "" $'[site.waf]\nparanoia = 1'
+pg off "$PG_OFF" "$(free_port)" "" ""
+
+# --- nginx + ModSecurity with the same CRS -------------------------------------------------
+NG_ON=$(free_port); NG_OFF=$(free_port)
+cat >"$B/modsec.conf" <<'MSC'
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRequestBodyLimit 65536
+SecRequestBodyNoFilesLimit 65536
+SecRequestBodyLimitAction ProcessPartial
+SecResponseBodyAccess Off
+SecAuditEngine Off
+SecArgumentSeparator &
+SecCookieFormat 0
+SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecDefaultAction "phase:1,log,auditlog,pass"
+SecDefaultAction "phase:2,log,auditlog,pass"
+SecAction "id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=1"
+SecAction "id:900110,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=5,setvar:tx.outbound_anomaly_score_threshold=4"
+SecAction "id:900130,phase:1,nolog,pass,t:none,setvar:tx.crs_exclusions_wordpress=1"
+SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
+Include /usr/share/modsecurity-crs/rules/REQUEST-*.conf
+MSC
+mkdir -p "$B/nginx"
+cat >"$B/nginx.conf" <<NGX
+load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
+worker_processes $(nproc);
+pid $B/nginx.pid;
+error_log $B/nginx-error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $B/nginx/body;
+  proxy_temp_path $B/nginx/proxy;
+  fastcgi_temp_path $B/nginx/fastcgi;
+  uwsgi_temp_path $B/nginx/uwsgi;
+  scgi_temp_path $B/nginx/scgi;
+  client_max_body_size 10m;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG_ON;
+    modsecurity on;
+    modsecurity_rules_file $B/modsec.conf;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; }
+  }
+  server {
+    listen 127.0.0.1:$NG_OFF;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; }
+  }
+}
+NGX
+nginx -p "$B/nginx" -c "$B/nginx.conf" -g 'daemon off;' 2>>"$B/nginx-error.log" & pids+=($!)
+wait_port "$NG_ON"
+
+echo "== $(date -u +%FT%TZ) peakguard $(git rev-parse --short HEAD) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') + libnginx-mod-http-modsecurity $(dpkg-query -W -f='${Version}' libnginx-mod-http-modsecurity); CRS $(dpkg-query -W -f='${Version}' modsecurity-crs), libmodsecurity $(dpkg-query -W -f='${Version}' libmodsecurity3); $(nproc) cores"
+
+echo "== 1. the corpus"
+summary() { # results-file
+  python3 - "$CORPUS" "$1" <<'PY'
+import json, sys
+recs = {json.loads(l)["id"]: json.loads(l) for l in open(sys.argv[1])}
+got = {}
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    got[r["id"]] = r["blocked"]
+for name, select in [
+    ("crs PL1 attacks", lambda r: r["source"] == "crs" and r["expect"] == "block" and r["paranoia"] == 1),
+    ("gotestwaf attacks", lambda r: r["source"] == "gotestwaf" and r["expect"] == "block"),
+    ("clean benign", lambda r: r["expect"] == "allow" and r["source"] != "crs-wp" and (r["meta"].get("crs_ref") or {}).get("pl1") != "block"),
+    ("crs-wp allow (WordPress requests)", lambda r: r["source"] == "crs-wp" and r["expect"] == "allow"),
+]:
+    ids = [i for i, r in recs.items() if i in got and select(r)]
+    n = len(ids); b = sum(1 for i in ids if got[i])
+    print(f"  {name:<36} n={n:<5} blocked {b:>5} ({100*b/max(n,1):5.1f} %)")
+PY
+}
+for target in "peakguard:$PG_CORPUS" "nginx-modsecurity:$NG_ON"; do
+  name=${target%%:*}; port=${target##*:}
+  python3 "$SCORE" --url "http://127.0.0.1:$port" --max-paranoia 1 --workers 4 --source crs --source gotestwaf --results "$B/$name-a.jsonl" "$CORPUS" >/dev/null
+  python3 "$SCORE" --url "http://127.0.0.1:$port" --wp-uri --workers 4 --source crs-wp --results "$B/$name-b.jsonl" "$CORPUS" >/dev/null
+  cat "$B/$name-a.jsonl" "$B/$name-b.jsonl" >"$B/$name.jsonl"
+  echo "$name:"
+  summary "$B/$name.jsonl"
+done
+
+# The same WordPress requests from a logged-in editor: a session the origin issued through
+# peakguard (the simulated origin's /wp-login.php sets one), added to each record.
+cookie=$(curl -s -D - -o /dev/null -X POST -d 'log=editor&pwd=x' "http://127.0.0.1:$PG_CORPUS/wp-login.php" | tr -d '\r' | awk -F': ' 'tolower($1)=="set-cookie" {split($2,a,";"); print a[1]}' | grep wordpress_logged_in_ | head -1)
+python3 - "$CORPUS" "$cookie" >"$B/crs-wp-editor.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["source"] != "crs-wp" or r.get("raw_b64"):
+        continue
+    r["headers"] = [h for h in r["headers"] if h[0].lower() != "cookie"] + [["Cookie", sys.argv[2]]]
+    print(json.dumps(r))
+PY
+for target in "peakguard:$PG_CORPUS" "nginx-modsecurity:$NG_ON"; do
+  name=${target%%:*}; port=${target##*:}
+  python3 "$SCORE" --url "http://127.0.0.1:$port" --wp-uri --workers 4 --results "$B/$name-editor.jsonl" "$B/crs-wp-editor.jsonl" >/dev/null
+  python3 -c "
+import json,sys
+rs=[json.loads(l) for l in open(sys.argv[1])]
+allow=[r for r in rs if r['expect']=='allow']; b=sum(1 for r in allow if r['blocked'])
+print(f'  {sys.argv[2]:<18} crs-wp allow with an editor session: n={len(allow)} blocked {b} ({100*b/max(len(allow),1):.1f} %)')
+print('    still blocked:', ' '.join(r['id'] for r in allow if r['blocked']))" "$B/$name-editor.jsonl" "$name"
+done
+
+echo "== 2. cost per inspected request: /echo (no-store, so every request is inspected), $RATE req/s for ${DURATION}s, browser headers"
+for target in "peakguard WAF on:$PG_ON" "peakguard WAF off:$PG_OFF" "nginx ModSecurity on:$NG_ON" "nginx ModSecurity off:$NG_OFF"; do
+  name=${target%%:*}; port=${target##*:}
+  printf '/echo?q=shoes&utm_source=newsletter&page=2\n' >"$B/urls.txt"
+  target/release/peakguard rehearse --target "http://127.0.0.1:$port" --urls "$B/urls.txt" --rate "$RATE" --duration "${DURATION}s" --json "$B/r.json" >/dev/null 2>&1
+  python3 -c "import json,sys; t=json.load(open('$B/r.json'))['total']; print(f'  {sys.argv[1]:<24} p50 {t[\"p50_ms\"]:6.2f} ms  p99 {t[\"p99_ms\"]:6.2f} ms')" "$name"
+done
+
+echo "== 3. cache hits, WAF on vs off (wrk, 50 connections, browser headers, ${DURATION}s, $ROUNDS rounds alternating)"
+H=(-H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' -H 'Accept-Encoding: gzip, deflate, br' -H 'Accept-Language: en-US,en;q=0.5' -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0')
+for port in "$PG_ON" "$PG_OFF"; do curl -s -o /dev/null "${H[@]}" "http://127.0.0.1:$port/page/home"; done
+declare -A total=([on]=0 [off]=0)
+for r in $(seq 1 "$ROUNDS"); do
+  for which in on off; do
+    port=$PG_ON; [ "$which" = off ] && port=$PG_OFF
+    rps=$(wrk -t2 -c50 -d"${DURATION}s" "${H[@]}" "http://127.0.0.1:$port/page/home" | awk '/Requests\/sec/ {print $2}')
+    echo "  round $r WAF $which: $rps req/s"
+    total[$which]=$(python3 -c "print(${total[$which]} + $rps)")
+  done
+done
+python3 -c "print(f'  WAF on / WAF off: {${total[on]} / ${total[off]}:.3f}')"
+echo "  inspections by the WAF-on edge (the hits are not among them):"
+curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$PG_ON_ADMIN/metrics" | grep '^peakguard_waf_inspections_total' | sed 's/^/    /'
