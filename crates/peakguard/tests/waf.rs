@@ -284,3 +284,144 @@ fn a_missing_rule_set_stops_serve_with_what_to_install() {
         "{text}"
     );
 }
+
+#[test]
+fn exceptions_reload_on_sighup_with_the_rest_of_the_configuration() {
+    let (origin, _sim) = peakguard_sim::start();
+    let [p, a, ..] = ports();
+    let dir = fresh_dir("waf-reload");
+    let config = |waf: &str| {
+        format!(
+            "[waf]\nlog = \"{d}/waf.jsonl\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.waf]\n{waf}\n",
+            d = dir.display()
+        )
+    };
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &config(""), false);
+    let attack = "/page/r?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    let first = browse(&edge, attack);
+    assert_eq!(first.status, 403);
+    let line = wait_for_line(
+        &edge.dir.join("waf.jsonl"),
+        first.header("x-peakguard-incident").expect("id"),
+    );
+    let logged: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    let exceptions: Vec<String> = logged["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| format!("{{ rule = {}, argument = \"q\" }}", r["id"]))
+        .collect();
+    std::fs::write(
+        &edge.config,
+        Edge::config_text(
+            &dir,
+            p,
+            a,
+            &config(&format!("exceptions = [ {} ]", exceptions.join(", "))),
+        ),
+    )
+    .expect("new config");
+    edge.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while browse(&edge, attack).status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the exception did not take effect after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        browse(&edge, "/page/r?z=%3Cscript%3Ealert(1)%3C%2Fscript%3E").status,
+        403,
+        "only for q"
+    );
+    edge.own_dir(dir);
+}
+
+#[test]
+fn an_overloaded_engine_fails_open_by_default_and_closed_when_asked_and_counts_it() {
+    for (on_error, refused_status) in [("open", None), ("closed", Some(503))] {
+        let (origin, _sim) = peakguard_sim::start();
+        let [p, a, ..] = ports();
+        let dir = fresh_dir("waf-overload");
+        let mut edge = Edge::start_in(
+            dir.to_path_buf(),
+            p,
+            a,
+            &format!(
+                "[waf]\nlog = \"{d}/waf.jsonl\"\nworkers = 1\nqueue = 1\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.shield.admission]\nenabled = false\n[site.waf]\non_error = \"{on_error}\"\n",
+                d = dir.display()
+            ),
+            false,
+        );
+        edge.own_dir(dir);
+        // Bursts of large form posts (each inspected, a few milliseconds) at one thread with
+        // one queue slot, until some find the queue full.
+        let body = format!("comment={}", "lorem+ipsum+dolor+sit+amet+".repeat(2000));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut statuses = Vec::new();
+        while metric(&edge, "peakguard_waf_overloaded_total{site=\"shop\"}") < 1.0 {
+            assert!(Instant::now() < deadline, "no inspection was refused");
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    let addr = edge.addr;
+                    let body = body.clone();
+                    std::thread::spawn(move || {
+                        request(
+                            addr,
+                            "POST",
+                            "shop.test",
+                            "/wp-comments-post.php",
+                            &[
+                                ("Content-Type", "application/x-www-form-urlencoded"),
+                                ("Accept", "text/html"),
+                                ("User-Agent", "Mozilla/5.0"),
+                            ],
+                            body.as_bytes(),
+                        )
+                        .status
+                    })
+                })
+                .collect();
+            statuses.extend(handles.into_iter().filter_map(|h| h.join().ok()));
+        }
+        assert!(
+            metric(
+                &edge,
+                "peakguard_waf_inspections_total{site=\"shop\",result=\"error\"}"
+            ) >= 1.0
+        );
+        match refused_status {
+            None => assert!(
+                statuses.iter().all(|s| *s == 303),
+                "fail open: all passed {statuses:?}"
+            ),
+            Some(code) => assert!(statuses.contains(&code), "fail closed: {statuses:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_body_over_the_limit_passes_uninspected_and_is_counted() {
+    let (edge, _sim) = start("waf-bigbody", "body_limit = \"1KiB\"");
+    let attack = format!(
+        "comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E&pad={}",
+        "x".repeat(2000)
+    );
+    let r = form(&edge, "/wp-comments-post.php", &attack, None);
+    assert_eq!(r.status, 303, "over body_limit: not inspected");
+    assert_eq!(
+        metric(
+            &edge,
+            "peakguard_waf_uninspected_bodies_total{site=\"shop\"}"
+        ),
+        1.0
+    );
+    let small = form(
+        &edge,
+        "/wp-comments-post.php",
+        "comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        None,
+    );
+    assert_eq!(small.status, 403, "under it: inspected");
+}
