@@ -134,9 +134,11 @@ summary() { # results-file
 import json, sys
 recs = {json.loads(l)["id"]: json.loads(l) for l in open(sys.argv[1])}
 got = {}
+status = {}
 for line in open(sys.argv[2]):
     r = json.loads(line)
     got[r["id"]] = r["blocked"]
+    status[r["id"]] = r.get("status")
 for name, select in [
     ("crs PL1 attacks", lambda r: r["source"] == "crs" and r["expect"] == "block" and r["paranoia"] == 1),
     ("gotestwaf attacks", lambda r: r["source"] == "gotestwaf" and r["expect"] == "block"),
@@ -145,7 +147,8 @@ for name, select in [
 ]:
     ids = [i for i, r in recs.items() if i in got and select(r)]
     n = len(ids); b = sum(1 for i in ids if got[i])
-    print(f"  {name:<36} n={n:<5} blocked {b:>5} ({100*b/max(n,1):5.1f} %)")
+    parser = sum(1 for i in ids if not got[i] and status[i] == 400)
+    print(f"  {name:<36} n={n:<5} blocked {b:>5} ({100*b/max(n,1):5.1f} %); refused 400 by the HTTP server before the WAF: {parser}")
 PY
 }
 for target in "peakguard:$PG_CORPUS" "nginx-modsecurity:$NG_ON"; do
@@ -157,6 +160,15 @@ for target in "peakguard:$PG_CORPUS" "nginx-modsecurity:$NG_ON"; do
   summary "$B/$name.jsonl"
 done
 
+python3 - "$B/peakguard.jsonl" "$B/nginx-modsecurity.jsonl" <<'PY'
+import json, sys
+a = {json.loads(l)["id"]: json.loads(l) for l in open(sys.argv[1])}
+b = {json.loads(l)["id"]: json.loads(l) for l in open(sys.argv[2])}
+only_nginx = [i for i in a if a[i]["expect"] == "block" and not a[i]["blocked"] and b.get(i, {}).get("blocked")]
+only_pg = [i for i in a if a[i]["expect"] == "block" and a[i]["blocked"] and not b.get(i, {}).get("blocked")]
+print("  attacks only nginx blocks:", " ".join(only_nginx) or "none")
+print("  attacks only peakguard blocks:", " ".join(only_pg) or "none")
+PY
 # The same WordPress requests from a logged-in editor: a session the origin issued through
 # peakguard (the simulated origin's /wp-login.php sets one), added to each record.
 cookie=$(curl -s -D - -o /dev/null -X POST -d 'log=editor&pwd=x' "http://127.0.0.1:$PG_CORPUS/wp-login.php" | tr -d '\r' | awk -F': ' 'tolower($1)=="set-cookie" {split($2,a,";"); print a[1]}' | grep wordpress_logged_in_ | head -1)
