@@ -19,7 +19,7 @@ CORPUS=${1:-../shared/waf-corpus/dev.jsonl}
 SCORE=$(dirname "$CORPUS")/score.py
 DURATION=${DURATION:-8}
 RATE=${RATE:-100}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
 B=$(mktemp -d /tmp/peakguard-waf-bench.XXXXXX)
 chmod 755 "$B"
 pids=()
@@ -200,18 +200,22 @@ for target in "peakguard WAF on:$PG_ON" "peakguard WAF off:$PG_OFF" "nginx ModSe
   python3 -c "import json,sys; t=json.load(open('$B/r.json'))['total']; print(f'  {sys.argv[1]:<24} p50 {t[\"p50_ms\"]:6.2f} ms  p99 {t[\"p99_ms\"]:6.2f} ms')" "$name"
 done
 
-echo "== 3. cache hits, WAF on vs off (wrk, 50 connections, browser headers, ${DURATION}s, $ROUNDS rounds alternating)"
+echo "== 3. cache hits, WAF on vs off (wrk, 50 connections, browser headers, ${DURATION}s, $ROUNDS rounds alternating; nginx and the corpus edge stopped first)"
+kill "$(cat "$B/nginx.pid")" 2>/dev/null || true
+kill "$(cat "$B/corpus.pid")" 2>/dev/null || true
 H=(-H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' -H 'Accept-Encoding: gzip, deflate, br' -H 'Accept-Language: en-US,en;q=0.5' -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0')
 for port in "$PG_ON" "$PG_OFF"; do curl -s -o /dev/null "${H[@]}" "http://127.0.0.1:$port/page/home"; done
-declare -A total=([on]=0 [off]=0)
+ratios=()
 for r in $(seq 1 "$ROUNDS"); do
+  declare -A rps=()
   for which in on off; do
     port=$PG_ON; [ "$which" = off ] && port=$PG_OFF
-    rps=$(wrk -t2 -c50 -d"${DURATION}s" "${H[@]}" "http://127.0.0.1:$port/page/home" | awk '/Requests\/sec/ {print $2}')
-    echo "  round $r WAF $which: $rps req/s"
-    total[$which]=$(python3 -c "print(${total[$which]} + $rps)")
+    rps[$which]=$(wrk -t2 -c50 -d"${DURATION}s" "${H[@]}" "http://127.0.0.1:$port/page/home" | awk '/Requests\/sec/ {print $2}')
   done
+  ratio=$(python3 -c "print(f'{${rps[on]} / ${rps[off]}:.3f}')")
+  ratios+=("$ratio")
+  echo "  round $r: WAF on ${rps[on]} req/s, off ${rps[off]} req/s, on/off $ratio"
 done
-python3 -c "print(f'  WAF on / WAF off: {${total[on]} / ${total[off]}:.3f}')"
+python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[1:]]; print(f'  on/off, median of {len(r)} rounds: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})')" "${ratios[@]}"
 echo "  inspections by the WAF-on edge (the hits are not among them):"
 curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$PG_ON_ADMIN/metrics" | grep '^peakguard_waf_inspections_total' | sed 's/^/    /'
