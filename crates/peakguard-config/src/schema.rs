@@ -120,6 +120,35 @@ pub struct AdminConfig {
     pub token_file: PathBuf,
     /// `listen` may be an address other machines reach (off: loopback only).
     pub allow_remote: bool,
+    /// More tokens, each with a name and only some rights (`[[admin.tokens]]`): the
+    /// WordPress plugin gets one that can purge and nothing else.
+    pub tokens: Vec<ScopedToken>,
+}
+
+/// What a scoped admin token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminPermission {
+    /// `POST /purge`.
+    Purge,
+    /// `POST /maintenance` (on, off).
+    Maintenance,
+    /// Every `GET`: status, metrics, maintenance state, shield, probes, alerts, backups.
+    Read,
+    /// Everything the admin token may do.
+    All,
+}
+
+/// `[[admin.tokens]]`: a named token with some rights; each call is logged with its name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedToken {
+    pub name: String,
+    #[serde(default)]
+    pub token: crate::Secret,
+    /// A file holding the token (0600), instead of `token`.
+    pub token_file: Option<PathBuf>,
+    pub permissions: Vec<AdminPermission>,
 }
 
 impl Default for AdminConfig {
@@ -130,6 +159,7 @@ impl Default for AdminConfig {
             // Empty: the state directory (see dirs.rs).
             token_file: PathBuf::new(),
             allow_remote: false,
+            tokens: Vec::new(),
         }
     }
 }

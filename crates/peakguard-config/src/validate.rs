@@ -20,6 +20,41 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         }
     }
     crate::alerts::validate_alerts(config, &mut problems);
+    let mut token_names = HashMap::new();
+    for (i, t) in config.admin.tokens.iter().enumerate() {
+        let key = |k: &str| format!("admin.tokens[{i}].{k}");
+        if t.name.trim().is_empty() {
+            problems.push((
+                key("name"),
+                "a token needs a name (it is logged with each call)".into(),
+            ));
+        }
+        if token_names.insert(t.name.as_str(), i).is_some() {
+            problems.push((key("name"), format!("{:?} names two tokens", t.name)));
+        }
+        match (t.token.is_empty(), &t.token_file) {
+            (true, None) => problems.push((
+                key("token"),
+                "give `token` (at least 16 characters) or `token_file`".into(),
+            )),
+            (false, Some(_)) => problems.push((
+                key("token_file"),
+                "give `token` or `token_file`, not both".into(),
+            )),
+            (false, None) if t.token.expose().len() < 16 => problems.push((
+                key("token"),
+                "at least 16 characters: it guards the admin API".into(),
+            )),
+            _ => {}
+        }
+        if t.permissions.is_empty() {
+            problems.push((
+                key("permissions"),
+                "say what it may do: [\"purge\"], [\"maintenance\"], [\"read\"] or [\"all\"]"
+                    .into(),
+            ));
+        }
+    }
     let mut p = |key: String, msg: String| problems.push((key, msg));
 
     if config.server.listen.is_empty() && config.server.tls_listen.is_empty() {

@@ -17,6 +17,7 @@
 use crate::state::EdgeState;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
+use peakguard_config::AdminPermission;
 use peakguard_shield::MaintenanceState;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -79,15 +80,50 @@ fn with_schemes(url: &str) -> Vec<String> {
     }
 }
 
+/// The log target of the admin API's calls (the binary shows it at info by default): each
+/// call with the name of the token that made it.
+pub const AUDIT: &str = "peakguard_audit";
+
+/// Who called: the admin token, or a scoped token's name and rights.
+struct Caller {
+    name: String,
+    permissions: Vec<AdminPermission>,
+}
+
+/// The right a call needs: `POST /purge` purge, `POST /maintenance` maintenance, any other
+/// `GET` read, anything else (waiting-room switches, silences, backups on demand) all.
+fn needed(method: &str, path: &str) -> AdminPermission {
+    match (method, path) {
+        ("POST", "/purge") => AdminPermission::Purge,
+        ("POST", "/maintenance") => AdminPermission::Maintenance,
+        ("GET", _) => AdminPermission::Read,
+        _ => AdminPermission::All,
+    }
+}
+
 impl AdminApp {
-    fn authorized(&self, session: &ServerSession) -> bool {
-        let expected = format!("Bearer {}", self.state.admin_token);
-        session
+    fn caller(&self, session: &ServerSession) -> Option<Caller> {
+        let given = session
             .req_header()
             .headers
             .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| constant_time_eq(v.as_bytes(), expected.as_bytes()))
+            .and_then(|v| v.to_str().ok())?;
+        let bearer =
+            |token: &str| constant_time_eq(given.as_bytes(), format!("Bearer {token}").as_bytes());
+        if bearer(&self.state.admin_token) {
+            return Some(Caller {
+                name: "admin".into(),
+                permissions: vec![AdminPermission::All],
+            });
+        }
+        self.state
+            .scoped_tokens
+            .iter()
+            .find(|(_, token, _)| bearer(token))
+            .map(|(name, _, permissions)| Caller {
+                name: name.clone(),
+                permissions: permissions.clone(),
+            })
     }
 
     fn purge(&self, q: &HashMap<String, String>) -> Response<Vec<u8>> {
@@ -249,11 +285,33 @@ impl ServeHttp for AdminApp {
         if path == "/healthz" {
             return reply(StatusCode::OK, "text/plain", b"ok\n".to_vec());
         }
-        if !self.authorized(session) {
+        let Some(caller) = self.caller(session) else {
             return json_reply(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN; see admin.token / admin.token_file)"}),
             );
+        };
+        let need = needed(method.as_str(), &path);
+        if !caller
+            .permissions
+            .iter()
+            .any(|p| *p == AdminPermission::All || *p == need)
+        {
+            log::warn!(
+                target: AUDIT,
+                "admin {method} {path} refused to token {:?} (it may {:?}, this needs {need:?})",
+                caller.name,
+                caller.permissions
+            );
+            return json_reply(
+                StatusCode::FORBIDDEN,
+                json!({"error": format!("token {:?} may not do this (it has {:?}; {method} {path} needs {need:?})", caller.name, caller.permissions)}),
+            );
+        }
+        if path == "/metrics" {
+            log::debug!(target: AUDIT, "admin {method} {path} by {:?}", caller.name);
+        } else {
+            log::info!(target: AUDIT, "admin {method} {path} by {:?}", caller.name);
         }
         match (method.as_str(), path.as_str()) {
             ("GET", "/metrics") => {

@@ -115,6 +115,30 @@ pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
     Ok(token)
 }
 
+/// `[[admin.tokens]]` with their values read (a `token_file` must be private, 0600).
+pub fn scoped_tokens(
+    config: &Config,
+) -> Result<Vec<(String, String, Vec<peakguard_config::AdminPermission>)>, EdgeError> {
+    let mut out = Vec::new();
+    for t in &config.admin.tokens {
+        let value = match &t.token_file {
+            Some(path) => read_private(path)?
+                .map(|v| v.trim().to_string())
+                .filter(|v| v.len() >= 16)
+                .ok_or_else(|| {
+                    EdgeError::Token(format!(
+                        "admin token {:?}: {} is missing or holds fewer than 16 characters",
+                        t.name,
+                        path.display()
+                    ))
+                })?,
+            None => t.token.expose().to_string(),
+        };
+        out.push((t.name.clone(), value, t.permissions.clone()));
+    }
+    Ok(out)
+}
+
 /// The directories the edge keeps things in, made private (created 0700) or refused when
 /// another user could have planted something there: the pid file's and upgrade socket's,
 /// the state files', and the disk cache.
@@ -253,6 +277,7 @@ pub fn build_state(
         metrics: metrics::Metrics::default(),
         access_log,
         admin_token: admin_token(config)?,
+        scoped_tokens: scoped_tokens(config)?,
         config_path,
         started: std::time::Instant::now(),
         extensions,

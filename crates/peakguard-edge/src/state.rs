@@ -40,6 +40,8 @@ pub struct EdgeState {
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     pub admin_token: String,
+    /// `[[admin.tokens]]`, resolved: (name, token, permissions).
+    pub scoped_tokens: Vec<(String, String, Vec<peakguard_config::AdminPermission>)>,
     pub config_path: Option<PathBuf>,
     pub started: std::time::Instant,
     /// Endpoints, metrics and status served for other parts (the backup daemon).

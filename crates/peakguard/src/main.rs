@@ -37,7 +37,13 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    if !quiet {
+        // Every admin API call, with the name of the token that made it (an audit trail).
+        logger.filter_module(peakguard_edge::admin::AUDIT, log::LevelFilter::Info);
+    }
+    logger
         // pingora warns once that it has no header-compression dictionary; headers are
         // stored uncompressed, which is fine for us.
         .filter_module("pingora_cache::meta", log::LevelFilter::Error)
