@@ -4,29 +4,12 @@
 
 mod common;
 
-use common::{Edge, TOKEN, fresh_dir, ports, request};
+use common::{Edge, Proc, TOKEN, fresh_dir, ports, request, wait_until};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A child process killed when the test ends.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -86,7 +69,7 @@ fn serve_runs_the_probes_in_its_admin_api_silences_them_in_maintenance_and_stops
         false,
     );
     edge.own_dir(dir);
-    wait_until("a first probe run", || {
+    wait_until("a first probe run", WAIT, || {
         admin_json(edge.admin, "/probes")["probes"][0]["runs"]
             .as_u64()
             .is_some_and(|r| r >= 1)
@@ -115,7 +98,7 @@ fn serve_runs_the_probes_in_its_admin_api_silences_them_in_maintenance_and_stops
     // Maintenance: the site answers 503, the probe fails, the alert fires silenced.
     let out = edge.cli(&["maintenance", "on", "--message", "upgrading"]);
     assert!(out.status.success(), "{}", text(&out));
-    wait_until("the alert to fire, silenced by maintenance", || {
+    wait_until("the alert to fire, silenced by maintenance", WAIT, || {
         admin_json(edge.admin, "/alerts")["alerts"]
             .as_array()
             .is_some_and(|a| {
@@ -181,7 +164,7 @@ fn serve_runs_the_probes_in_its_admin_api_silences_them_in_maintenance_and_stops
     // Maintenance ends while the site is up again: resolved quietly, never told.
     let out = edge.cli(&["maintenance", "off"]);
     assert!(out.status.success(), "{}", text(&out));
-    wait_until("the alert to resolve", || {
+    wait_until("the alert to resolve", WAIT, || {
         admin_json(edge.admin, "/alerts")["alerts"]
             .as_array()
             .is_some_and(|a| a.is_empty())
@@ -315,12 +298,12 @@ fn monitor_alone_is_scraped_by_prometheus_and_blackbox_dashboard_queries_find_it
             .expect("peakguard monitor"),
     );
     let admin_addr: SocketAddr = ([127, 0, 0, 1], admin).into();
-    wait_until("the monitor's API", || {
+    wait_until("the monitor's API", WAIT, || {
         std::net::TcpStream::connect(admin_addr).is_ok()
     });
     let unauthorized = request(admin_addr, "GET", "admin", "/metrics", &[], b"");
     assert_eq!(unauthorized.status, 401);
-    wait_until("both probes' first runs", || {
+    wait_until("both probes' first runs", WAIT, || {
         let m = request(
             admin_addr,
             "GET",
@@ -348,7 +331,7 @@ fn monitor_alone_is_scraped_by_prometheus_and_blackbox_dashboard_queries_find_it
     let _prometheus = prometheus(admin_addr, &dir, prom_port);
     let prom: SocketAddr = ([127, 0, 0, 1], prom_port).into();
     // Queries as the blackbox_exporter dashboards write them.
-    wait_until("Prometheus to scrape the monitor", || {
+    wait_until("Prometheus to scrape the monitor", WAIT, || {
         !query(prom, "probe_success{job=\"peakguard\"}").is_empty()
             && !query(prom, "avg_over_time(probe_success[1m])").is_empty()
     });
@@ -459,7 +442,7 @@ fn an_edge_probe_reads_the_edges_own_counters_and_fails_when_the_origin_does() {
     );
     edge.own_dir(dir);
     // A cached page asked for again and again: hits.
-    wait_until("a window with hits", || {
+    wait_until("a window with hits", WAIT, || {
         for _ in 0..10 {
             common::get(edge.addr, "shop.test", "/page/popular");
         }
@@ -472,7 +455,7 @@ fn an_edge_probe_reads_the_edges_own_counters_and_fails_when_the_origin_does() {
     // The database fails: every page the cache does not hold is a 500 from the origin.
     sim.set_db_down(true);
     let mut n = 0;
-    wait_until("the edge probe to see the origin failing", || {
+    wait_until("the edge probe to see the origin failing", WAIT, || {
         for _ in 0..10 {
             n += 1;
             common::get(edge.addr, "shop.test", &format!("/page/new-{n}"));

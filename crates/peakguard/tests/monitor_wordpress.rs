@@ -5,33 +5,17 @@
 
 mod common;
 
-use common::{Edge, TOKEN, fresh_dir, ports, request, wp::script};
+use common::{Edge, Proc, TOKEN, fresh_dir, ports, request, wait_until, wp::script};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);
 
 fn e2e_dir() -> PathBuf {
     PathBuf::from(std::env::var("PG_E2E_DIR").unwrap_or_else(|_| "/tmp/peakguard-e2e".into()))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Starts the database again even when the test fails half-way.
@@ -77,7 +61,7 @@ fn start_monitor(dir: &std::path::Path, admin: u16, body: &str) -> Proc {
         .spawn()
         .expect("peakguard monitor");
     let addr: SocketAddr = ([127, 0, 0, 1], admin).into();
-    wait_until("the monitor's API", || {
+    wait_until("the monitor's API", WAIT, || {
         std::net::TcpStream::connect(addr).is_ok()
     });
     Proc(child)
@@ -124,7 +108,7 @@ fn the_mariadb_probe_sees_the_real_database_stop_and_start_and_alerts_both_ways(
         ),
     );
     let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
-    wait_until("SELECT 1 on the real MariaDB", || {
+    wait_until("SELECT 1 on the real MariaDB", WAIT, || {
         last(admin, "db")["success"] == true
     });
     let r = last(admin, "db");
@@ -141,7 +125,7 @@ fn the_mariadb_probe_sees_the_real_database_stop_and_start_and_alerts_both_ways(
 
     script(&["db-stop"]);
     let back = DbBack;
-    wait_until("the probe to fail", || {
+    wait_until("the probe to fail", WAIT, || {
         last(admin, "db")["success"] == false
     });
     let r = last(admin, "db");
@@ -157,7 +141,7 @@ fn the_mariadb_probe_sees_the_real_database_stop_and_start_and_alerts_both_ways(
         })
         .expect("DatabaseDown fires");
     drop(back); // db-start
-    wait_until("the probe to pass again", || {
+    wait_until("the probe to pass again", WAIT, || {
         last(admin, "db")["success"] == true
     });
     let got = hooked
@@ -222,7 +206,7 @@ update_option('_site_transient_update_core', $o, false); echo "$v $next";"#,
         ),
     );
     let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
-    wait_until("a first run", || !last(admin, "updates").is_null());
+    wait_until("a first run", WAIT, || !last(admin, "updates").is_null());
     let first = last(admin, "updates");
     assert_eq!(first["success"], true, "pending, not yet overdue: {first}");
     assert_eq!(first["values"]["core_updates"], 1.0, "{first}");
@@ -236,7 +220,7 @@ update_option('_site_transient_update_core', $o, false); echo "$v $next";"#,
     );
     // The warning is told at once; the delay passes, then the probe fails and the critical
     // alert follows.
-    wait_until("the delay to pass", || {
+    wait_until("the delay to pass", WAIT, || {
         last(admin, "updates")["success"] == false
     });
     let r = last(admin, "updates");
@@ -290,7 +274,7 @@ fn backup_probes_in_serve_see_the_last_snapshots_age_and_the_bunkers_lag() {
     let edge = Edge::start_in(dir.to_path_buf(), port, admin_port, &extra, false);
     let admin = edge.admin;
     // The daemon's first snapshot at start; the bunker (nobody listens there) stays behind.
-    wait_until("a fresh snapshot", || {
+    wait_until("a fresh snapshot", WAIT, || {
         let r = last(admin, "backups");
         r["values"]["age"].as_f64().is_some()
     });
@@ -299,7 +283,7 @@ fn backup_probes_in_serve_see_the_last_snapshots_age_and_the_bunkers_lag() {
         r["values"]["age"].as_f64().is_some_and(|a| a < 3600.0),
         "{r}"
     );
-    wait_until("the bunker lag to pass its limit", || {
+    wait_until("the bunker lag to pass its limit", WAIT, || {
         let r = last(admin, "backups");
         r["success"] == false
             && r["message"]
@@ -318,12 +302,16 @@ fn backup_probes_in_serve_see_the_last_snapshots_age_and_the_bunkers_lag() {
             .contains("last good snapshot is"),
         "{r}"
     );
-    wait_until("the strict probe to find the snapshot too old", || {
-        let r = last(admin, "backups-strict");
-        r["success"] == false
-            && r["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("the last good snapshot is"))
-    });
+    wait_until(
+        "the strict probe to find the snapshot too old",
+        WAIT,
+        || {
+            let r = last(admin, "backups-strict");
+            r["success"] == false
+                && r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the last good snapshot is"))
+        },
+    );
     drop(edge);
 }

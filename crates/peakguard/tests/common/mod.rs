@@ -476,3 +476,22 @@ pub fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, st
     );
     (cert, key)
 }
+
+/// Waits until `done` holds, polling every 100 ms; fails the test after `within`.
+pub fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process (a server the test started) killed when the test ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
