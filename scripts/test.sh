@@ -34,4 +34,5 @@ cargo test --release -p peakguard --test shield -- --include-ignored --test-thre
 cargo test --release -p peakguard --test backup -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test monitor_wordpress -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test waf_wordpress -- --include-ignored --test-threads=1
+cargo test --release -p peakguard --test wordpress_plugin -- --include-ignored --test-threads=1
 cargo test --release -p peakguard --test rehearse -- --ignored --test-threads=1

@@ -46,6 +46,7 @@ install_packages() {
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
   php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
+  install_node_tools
   if [ ${#need[@]} -eq 0 ]; then log "packages present"; return; fi
   log "installing Debian packages (missing: ${need[*]})"
   export DEBIAN_FRONTEND=noninteractive
@@ -54,6 +55,18 @@ install_packages() {
   apt-get install -y -q php-fpm >/dev/null
   apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
+}
+
+# The PHP parser the plugin's syntax test checks PHP 7.4 compatibility with (Debian 12 ships
+# PHP 8.2 only): glayzzle's php-parser from the npm registry, pinned, in a root-owned directory.
+NODE_TOOLS=${PG_NODE_TOOLS:-/var/cache/peakguard-tests/node}
+install_node_tools() {
+  [ -f "$NODE_TOOLS/node_modules/php-parser/package.json" ] && return
+  command -v npm >/dev/null 2>&1 || { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/dev/null; }
+  log "installing php-parser (npm) into $NODE_TOOLS"
+  mkdir -p "$NODE_TOOLS"
+  chmod 755 "$NODE_TOOLS" "$(dirname "$NODE_TOOLS")"
+  npm install --silent --no-audit --no-fund --prefix "$NODE_TOOLS" php-parser@3.7.0 >/dev/null
 }
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -119,7 +132,7 @@ add_action('template_redirect', function () {
     $tags = array();
     if (is_front_page() || is_home()) { $tags[] = 'home'; }
     if (is_singular()) { $tags[] = 'post-' . get_queried_object_id(); }
-    if ($tags) { header('X-Cache-Tags: ' . implode(',', $tags)); }
+    if ($tags) { header('X-Cache-Tags: ' . implode(',', $tags), false); }
 });
 PHP
   # A small shop for the shield's tests (WooCommerce is not packaged): /cart/ and /checkout/
@@ -127,6 +140,13 @@ PHP
   # as WooCommerce does, and `?pg_sleep=MS` (at most 10 s) makes any request slow.
   cat >"$DIR/mu-plugins/peakguard-test-shop.php" <<'PHP'
 <?php
+// Where WooCommerce is not installed (it is not packaged for Debian): its product post type
+// and category taxonomy, so the companion plugin's product purges can be exercised.
+add_action('init', function () {
+    if (class_exists('WooCommerce') || post_type_exists('product')) { return; }
+    register_post_type('product', array('public' => true, 'has_archive' => 'shop', 'rewrite' => array('slug' => 'product'), 'label' => 'Products'));
+    register_taxonomy('product_cat', 'product', array('public' => true, 'rewrite' => array('slug' => 'product-category'), 'label' => 'Product categories'));
+}, 0);
 add_action('init', function () {
     if (isset($_GET['pg_sleep'])) {
         usleep(min(10000, max(0, (int) $_GET['pg_sleep'])) * 1000);
@@ -299,6 +319,7 @@ case "${1:-}" in
     echo "PG_E2E_ORIGIN=http://127.0.0.1:$NGINX_PORT"
     echo "PG_E2E_HOST=$HOST"
     echo "PG_E2E_ACCESS_LOG=$DIR/nginx-access.log"
-    echo "WP_CONFIG=$WP_CONFIG" ;;
+    echo "WP_CONFIG=$WP_CONFIG"
+    echo "PG_NODE_TOOLS=$NODE_TOOLS" ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -71,6 +71,21 @@ impl PurgeIndex {
             .unwrap_or_default()
     }
 
+    /// The keys carrying `tag` whose URL is on `host` (either scheme, any port).
+    pub fn keys_for_tag_on_host(&self, tag: &str, host: &str) -> Vec<String> {
+        let Some(keys) = self.by_tag.get(tag) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter(|k| {
+                self.of_key
+                    .get(*k)
+                    .is_some_and(|(url, _)| url_host(url).eq_ignore_ascii_case(host))
+            })
+            .cloned()
+            .collect()
+    }
+
     pub fn all_keys(&self) -> Vec<String> {
         self.of_key.keys().cloned().collect()
     }
@@ -84,9 +99,29 @@ impl PurgeIndex {
     }
 }
 
+/// The host of a key URL (`http://host:port/path` → `host`).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_lookups_can_be_limited_to_one_host() {
+        let mut i = PurgeIndex::default();
+        i.add("k1", "http://a.test/p", &["post-1".into()]);
+        i.add("k2", "https://a.test:8443/q", &["post-1".into()]);
+        i.add("k3", "http://b.test/p", &["post-1".into()]);
+        let mut on_a = i.keys_for_tag_on_host("post-1", "A.test");
+        on_a.sort();
+        assert_eq!(on_a, vec!["k1", "k2"]);
+        assert_eq!(i.keys_for_tag_on_host("post-1", "b.test"), vec!["k3"]);
+        assert!(i.keys_for_tag_on_host("post-2", "a.test").is_empty());
+    }
 
     #[test]
     fn url_prefix_and_tag_lookups() {

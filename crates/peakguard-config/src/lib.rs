@@ -23,6 +23,7 @@ mod shield;
 mod units;
 mod validate;
 mod waf;
+mod wordpress;
 
 pub use alerts::{
     AlertRule, Condition, MonitorSettings, NotifierConfig, NotifierKind, Op, SmtpSecurity,
@@ -39,6 +40,7 @@ pub use shield::{
 };
 pub use units::{ByteSize, Seconds};
 pub use waf::{WafConfig, WafException, WafFailure, WafMode, WafSettings};
+pub use wordpress::{WordpressConfig, is_admin_bar_scope, is_purge_only, pick_token};
 
 use std::path::Path;
 

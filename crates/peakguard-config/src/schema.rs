@@ -126,7 +126,7 @@ pub struct AdminConfig {
 }
 
 /// What a scoped admin token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AdminPermission {
     /// `POST /purge`.
@@ -338,6 +338,8 @@ pub struct SiteConfig {
     pub shield: crate::shield::ShieldConfig,
     /// The OWASP Core Rule Set in front of the site (`[site.waf]`; absent: no WAF).
     pub waf: Option<crate::waf::WafConfig>,
+    /// The site's WordPress and its companion plugin (`[site.wordpress]`).
+    pub wordpress: Option<crate::wordpress::WordpressConfig>,
 }
 
 pub const DEFAULT_TRACKING_PARAMS: &[&str] = &[
@@ -390,6 +392,7 @@ impl Default for SiteConfig {
             backup: None,
             shield: crate::shield::ShieldConfig::default(),
             waf: None,
+            wordpress: None,
         }
     }
 }

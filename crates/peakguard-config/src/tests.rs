@@ -346,3 +346,28 @@ path = "/var/www"
     let unknown = parse("[[probe]]\nname = \"x\"\nkind = \"ftp\"\n", "t").expect_err("kind");
     assert!(unknown.to_string().contains("ftp"), "{unknown}");
 }
+
+#[test]
+fn the_wordpress_plugin_tokens_must_be_narrow() {
+    let text = "[[admin.tokens]]\nname = \"wide\"\ntoken = \"0123456789abcdef0\"\npermissions = [\"all\"]\n\
+                [[site]]\nhosts = [\"shop.test\"]\n[site.wordpress]\nroot = \"/srv/wp\"\npurge_token = \"wide\"\nadmin_bar_token = \"missing\"\nadmin_url = \"127.0.0.1:9080\"\n";
+    let err = parse(text, "t").expect_err("three problems");
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"site[0].wordpress.purge_token"), "{keys:?}");
+    assert!(
+        keys.contains(&"site[0].wordpress.admin_bar_token"),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"site[0].wordpress.admin_url"), "{keys:?}");
+    let purge = err
+        .problems()
+        .iter()
+        .find(|p| p.key == "site[0].wordpress.purge_token")
+        .expect("purge_token problem");
+    assert!(
+        purge.message.contains("exactly [\"purge\"]"),
+        "{}",
+        purge.message
+    );
+    assert_eq!(purge.line, Some(9));
+}

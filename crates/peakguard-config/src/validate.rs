@@ -197,6 +197,9 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     let mut hosts: HashMap<String, usize> = HashMap::new();
     for (i, site) in config.sites.iter().enumerate() {
         site_problems(i, site, &mut p);
+        if let Some(wp) = &site.wordpress {
+            crate::wordpress::validate_wordpress(i, wp, config, &mut p);
+        }
         for (h, host) in site.hosts.iter().enumerate() {
             let host = host.to_ascii_lowercase();
             if let Some(other) = hosts.insert(host.clone(), i) {

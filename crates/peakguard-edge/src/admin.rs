@@ -80,6 +80,9 @@ fn with_schemes(url: &str) -> Vec<String> {
     }
 }
 
+/// The most tags one purge call may name.
+const MAX_TAGS_PER_PURGE: usize = 1000;
+
 /// The log target of the admin API's calls (the binary shows it at info by default): each
 /// call with the name of the token that made it.
 pub const AUDIT: &str = "peakguard_audit";
@@ -92,13 +95,15 @@ struct Caller {
 
 /// The right a call needs: `POST /purge` purge, `POST /maintenance` maintenance, any other
 /// `GET` read, anything else (waiting-room switches, silences, backups on demand) all.
-fn needed(method: &str, path: &str) -> AdminPermission {
-    match (method, path) {
+/// `GET /token` (who am I) needs only a valid token: `None`.
+fn needed(method: &str, path: &str) -> Option<AdminPermission> {
+    Some(match (method, path) {
+        ("GET", "/token") => return None,
         ("POST", "/purge") => AdminPermission::Purge,
         ("POST", "/maintenance") => AdminPermission::Maintenance,
         ("GET", _) => AdminPermission::Read,
         _ => AdminPermission::All,
-    }
+    })
 }
 
 impl AdminApp {
@@ -118,6 +123,7 @@ impl AdminApp {
         }
         self.state
             .scoped_tokens
+            .read()
             .iter()
             .find(|(_, token, _)| bearer(token))
             .map(|(name, _, permissions)| Caller {
@@ -138,14 +144,39 @@ impl AdminApp {
                 .iter()
                 .map(|p| storage.purge_prefix(p))
                 .sum()
-        } else if let Some(tag) = q.get("tag") {
-            storage.purge_tag(tag)
+        } else if let Some(tags) = q.get("tag").or(q.get("tags")) {
+            // `tags=a,b,c`: one call for everything a change affects (the WordPress plugin
+            // batches a request's purges); at most MAX_TAGS_PER_PURGE of them.
+            let tags: Vec<&str> = tags
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect();
+            if tags.len() > MAX_TAGS_PER_PURGE {
+                return json_reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("{} tags in one purge; at most {MAX_TAGS_PER_PURGE} (or purge ?all=1)", tags.len())}),
+                );
+            }
+            tags.iter()
+                .map(|t| match q.get("host") {
+                    Some(host) => storage.purge_tag_on_host(t, host),
+                    None => storage.purge_tag(t),
+                })
+                .sum()
         } else if q.get("all").is_some_and(|v| v == "1" || v == "true") {
-            storage.purge_all()
+            match q.get("host") {
+                Some(host) => with_schemes(&format!("{}/", host.to_ascii_lowercase()))
+                    .iter()
+                    .chain(&with_schemes(&format!("{}:", host.to_ascii_lowercase())))
+                    .map(|p| storage.purge_prefix(p))
+                    .sum(),
+                None => storage.purge_all(),
+            }
         } else {
             return json_reply(
                 StatusCode::BAD_REQUEST,
-                json!({"error": "say what to purge: ?url=URL, ?prefix=URL, ?tag=TAG or ?all=1"}),
+                json!({"error": "say what to purge: ?url=URL, ?prefix=URL, ?tag=TAG (or tags=A,B), or ?all=1 (each tag and all may be limited by &host=HOST)"}),
             );
         };
         log::info!("admin purge {q:?}: {purged} object(s)");
@@ -291,11 +322,11 @@ impl ServeHttp for AdminApp {
                 json!({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN; see admin.token / admin.token_file)"}),
             );
         };
-        let need = needed(method.as_str(), &path);
-        if !caller
-            .permissions
-            .iter()
-            .any(|p| *p == AdminPermission::All || *p == need)
+        if let Some(need) = needed(method.as_str(), &path)
+            && !caller
+                .permissions
+                .iter()
+                .any(|p| *p == AdminPermission::All || *p == need)
         {
             log::warn!(
                 target: AUDIT,
@@ -329,6 +360,27 @@ impl ServeHttp for AdminApp {
                     body.into_bytes(),
                 )
             }
+            ("GET", "/token") => json_reply(
+                StatusCode::OK,
+                json!({"name": caller.name, "permissions": caller.permissions, "version": env!("CARGO_PKG_VERSION")}),
+            ),
+            ("GET", "/cache") => match q.get("url") {
+                Some(url) => {
+                    let storage = self.state.cache.storage;
+                    let variants: usize = with_schemes(url)
+                        .iter()
+                        .map(|u| storage.variants_of(&normalize_url(u)))
+                        .sum();
+                    json_reply(
+                        StatusCode::OK,
+                        json!({"url": url, "stored_variants": variants}),
+                    )
+                }
+                None => json_reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "say which page: GET /cache?url=http://host/path"}),
+                ),
+            },
             ("GET", "/status") => self.status().await,
             ("POST", "/purge") => self.purge(&q),
             ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),

@@ -116,24 +116,13 @@ pub fn admin_token(config: &Config) -> Result<String, EdgeError> {
 }
 
 /// `[[admin.tokens]]` with their values read (a `token_file` must be private, 0600).
-pub fn scoped_tokens(
-    config: &Config,
-) -> Result<Vec<(String, String, Vec<peakguard_config::AdminPermission>)>, EdgeError> {
+/// A scoped token resolved: name, value, permissions.
+pub type ScopedTokenValue = (String, String, Vec<peakguard_config::AdminPermission>);
+
+pub fn scoped_tokens(config: &Config) -> Result<Vec<ScopedTokenValue>, EdgeError> {
     let mut out = Vec::new();
     for t in &config.admin.tokens {
-        let value = match &t.token_file {
-            Some(path) => read_private(path)?
-                .map(|v| v.trim().to_string())
-                .filter(|v| v.len() >= 16)
-                .ok_or_else(|| {
-                    EdgeError::Token(format!(
-                        "admin token {:?}: {} is missing or holds fewer than 16 characters",
-                        t.name,
-                        path.display()
-                    ))
-                })?,
-            None => t.token.expose().to_string(),
-        };
+        let value = t.value().map_err(EdgeError::Token)?;
         out.push((t.name.clone(), value, t.permissions.clone()));
     }
     Ok(out)
@@ -277,7 +266,7 @@ pub fn build_state(
         metrics: metrics::Metrics::default(),
         access_log,
         admin_token: admin_token(config)?,
-        scoped_tokens: scoped_tokens(config)?,
+        scoped_tokens: parking_lot::RwLock::new(scoped_tokens(config)?),
         config_path,
         started: std::time::Instant::now(),
         extensions,

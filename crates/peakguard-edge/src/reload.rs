@@ -1,5 +1,5 @@
-//! SIGHUP: re-read the configuration file and swap the sites, trusted proxies and maintenance
-//! policy in place. Connections stay open; requests in flight finish with the old sites.
+//! SIGHUP: re-read the configuration file and swap the sites, trusted proxies, maintenance
+//! policy and scoped admin tokens in place. Connections stay open; requests in flight finish with the old sites.
 //! Listeners and cache sizes need a restart (or a zero-downtime upgrade). It also saves the
 //! shield's in-process store every minute (and `crate::finish` at shutdown).
 
@@ -41,9 +41,17 @@ impl Reloader {
                 return;
             }
         };
+        let tokens = match crate::scoped_tokens(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("SIGHUP: keeping the running configuration: {e}");
+                return;
+            }
+        };
         match crate::live_from(&config, &self.state.shield) {
             Ok(live) => {
                 self.state.live.store(Arc::new(live));
+                *self.state.scoped_tokens.write() = tokens;
                 log::info!("SIGHUP: reloaded {}", path.display());
             }
             Err(e) => log::error!("SIGHUP: keeping the running configuration: {e}"),

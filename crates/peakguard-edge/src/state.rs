@@ -40,8 +40,9 @@ pub struct EdgeState {
     pub metrics: Metrics,
     pub access_log: Option<AccessLog>,
     pub admin_token: String,
-    /// `[[admin.tokens]]`, resolved: (name, token, permissions).
-    pub scoped_tokens: Vec<(String, String, Vec<peakguard_config::AdminPermission>)>,
+    /// `[[admin.tokens]]`, resolved: (name, token, permissions). Replaced by a SIGHUP reload
+    /// (a token added for the WordPress plugin works without a restart).
+    pub scoped_tokens: parking_lot::RwLock<Vec<crate::ScopedTokenValue>>,
     pub config_path: Option<PathBuf>,
     pub started: std::time::Instant,
     /// Endpoints, metrics and status served for other parts (the backup daemon).

@@ -118,6 +118,20 @@ pub enum Command {
     /// site's `[site.waf]` if the request was legitimate.
     #[command(verbatim_doc_comment)]
     Waf(WafArgs),
+    /// The companion WordPress plugin: tags pages, purges what an edit changes, admin bar.
+    ///
+    ///   peakguard wordpress install --site shop    # write it into the site, check the edge
+    ///   peakguard wordpress uninstall --site shop
+    ///   peakguard wordpress plugin > peakguard.php # by hand: settings in wp-config.php
+    ///
+    /// The plugin holds its own purge-only token (`[[admin.tokens]]` with
+    /// permissions = ["purge"]), never the admin token; a second one with
+    /// ["maintenance", "read"] gives the admin bar its cache status and maintenance switch.
+    /// Where it goes: `[site.wordpress] mu_plugins`, else `<root>/wp-content/mu-plugins`
+    /// with root from `[site.wordpress]` or `[site.backup]`. Rerun install after upgrading
+    /// peakguard: the plugin is versioned with it.
+    #[command(verbatim_doc_comment)]
+    Wordpress(WordpressArgs),
     #[command(flatten)]
     Backup(BackupCommand),
 }
@@ -133,6 +147,39 @@ pub struct ProbeArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct WordpressArgs {
+    #[command(subcommand)]
+    pub action: WordpressAction,
+}
+
+#[derive(Subcommand)]
+pub enum WordpressAction {
+    /// Write the plugin, with its settings, into the site's mu-plugins directory, then check
+    /// the plugin's tokens against the running edge's admin API.
+    Install {
+        /// Configuration file (default ./peakguard.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The `[[site]]` to install into (needed when there are several).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Remove the plugin from the site (only a file that is peakguard's).
+    Uninstall {
+        /// Configuration file (default ./peakguard.toml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The `[[site]]` to remove it from (needed when there are several).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Print the plugin without settings, for installing by hand; it then reads
+    /// PEAKGUARD_ADMIN_URL, PEAKGUARD_PURGE_TOKEN (and optionally PEAKGUARD_ADMIN_BAR_TOKEN,
+    /// PEAKGUARD_HOST) from wp-config.php.
+    Plugin,
 }
 
 #[derive(Args)]

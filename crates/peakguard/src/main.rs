@@ -13,6 +13,7 @@ mod rehearse;
 mod shield_cmd;
 mod term_progress;
 mod waf_cmd;
+mod wordpress_cmd;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -264,6 +265,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 waf_cmd::explain(config.as_deref(), &incident)
             }
         },
+        Command::Wordpress(args) => wordpress_cmd::run(args),
         Command::Demo(args) => {
             demo::run(args)?;
             Ok(ExitCode::SUCCESS)

@@ -87,3 +87,46 @@ fn a_scoped_token_that_is_too_short_is_refused_with_its_key() {
         "{text}"
     );
 }
+
+#[test]
+fn get_token_says_who_calls_and_a_token_added_by_reload_works() {
+    let (origin, _sim) = peakguard_sim::start();
+    let site = format!("[[site]]\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n");
+    let first = format!(
+        "[[admin.tokens]]\nname = \"wordpress\"\ntoken = \"{PURGE_ONLY}\"\npermissions = [\"purge\"]\n{site}"
+    );
+    let edge = Edge::start("admin-token-reload", &first);
+    let who = call(&edge, "GET", "/token", PURGE_ONLY);
+    assert_eq!(who.status, 200, "any valid token may ask who it is");
+    assert!(
+        who.text().contains("\"name\":\"wordpress\"") && who.text().contains("[\"purge\"]"),
+        "{}",
+        who.text()
+    );
+    assert_eq!(
+        call(&edge, "GET", "/token", "not-a-token-at-all-0").status,
+        401
+    );
+    const ADDED: &str = "added-by-reload-0123456789";
+    assert_eq!(call(&edge, "GET", "/token", ADDED).status, 401);
+    let config = std::fs::read_to_string(&edge.config).expect("config");
+    std::fs::write(
+        &edge.config,
+        config.replacen(
+            "[[site]]",
+            &format!(
+                "[[admin.tokens]]\nname = \"bar\"\ntoken = \"{ADDED}\"\npermissions = [\"maintenance\", \"read\"]\n[[site]]"
+            ),
+            1,
+        ),
+    )
+    .expect("write config");
+    edge.signal("HUP");
+    common::wait_until(
+        "the reloaded token to be accepted",
+        std::time::Duration::from_secs(20),
+        || call(&edge, "GET", "/token", ADDED).status == 200,
+    );
+    assert_eq!(call(&edge, "GET", "/maintenance", ADDED).status, 200);
+    assert_eq!(call(&edge, "POST", "/purge?all=1", ADDED).status, 403);
+}

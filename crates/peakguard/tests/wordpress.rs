@@ -66,33 +66,7 @@ fn tracking_parameters_share_one_entry() {
 }
 
 fn login(addr: SocketAddr, host: &str) -> Vec<String> {
-    let body =
-        b"log=admin&pwd=e2e-admin-pass&wp-submit=Log+In&redirect_to=%2Fwp-admin%2F&testcookie=1";
-    let r = request(
-        addr,
-        "POST",
-        host,
-        "/wp-login.php",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", "wordpress_test_cookie=WP%20Cookie%20check"),
-        ],
-        body,
-    );
-    assert_eq!(
-        r.status,
-        302,
-        "login should redirect; body: {}",
-        r.text().chars().take(300).collect::<String>()
-    );
-    let cookies = r.set_cookies();
-    assert!(
-        cookies
-            .iter()
-            .any(|c| c.starts_with("wordpress_logged_in_")),
-        "no logged-in cookie: {cookies:?}"
-    );
-    cookies
+    login_as(addr, host, "admin", "e2e-admin-pass")
 }
 
 #[test]

@@ -34,6 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock};
 
+/// The most purge tags one stored object keeps (the first ones the origin sent).
+pub const MAX_TAGS_PER_OBJECT: usize = 256;
+
 /// Settings of the storage.
 #[derive(Debug, Clone)]
 pub struct StorageSettings {
@@ -240,6 +243,8 @@ impl TieredStorage {
         }
     }
 
+    /// The purge tags of a response (at most MAX_TAGS_PER_OBJECT: a list page of a shop
+    /// names each product it shows).
     fn tags_of(&self, meta: &CacheMeta) -> Vec<String> {
         let mut tags = Vec::new();
         for name in &self.settings.tag_headers {
@@ -254,7 +259,7 @@ impl TieredStorage {
                 }
             }
         }
-        tags.truncate(64);
+        tags.truncate(MAX_TAGS_PER_OBJECT);
         tags
     }
 
@@ -359,6 +364,24 @@ impl TieredStorage {
             index.keys_for_tag(tag)
         };
         self.remove_keys(&keys)
+    }
+
+    /// Purges every object carrying `tag` on one host (a site's own tags never reach
+    /// another site sharing the edge).
+    pub fn purge_tag_on_host(&self, tag: &str, host: &str) -> usize {
+        let keys = {
+            let index = self.index.lock();
+            // Objects not recovered yet lose their copy whatever their host: a purge is
+            // never missed, at worst one more miss.
+            self.log_purge(Purge::Tag(tag.to_string()));
+            index.keys_for_tag_on_host(tag, host)
+        };
+        self.remove_keys(&keys)
+    }
+
+    /// How many stored variants a key URL has (0: not cached).
+    pub fn variants_of(&self, url: &str) -> usize {
+        self.index.lock().keys_for_url(url).len()
     }
 
     /// Purges everything.

@@ -142,7 +142,7 @@ impl EdgeProxy {
         Ok(Box::new(peer))
     }
 
-    /// Host preserved (from `:authority` for HTTP/2), X-Forwarded-*, identity encoding from
+    /// Host preserved (from `:authority` for HTTP/2), X-Forwarded-*, X-Peakguard-Edge, identity encoding from
     /// the origin when caching (one stored copy, compressed per client).
     pub(super) fn origin_request(
         &self,
@@ -153,6 +153,9 @@ impl EdgeProxy {
         if req.headers.get(http::header::HOST).is_none() && !ctx.host.is_empty() {
             req.insert_header(http::header::HOST, ctx.host.as_str())?;
         }
+        // Tells the origin a request came through peakguard (the WordPress plugin's Site
+        // Health test reads it); a value a client sent is replaced.
+        req.insert_header("x-peakguard-edge", "1")?;
         if let Some(c) = &ctx.client {
             req.insert_header("x-forwarded-for", c.forwarded_for.as_str())?;
             req.insert_header("x-forwarded-proto", c.proto.as_str())?;

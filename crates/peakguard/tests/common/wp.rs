@@ -1,6 +1,7 @@
 //! The real WordPress of `scripts/wp-env.sh` as the end-to-end tests see it: its address,
 //! its nginx access log (what reached the origin), a site section for the edge, fresh URLs.
 
+use super::{Response, request};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -97,4 +98,41 @@ pub fn wp_hits_total(wp: &Wp) -> usize {
     std::fs::read_to_string(&wp.access_log)
         .map(|l| l.lines().count())
         .unwrap_or(0)
+}
+
+/// Logs `user` in at `addr` (the edge, or the origin directly): WordPress's session cookies
+/// (`name=value`), the logged-in one among them.
+pub fn login_as(addr: SocketAddr, host: &str, user: &str, pass: &str) -> Vec<String> {
+    let body =
+        format!("log={user}&pwd={pass}&wp-submit=Log+In&redirect_to=%2Fwp-admin%2F&testcookie=1");
+    let r = request(
+        addr,
+        "POST",
+        host,
+        "/wp-login.php",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", "wordpress_test_cookie=WP%20Cookie%20check"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(
+        r.status,
+        302,
+        "login of {user} should redirect; body: {}",
+        r.text().chars().take(300).collect::<String>()
+    );
+    let cookies = r.set_cookies();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("wordpress_logged_in_")),
+        "no logged-in cookie: {cookies:?}"
+    );
+    cookies
+}
+
+/// `GET path` with a session's cookies.
+pub fn get_as(addr: SocketAddr, host: &str, cookies: &str, path: &str) -> Response {
+    request(addr, "GET", host, path, &[("Cookie", cookies)], b"")
 }
