@@ -550,3 +550,46 @@ fn a_product_price_change_purges_the_product_and_its_category() {
     }
     assert!(anon(&edge, &wp.host, "/e2e-post-152/").status == 200);
 }
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn a_renamed_term_and_a_theme_setting_purge_what_shows_them() {
+    let wp = wp();
+    let edge = Edge::start("wp-plugin-term", &edge_config(&wp, ""));
+    let _plugin = install(&edge);
+    let tag = run_id();
+    let (_, post, category) = new_post(&tag);
+    let unrelated = "/e2e-post-153/";
+    for p in [post.as_str(), category.as_str(), unrelated] {
+        cached(&edge, &wp.host, p);
+    }
+    // The category renamed: its archive and the posts naming it; not the other posts.
+    let before = plugin_purges(&edge);
+    php(&format!(
+        "$t = get_term_by('slug', 'pg-plugin-{tag}', 'category'); wp_update_term($t->term_id, 'category', array('name' => 'PG renamed {tag}'));"
+    ));
+    wait_for_purge(&edge, before, Duration::from_secs(30));
+    for p in [post.as_str(), category.as_str()] {
+        let r = anon(&edge, &wp.host, p);
+        assert!(
+            r.text().contains(&format!("PG renamed {tag}")),
+            "{p} shows the new name ({})",
+            r.cache_status()
+        );
+    }
+    assert!(
+        anon(&edge, &wp.host, unrelated)
+            .cache_status()
+            .contains("hit")
+    );
+    // A theme setting shows on every page: everything of this host goes.
+    let before = plugin_purges(&edge);
+    php(&format!("set_theme_mod('pg_test_setting', '{tag}');"));
+    wait_for_purge(&edge, before, Duration::from_secs(30));
+    let r = anon(&edge, &wp.host, unrelated);
+    assert!(
+        !r.cache_status().contains("hit"),
+        "a theme setting purges every page: {}",
+        r.cache_status()
+    );
+}
