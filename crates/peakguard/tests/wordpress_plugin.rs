@@ -125,9 +125,21 @@ fn rest_nonce(addr: SocketAddr, host: &str, cookies: &str) -> String {
 
 /// A REST write by a logged-in user, as the block editor sends it.
 fn rest_post(addr: SocketAddr, host: &str, session: &(String, String), path: &str, json: &str) {
+    rest_call(addr, host, session, "POST", path, json);
+}
+
+/// A REST call by a logged-in user (`DELETE` moves a post to the trash).
+fn rest_call(
+    addr: SocketAddr,
+    host: &str,
+    session: &(String, String),
+    method: &str,
+    path: &str,
+    json: &str,
+) {
     let r = request(
         addr,
-        "POST",
+        method,
         host,
         path,
         &[
@@ -137,7 +149,7 @@ fn rest_post(addr: SocketAddr, host: &str, session: &(String, String), path: &st
         ],
         json.as_bytes(),
     );
-    assert_eq!(r.status, 200, "POST {path}: {}", r.text());
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.text());
 }
 
 /// The purge calls the edge logged for the plugin's token (the audit log).
@@ -443,6 +455,27 @@ fn the_admin_bar_and_site_health_go_through_the_scoped_api() {
     );
     assert!(view(path).text().contains("Cache: this page is not stored"));
 
+    // Purge everything: the other pages of this host go too.
+    let other = "/e2e-post-154/";
+    cached(&edge, &wp.host, other);
+    let everything = admin_bar_link(&view(path).text(), "peakguard-purge-all");
+    let r = request(
+        edge.addr,
+        "GET",
+        &wp.host,
+        &everything,
+        &[
+            ("Cookie", &cookies),
+            ("Referer", "http://wp.test/wp-admin/"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert!(
+        !anon(&edge, &wp.host, other).cache_status().contains("hit"),
+        "purge everything reaches every page"
+    );
+
     // Maintenance on from the admin bar (the admin bar's own token).
     let on = admin_bar_link(&view(path).text(), "peakguard-maintenance");
     assert!(on.contains("state=on"), "{on}");
@@ -591,5 +624,42 @@ fn a_renamed_term_and_a_theme_setting_purge_what_shows_them() {
         !r.cache_status().contains("hit"),
         "a theme setting purges every page: {}",
         r.cache_status()
+    );
+}
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn a_trashed_post_leaves_its_page_and_the_lists() {
+    let wp = wp();
+    let edge = Edge::start("wp-plugin-trash", &edge_config(&wp, ""));
+    let _plugin = install(&edge);
+    let tag = run_id();
+    let (id, post, category) = new_post(&tag);
+    for p in [post.as_str(), "/", category.as_str()] {
+        cached(&edge, &wp.host, p);
+    }
+    ensure_user(EDITOR, EDITOR_PASS, "editor");
+    let cookies = login(edge.addr, &wp.host, EDITOR, EDITOR_PASS);
+    let session = (cookies.clone(), rest_nonce(edge.addr, &wp.host, &cookies));
+    let before = plugin_purges(&edge);
+    rest_call(
+        edge.addr,
+        &wp.host,
+        &session,
+        "DELETE",
+        &format!("/wp-json/wp/v2/posts/{id}"),
+        "",
+    );
+    wait_for_purge(&edge, before, Duration::from_secs(30));
+    assert_eq!(
+        get(edge.addr, &wp.host, &post).status,
+        404,
+        "the trashed post's page is gone"
+    );
+    let home = anon(&edge, &wp.host, "/");
+    assert!(
+        !home.text().contains(&format!("Plugin post {tag} first")),
+        "the home page no longer lists it ({})",
+        home.cache_status()
     );
 }

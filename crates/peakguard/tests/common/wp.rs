@@ -45,16 +45,20 @@ pub fn script(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Requests nginx logged for exactly this path (query included).
 /// Requests nginx logged for `path_prefix`. nginx writes its log line after the response
 /// went out, so a client can read the log before the line is there: the count is taken
 /// once it has stayed the same for half a second (3 s at most).
 pub fn origin_hits(wp: &Wp, path_prefix: &str) -> usize {
+    origin_requests(wp, "GET", path_prefix)
+}
+
+/// Requests with `method` nginx logged for `path_prefix`, counted as [`origin_hits`] does.
+pub fn origin_requests(wp: &Wp, method: &str, path_prefix: &str) -> usize {
     let count = || {
         std::fs::read_to_string(&wp.access_log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains(&format!("\"GET {path_prefix}")))
+            .filter(|l| l.contains(&format!("\"{method} {path_prefix}")))
             .count()
     };
     let deadline = Instant::now() + Duration::from_secs(3);
