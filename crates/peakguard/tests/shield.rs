@@ -707,7 +707,17 @@ fn forged_session_cookies_wait_behind_everyone_while_a_real_session_goes_first_e
     for h in holders {
         assert_eq!(h.join().expect("holder").0.status, 200);
     }
-    let log = std::fs::read_to_string(home.dir.join("access.log")).expect("access log");
+    // The access log line is written after the response went out.
+    let log_path = home.dir.join("access.log");
+    wait_until(
+        "the access log line of the request after the restart",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_path)
+                .is_ok_and(|log| log.lines().any(|l| l.contains("after-restart")))
+        },
+    );
+    let log = std::fs::read_to_string(&log_path).expect("access log");
     assert!(
         log.lines().any(
             |l| l.contains("after-restart") && l.contains("admission: queued in lane session;")
