@@ -537,7 +537,9 @@ final class Peakguard_Purges
     {
         if (function_exists('fastcgi_finish_request')) {
             while (ob_get_level() > 0) {
-                @ob_end_flush();
+                if (!@ob_end_flush()) {
+                    break; // a buffer that cannot be removed: fastcgi_finish_request sends it
+                }
             }
             fastcgi_finish_request();
             self::deliver(true);
@@ -552,6 +554,9 @@ final class Peakguard_Purges
      */
     private static function deliver(bool $patient): bool
     {
+        if (!Peakguard_Settings::configured()) {
+            return false; // nothing to send to; waiting purges stay where they are
+        }
         $tags = array_keys(self::$tags);
         $all = self::$all;
         self::$tags = array();
@@ -567,9 +572,6 @@ final class Peakguard_Purges
         }
         if (!$all && !$tags) {
             return true;
-        }
-        if (!Peakguard_Settings::configured()) {
-            return false;
         }
         if (count($tags) > self::MAX_PENDING) {
             $all = true;
