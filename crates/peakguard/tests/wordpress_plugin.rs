@@ -401,6 +401,20 @@ fn a_purge_the_stopped_edge_missed_is_delivered_when_it_is_back() {
     edge.own_dir(dir);
 }
 
+/// Follows an admin bar link as the browser would (cookies, referer): WordPress acts and
+/// redirects back.
+fn click(addr: SocketAddr, host: &str, cookies: &str, link: &str, referer: &str) {
+    let r = request(
+        addr,
+        "GET",
+        host,
+        link,
+        &[("Cookie", cookies), ("Referer", referer)],
+        b"",
+    );
+    assert_eq!(r.status, 302, "{link}: {}", r.text());
+}
+
 /// The `href` of the admin bar item `id` in `html`, as a path.
 fn admin_bar_link(html: &str, id: &str) -> String {
     let at = html
@@ -435,18 +449,13 @@ fn the_admin_bar_and_site_health_go_through_the_scoped_api() {
 
     // Purge this page.
     let purge = admin_bar_link(&page, "peakguard-purge-page");
-    let r = request(
+    click(
         edge.addr,
-        "GET",
         &wp.host,
+        &cookies,
         &purge,
-        &[
-            ("Cookie", &cookies),
-            ("Referer", &format!("http://wp.test{path}")),
-        ],
-        b"",
+        &format!("http://wp.test{path}"),
     );
-    assert_eq!(r.status, 302, "{}", r.text());
     let stored = edge.admin_get(&format!("/cache?url=http://wp.test{path}"));
     assert!(
         stored.text().contains("\"stored_variants\":0"),
@@ -459,18 +468,13 @@ fn the_admin_bar_and_site_health_go_through_the_scoped_api() {
     let other = "/e2e-post-154/";
     cached(&edge, &wp.host, other);
     let everything = admin_bar_link(&view(path).text(), "peakguard-purge-all");
-    let r = request(
+    click(
         edge.addr,
-        "GET",
         &wp.host,
+        &cookies,
         &everything,
-        &[
-            ("Cookie", &cookies),
-            ("Referer", "http://wp.test/wp-admin/"),
-        ],
-        b"",
+        "http://wp.test/wp-admin/",
     );
-    assert_eq!(r.status, 302, "{}", r.text());
     assert!(
         !anon(&edge, &wp.host, other).cache_status().contains("hit"),
         "purge everything reaches every page"
@@ -479,18 +483,13 @@ fn the_admin_bar_and_site_health_go_through_the_scoped_api() {
     // Maintenance on from the admin bar (the admin bar's own token).
     let on = admin_bar_link(&view(path).text(), "peakguard-maintenance");
     assert!(on.contains("state=on"), "{on}");
-    let r = request(
+    click(
         edge.addr,
-        "GET",
         &wp.host,
+        &cookies,
         &on,
-        &[
-            ("Cookie", &cookies),
-            ("Referer", "http://wp.test/wp-admin/"),
-        ],
-        b"",
+        "http://wp.test/wp-admin/",
     );
-    assert_eq!(r.status, 302, "{}", r.text());
     assert!(
         edge.admin_get("/maintenance")
             .text()
@@ -502,18 +501,13 @@ fn the_admin_bar_and_site_health_go_through_the_scoped_api() {
     assert!(page.contains("MAINTENANCE ON"), "the admin bar shows it");
     let off = admin_bar_link(&page, "peakguard-maintenance");
     assert!(off.contains("state=off"), "{off}");
-    let r = request(
+    click(
         wp.origin_addr,
-        "GET",
         &wp.host,
+        &origin_cookies,
         &off,
-        &[
-            ("Cookie", &origin_cookies),
-            ("Referer", "http://wp.test/wp-admin/"),
-        ],
-        b"",
+        "http://wp.test/wp-admin/",
     );
-    assert_eq!(r.status, 302);
     assert!(
         edge.admin_get("/maintenance")
             .text()
