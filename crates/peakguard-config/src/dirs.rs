@@ -95,6 +95,7 @@ pub(crate) fn apply(config: &mut Config, dirs: &DefaultDirs, given: impl Fn(&str
         dirs.state.join("shield.json"),
     );
     fill(&mut config.waf.log, dirs.state.join("waf.jsonl"));
+    fill(&mut config.waf.crs_home, dirs.state.join("crs"));
     fill(
         &mut config.monitor.state_file,
         dirs.state.join("monitor.json"),

@@ -22,7 +22,7 @@ mod secret;
 mod shield;
 mod units;
 mod validate;
-mod waf;
+pub mod waf;
 mod wordpress;
 
 pub use alerts::{
@@ -39,7 +39,7 @@ pub use shield::{
     ShieldSettings, WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};
-pub use waf::{WafConfig, WafException, WafFailure, WafMode, WafSettings};
+pub use waf::{SetupValue, WafConfig, WafException, WafFailure, WafMode, WafSettings};
 pub use wordpress::{WordpressConfig, is_admin_bar_scope, is_purge_only, pick_token};
 
 use std::path::Path;

@@ -236,6 +236,12 @@ impl AdminApp {
                 },
         });
         status["shield"] = self.shield_status().await;
+        let live = self.state.live();
+        status["waf"] = json!(
+            self.state
+                .shield
+                .waf_statuses(live.sites.all().map(|s| s.name.as_str()))
+        );
         for ext in &self.state.extensions {
             status[ext.name()] = ext.status();
         }

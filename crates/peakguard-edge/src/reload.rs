@@ -29,33 +29,44 @@ impl Reloader {
         }
     }
 
-    fn reload(&self) {
-        let Some(path) = &self.state.config_path else {
-            log::warn!("SIGHUP: no configuration file to reload (started with --origin)");
-            return;
-        };
-        let config = match peakguard_config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("SIGHUP: keeping the running configuration: {e}");
-                return;
-            }
-        };
-        let tokens = match crate::scoped_tokens(&config) {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!("SIGHUP: keeping the running configuration: {e}");
-                return;
-            }
-        };
-        match crate::live_from(&config, &self.state.shield) {
-            Ok(live) => {
-                self.state.live.store(Arc::new(live));
-                *self.state.scoped_tokens.write() = tokens;
-                log::info!("SIGHUP: reloaded {}", path.display());
-            }
-            Err(e) => log::error!("SIGHUP: keeping the running configuration: {e}"),
+    /// Runs a reload on the blocking pool: compiling a site's WAF rules takes a second or
+    /// two, which must not hold up the requests of this runtime thread.
+    async fn reload(&self) {
+        let state = self.state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || reload(&state)).await {
+            log::error!("SIGHUP: the reload task failed: {e}");
         }
+    }
+}
+
+/// Re-reads the configuration and swaps what may change; on any error the running
+/// configuration stays and the log says why.
+fn reload(state: &EdgeState) {
+    let Some(path) = &state.config_path else {
+        log::warn!("SIGHUP: no configuration file to reload (started with --origin)");
+        return;
+    };
+    let config = match peakguard_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("SIGHUP: keeping the running configuration: {e}");
+            return;
+        }
+    };
+    let tokens = match crate::scoped_tokens(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("SIGHUP: keeping the running configuration: {e}");
+            return;
+        }
+    };
+    match crate::live_from(&config, &state.shield) {
+        Ok(live) => {
+            state.live.store(Arc::new(live));
+            *state.scoped_tokens.write() = tokens;
+            log::info!("SIGHUP: reloaded {}", path.display());
+        }
+        Err(e) => log::error!("SIGHUP: keeping the running configuration: {e}"),
     }
 }
 
@@ -71,7 +82,7 @@ impl BackgroundService for Reloader {
         save_every.tick().await;
         loop {
             tokio::select! {
-                _ = hup.recv() => self.reload(),
+                _ = hup.recv() => self.reload().await,
                 _ = save_every.tick() => self.save_shield().await,
                 // What must survive a restart is saved by `crate::finish` once the server
                 // has stopped: pingora drops this task right after the signal.

@@ -141,10 +141,10 @@ impl GuardChain {
     }
 
     /// Whether a guard must see the origin's response body.
-    pub fn wants_response_body(&self, req: &RequestFacts<'_>, status: u16) -> bool {
+    pub fn wants_response_body(&self, req: &RequestFacts<'_>, resp: &ResponseFacts<'_>) -> bool {
         self.guards
             .iter()
-            .any(|(g, _)| g.wants_response_body(req, status))
+            .any(|(g, _)| g.wants_response_body(req, resp))
     }
 
     /// Shows the origin's response body to the guards that asked for it. The response has
@@ -153,16 +153,16 @@ impl GuardChain {
     pub fn run_response_body(
         &self,
         req: &RequestFacts<'_>,
-        status: u16,
+        resp: &ResponseFacts<'_>,
         body: &[u8],
     ) -> Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
         let mut later: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
             Vec::new();
         for (guard, counters) in &self.guards {
-            if !guard.wants_response_body(req, status) {
+            if !guard.wants_response_body(req, resp) {
                 continue;
             }
-            match guard.on_response_body(req, status, body) {
+            match guard.on_response_body(req, resp, body) {
                 Verdict::Ask(answer) => {
                     let counters = counters.clone();
                     later.push(Box::pin(async move {

@@ -200,13 +200,19 @@ pub trait Guard: Send + Sync {
 
     /// Whether this guard must see the origin's response body (at most
     /// [`MAX_INSPECTED_BODY`] bytes of it) after it went to the client.
-    fn wants_response_body(&self, _req: &RequestFacts<'_>, _status: u16) -> bool {
+    fn wants_response_body(&self, _req: &RequestFacts<'_>, _resp: &ResponseFacts<'_>) -> bool {
         false
     }
 
-    /// The origin's response body, once it has ended. The response is already on its way:
-    /// only `Pass`, `Note` and `Ask` (whose answer is then only counted) mean anything here.
-    fn on_response_body(&self, _req: &RequestFacts<'_>, _status: u16, _body: &[u8]) -> Verdict {
+    /// The origin's response (its header as the origin sent it) and body, once it has
+    /// ended. The response is already on its way: only `Pass`, `Note` and `Ask` (whose
+    /// answer is then only counted) mean anything here.
+    fn on_response_body(
+        &self,
+        _req: &RequestFacts<'_>,
+        _resp: &ResponseFacts<'_>,
+        _body: &[u8],
+    ) -> Verdict {
         Verdict::Pass
     }
 }

@@ -69,6 +69,9 @@ pub struct Shield {
     waf_pool: Mutex<Option<Arc<waf::WafPool>>>,
     /// Where incidents go (the edge's WAF log).
     pub incident_log: parking_lot::RwLock<Option<Arc<dyn waf::IncidentLog>>>,
+    /// Warnings already logged (each once in the process's life: CRS 3.3 in use, the
+    /// WordPress plugin missing). Bounded by the sites configured.
+    waf_warned: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The parts of the configuration every site's chain shares.
@@ -99,13 +102,15 @@ impl Shield {
             waf_stats: Mutex::default(),
             waf_pool: Mutex::default(),
             incident_log: parking_lot::RwLock::new(None),
+            waf_warned: Mutex::default(),
         }
     }
 
     /// Compiles the WAF rule sets of a site with `[site.waf]` (unless they were built from
-    /// the same settings already) and makes the inspection pool; call before
-    /// [`Shield::chain_for`], at start and on reload. The error names what is wrong (the
-    /// CRS is not installed, an exception the engine refuses).
+    /// the same settings, rule set and plugins already) and makes the inspection pool; call
+    /// before [`Shield::chain_for`], at start and on reload — off the async runtime: a
+    /// build takes a second or two. The error names what is wrong (no CRS installed, a
+    /// plugin missing, rules the engine refuses); the running rules stay as they were.
     pub fn prepare_waf(
         &self,
         site: &SiteConfig,
@@ -119,16 +124,45 @@ impl Shield {
             self.wafs.lock().remove(&site.name);
             return Ok(());
         };
-        let key = format!("{config:?}");
+        let plan = waf::plan(config, waf::wordpress_on(site), &settings.crs_home, None)?;
         if self
             .wafs
             .lock()
             .get(&site.name)
-            .is_some_and(|w| w.built_from == key)
+            .is_some_and(|w| w.built_from == plan.key)
         {
             return Ok(());
         }
-        let built = waf::build(config)?;
+        let built = waf::build(&site.name, config, plan)?;
+        let s = &built.status;
+        log::info!(
+            target: waf::LOG_TARGET,
+            "site {}: WAF on CRS {} ({}: {}){}, paranoia {}{}",
+            s.site,
+            s.crs,
+            s.found,
+            s.crs_real_dir,
+            if s.plugins.is_empty() {
+                String::new()
+            } else {
+                format!(", plugins {}", s.plugins.join(", "))
+            },
+            s.paranoia,
+            if s.inspect_responses {
+                ", responses inspected"
+            } else {
+                ""
+            },
+        );
+        for warning in &s.warnings {
+            if self
+                .waf_warned
+                .lock()
+                .insert(format!("{}|{warning}", s.site))
+            {
+                log::warn!(target: waf::LOG_TARGET, "site {}: WAF: {warning}", s.site);
+            }
+        }
         self.wafs.lock().insert(site.name.clone(), Arc::new(built));
         let mut pool = self.waf_pool.lock();
         if pool.is_none() {
@@ -246,6 +280,8 @@ impl Shield {
             mode: config.mode,
             on_error: config.on_error,
             threshold: config.threshold,
+            outbound_threshold: config.outbound_threshold,
+            inspect_responses: config.inspect_responses,
             body_limit: config.body_limit.0 as usize,
             wafs,
             pool,
@@ -253,6 +289,14 @@ impl Shield {
             stats,
             log: self.incident_log.read().clone(),
         })
+    }
+
+    /// Which rule set each named site's WAF runs (`/status`, `peakguard waf status`).
+    pub fn waf_statuses<'a>(&self, sites: impl Iterator<Item = &'a str>) -> Vec<waf::WafStatus> {
+        let wafs = self.wafs.lock();
+        sites
+            .filter_map(|name| wafs.get(name).map(|w| w.status.clone()))
+            .collect()
     }
 
     /// The site's admission, created once and reconfigured on reload.

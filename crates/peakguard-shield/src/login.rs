@@ -313,12 +313,17 @@ impl Guard for LoginGuard {
         Verdict::Pass
     }
 
-    fn wants_response_body(&self, req: &RequestFacts<'_>, status: u16) -> bool {
-        Self::xmlrpc_call(req) && status == 200
+    fn wants_response_body(&self, req: &RequestFacts<'_>, resp: &ResponseFacts<'_>) -> bool {
+        Self::xmlrpc_call(req) && resp.status == 200
     }
 
     /// A failed XML-RPC login counts like a failed form login.
-    fn on_response_body(&self, req: &RequestFacts<'_>, _status: u16, body: &[u8]) -> Verdict {
+    fn on_response_body(
+        &self,
+        req: &RequestFacts<'_>,
+        _resp: &ResponseFacts<'_>,
+        body: &[u8],
+    ) -> Verdict {
         if !is_xmlrpc_login_fault(body) {
             return Verdict::Pass;
         }

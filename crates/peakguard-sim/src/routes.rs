@@ -26,6 +26,7 @@
 //! - `/hop` → `Connection: x-internal` listing a header that must not be forwarded
 //! - `/redirect?to=PATH` → 302 `Location: PATH`
 //! - `/fail` → 500
+//! - `/leak` → a cacheable page showing a PHP fatal error (what `display_errors` leaks)
 //! - POST `/wp-login.php` → 302 to `/wp-admin/` with a `wordpress_logged_in_…` session
 //!   cookie (a successful login)
 //! - POST, PUT, DELETE → reads the whole body, answers 303 `Location: /cacheable-target`
@@ -44,6 +45,10 @@ use std::time::Duration;
 
 /// What WordPress answers when its database is gone.
 pub const DB_ERROR_PAGE: &str = "<!DOCTYPE html><html><head><title>Database Error</title></head><body><h1>Error establishing a database connection</h1></body></html>";
+
+/// A theme calling a function of a plugin that is off, with `display_errors` on: the path
+/// and line leak to every visitor.
+pub const PHP_FATAL_PAGE: &str = "<html><body><br />\n<b>Fatal error</b>:  Uncaught Error: Call to undefined function wc_get_product() in /var/www/html/wp-content/themes/shop/functions.php:12\nStack trace:\n#0 {main}\n  thrown in <b>/var/www/html/wp-content/themes/shop/functions.php</b> on line <b>12</b><br />\n</body></html>";
 
 /// How long a page takes when the database is down (PHP fails fast).
 const DB_DOWN_TIME: Duration = Duration::from_millis(5);
@@ -311,6 +316,12 @@ async fn route(origin: &SimOrigin, seen: &Seen) -> http::Result<Response<Body>> 
     }
     if path.starts_with("/fail") {
         return b.status(500).body(full("origin broke"));
+    }
+    if path.starts_with("/leak") {
+        return b
+            .header("cache-control", "max-age=60")
+            .header("content-type", "text/html; charset=UTF-8")
+            .body(full(PHP_FATAL_PAGE));
     }
     b.header("cache-control", "max-age=60")
         .body(full(format!("default {path}")))

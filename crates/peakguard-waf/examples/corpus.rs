@@ -3,17 +3,27 @@
 //! legitimate requests passed. A quick look while tuning; the measurement that counts goes
 //! through `peakguard serve` with the corpus's own runner (score.py).
 //!
-//!   cargo run --release -p peakguard-waf --example corpus -- ../shared/waf-corpus/dev.jsonl [PARANOIA]
+//!   cargo run --release -p peakguard-waf --example corpus -- ../shared/waf-corpus/dev.jsonl \
+//!       [PARANOIA] [CRS_DIR] [PLUGIN_DIR…]
+//!
+//! CRS_DIR: a CRS tree (default: Debian's); PLUGIN_DIR: CRS 4 plugins to load.
 
-use peakguard_waf::{Request, Settings, Waf};
+use peakguard_waf::{Found, Plugin, Request, RuleSet, Settings, Waf};
 use std::collections::BTreeMap;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("a corpus file");
     let paranoia: u8 = args.next().and_then(|p| p.parse().ok()).unwrap_or(1);
-    let mut settings = Settings::new("/usr/share/modsecurity-crs");
+    let crs = args
+        .next()
+        .unwrap_or_else(|| peakguard_waf::crs::DEBIAN_CRS.to_string());
+    let crs = RuleSet::open(std::path::Path::new(&crs), Found::Site).expect("a CRS tree");
+    let mut settings = Settings::new(crs);
     settings.paranoia = paranoia;
+    settings.plugins = args
+        .map(|dir| Plugin::open(std::path::Path::new(&dir)).expect("a plugin"))
+        .collect();
     let waf = Waf::build(settings).expect("the CRS");
     let text = std::fs::read_to_string(&path).expect("corpus");
     // (source, category, expect) → (total, blocked)

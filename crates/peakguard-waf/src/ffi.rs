@@ -261,6 +261,38 @@ impl<'a> Txn<'a> {
         unsafe { sys::msc_process_request_body(self.inner) };
     }
 
+    pub fn response_header(&mut self, name: &[u8], value: &[u8]) {
+        // SAFETY: pointer + length pairs valid for the call; the library copies them.
+        unsafe {
+            sys::msc_add_n_response_header(
+                self.inner,
+                name.as_ptr(),
+                name.len(),
+                value.as_ptr(),
+                value.len(),
+            )
+        };
+    }
+
+    /// Runs phase 3 (response headers): the status and the protocol (`HTTP/1.1`).
+    pub fn response_headers_done(&mut self, status: u16, protocol: &str) -> Result<(), FfiError> {
+        let p = cstring(protocol, "protocol")?;
+        // SAFETY: valid transaction, NUL-terminated string copied by the library.
+        unsafe { sys::msc_process_response_headers(self.inner, i32::from(status), p.as_ptr()) };
+        Ok(())
+    }
+
+    pub fn response_body(&mut self, chunk: &[u8]) {
+        // SAFETY: pointer + length valid for the call; copied.
+        unsafe { sys::msc_append_response_body(self.inner, chunk.as_ptr(), chunk.len()) };
+    }
+
+    /// Runs phase 4 (response body).
+    pub fn response_body_done(&mut self) {
+        // SAFETY: valid transaction.
+        unsafe { sys::msc_process_response_body(self.inner) };
+    }
+
     /// A disruptive action decided so far (status ≥ 400 to answer), if any.
     pub fn intervention(&mut self) -> Option<Intervention> {
         let mut it = sys::ModSecurityIntervention {

@@ -13,8 +13,11 @@ pub struct Matched {
     pub points: u32,
 }
 
-/// The rule ids that only evaluate the score (not an attack of their own).
-pub const EVALUATION_RULES: [u32; 3] = [949110, 959100, 980130];
+/// Whether a rule only evaluates or reports the score (REQUEST-949, RESPONSE-959 and
+/// RESPONSE-980: not an attack of their own).
+pub fn is_evaluation(id: u32) -> bool {
+    matches!(id / 1000, 949 | 959 | 980)
+}
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let key = format!("[{name} \"");
@@ -55,7 +58,31 @@ pub fn parse(line: &str) -> Option<Matched> {
     })
 }
 
-/// The inbound score 949110 reports (`Total Score: 10`), if it ran.
+/// What a transaction's log messages say: the rules that matched (each rule and target
+/// once) and the score the evaluation rule reported (else the sum of the matches' points).
+pub fn inspection(block: Option<u16>, messages: &[String]) -> crate::Inspection {
+    let mut score = None;
+    let mut matched: Vec<Matched> = Vec::new();
+    for line in messages {
+        if let Some(total) = total_score(line) {
+            score = Some(total);
+        }
+        if let Some(m) = parse(line)
+            && !is_evaluation(m.id)
+            && !matched.iter().any(|x| x.id == m.id && x.target == m.target)
+        {
+            matched.push(m);
+        }
+    }
+    let score = score.unwrap_or_else(|| matched.iter().map(|m| m.points).sum());
+    crate::Inspection {
+        block,
+        score,
+        matched,
+    }
+}
+
+/// The score 949110 or 959100 reports (`Total Score: 10`), if it ran.
 pub fn total_score(line: &str) -> Option<u32> {
     let i = line.find("Total Score: ")? + "Total Score: ".len();
     let digits: String = line[i..].chars().take_while(char::is_ascii_digit).collect();

@@ -2,12 +2,13 @@
 //! libmodsecurity3): attacks scored and blocked, ordinary requests passed, exceptions that
 //! switch a rule off everywhere, for one argument, or on one path.
 
-use peakguard_waf::{Exception, Inspection, Request, Settings, Waf};
+use peakguard_waf::{Exception, Excluded, Found, Inspection, Request, RuleSet, Settings, Waf};
 
 const CRS: &str = "/usr/share/modsecurity-crs";
 
 fn waf(exceptions: Vec<Exception>) -> Waf {
-    let mut s = Settings::new(CRS);
+    let crs = RuleSet::open(std::path::Path::new(CRS), Found::Debian).expect("Debian's CRS");
+    let mut s = Settings::new(crs);
     s.exceptions = exceptions;
     Waf::build(s).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -96,7 +97,7 @@ fn exceptions_switch_a_rule_off_everywhere_for_an_argument_or_on_a_path() {
         rules
             .iter()
             .map(|id| Exception {
-                rule: *id,
+                excluded: Excluded::Rule(*id),
                 path: path.map(str::to_string),
                 argument: argument.map(str::to_string),
             })
@@ -129,8 +130,7 @@ fn exceptions_switch_a_rule_off_everywhere_for_an_argument_or_on_a_path() {
 
 #[test]
 fn a_bad_rules_directory_says_what_to_install() {
-    let err = Waf::build(Settings::new("/nonexistent/crs"))
-        .err()
-        .expect("no CRS");
+    let err =
+        RuleSet::open(std::path::Path::new("/nonexistent/crs"), Found::Site).expect_err("no CRS");
     assert!(err.to_string().contains("modsecurity-crs"), "{err}");
 }

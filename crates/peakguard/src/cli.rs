@@ -110,12 +110,21 @@ pub enum Command {
     /// the silence ends. Maintenance mode silences the alerts it explains (a failing site).
     #[command(verbatim_doc_comment)]
     Alerts(AlertsArgs),
-    /// The WAF (`[site.waf]`): why a request was blocked.
+    /// The WAF (`[site.waf]`): its rule set, installing CRS releases, why a request was
+    /// blocked.
     ///
+    ///   peakguard waf status                   # each site's CRS, plugins, what the edge runs
+    ///   peakguard waf crs install coreruleset-4.28.0-minimal.tar.gz \
+    ///       --signature coreruleset-4.28.0-minimal.tar.gz.asc --keyring crs.gpg
+    ///   peakguard waf crs rollback             # back to the previous release
+    ///   peakguard waf plugin install wordpress-rule-exclusions-plugin-1.2.0.tar.gz --sha256 …
     ///   peakguard waf explain 3f2a9c0d1b7e     # the id on the block page
     ///
-    /// Prints the rules that matched, where, the score, and the `exceptions` to add to the
-    /// site's `[site.waf]` if the request was legitimate.
+    /// CRS releases: https://github.com/coreruleset/coreruleset/releases (each with its
+    /// .asc signature); the WordPress plugin:
+    /// https://github.com/coreruleset/wordpress-rule-exclusions-plugin/releases.
+    /// A running edge takes a new rule set on SIGHUP (kill -HUP PID); one that fails to
+    /// load leaves the running rules in place and the log says why.
     #[command(verbatim_doc_comment)]
     Waf(WafArgs),
     /// The companion WordPress plugin: tags pages, purges what an edit changes, admin bar.
@@ -195,6 +204,79 @@ pub enum WafAction {
         /// The incident id (block page, `X-Peakguard-Incident` header, access log).
         incident: String,
         /// Configuration file (default ./peakguard.toml): where the WAF log is.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Each site's rule set (CRS release, where it was found, plugins, warnings), the
+    /// releases installed, and what a running edge has loaded.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Core Rule Set releases: install one, go back to the previous one.
+    #[command(subcommand)]
+    Crs(CrsAction),
+    /// CRS 4 plugins (the WordPress rule exclusions, others a site names in `plugins`).
+    #[command(subcommand)]
+    Plugin(PluginAction),
+}
+
+/// How a downloaded release is checked before it is unpacked.
+#[derive(Args, Clone)]
+pub struct VerifyArgs {
+    /// The SHA-256 the publisher gives for the file (hex).
+    #[arg(long)]
+    pub sha256: Option<String>,
+    /// A detached signature (default: FILE.asc beside it, when --keyring is given).
+    #[arg(long)]
+    pub signature: Option<PathBuf>,
+    /// The keyring gpgv checks the signature against (binary: gpg --dearmor < KEY.asc >
+    /// KEY.gpg). The CRS project's key is published at https://coreruleset.org/security.asc.
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// Install a tarball with neither check.
+    #[arg(long)]
+    pub unverified: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CrsAction {
+    /// Install a CRS release (a .tar.gz as the CRS project publishes it, or a directory)
+    /// beside the others in `[waf] crs_home` and make it current. It is verified, then
+    /// compiled by libmodsecurity with the installed plugins and each site's settings;
+    /// nothing changes if it does not load. The previous release is kept for `rollback`.
+    ///
+    ///   peakguard waf crs install coreruleset-4.28.0-minimal.tar.gz --sha256 9f3c…
+    ///   peakguard waf crs install ./coreruleset-4.28.0/
+    #[command(verbatim_doc_comment)]
+    Install {
+        /// The release: FILE.tar.gz or a directory with rules/ inside.
+        source: PathBuf,
+        #[command(flatten)]
+        verify: VerifyArgs,
+        /// Configuration file (default ./peakguard.toml): crs_home and the sites' settings.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Make the previous release current again (and the current one previous).
+    Rollback {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PluginAction {
+    /// Install a CRS 4 plugin (its release .tar.gz or a directory) into
+    /// `[waf] crs_home`/plugins/NAME, replacing an older copy, after compiling it with the
+    /// current rule set.
+    ///
+    ///   peakguard waf plugin install wordpress-rule-exclusions-plugin-1.2.0.tar.gz --sha256 …
+    #[command(verbatim_doc_comment)]
+    Install {
+        source: PathBuf,
+        #[command(flatten)]
+        verify: VerifyArgs,
         #[arg(short, long)]
         config: Option<PathBuf>,
     },

@@ -43,6 +43,8 @@ fn main() -> ExitCode {
     if !quiet {
         // Every admin API call, with the name of the token that made it (an audit trail).
         logger.filter_module(peakguard_edge::admin::AUDIT, log::LevelFilter::Info);
+        // Which rule set each site's WAF runs, at start and on every change.
+        logger.filter_module(peakguard_shield::waf::LOG_TARGET, log::LevelFilter::Info);
     }
     logger
         // pingora warns once that it has no header-compression dictionary; headers are
@@ -264,6 +266,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cli::WafAction::Explain { incident, config } => {
                 waf_cmd::explain(config.as_deref(), &incident)
             }
+            cli::WafAction::Status { admin } => waf_cmd::status(&admin),
+            cli::WafAction::Crs(cli::CrsAction::Install {
+                source,
+                verify,
+                config,
+            }) => waf_cmd::install_crs(config.as_deref(), &source, &verify),
+            cli::WafAction::Crs(cli::CrsAction::Rollback { config }) => {
+                waf_cmd::rollback(config.as_deref())
+            }
+            cli::WafAction::Plugin(cli::PluginAction::Install {
+                source,
+                verify,
+                config,
+            }) => waf_cmd::install_plugin(config.as_deref(), &source, &verify),
         },
         Command::Wordpress(args) => wordpress_cmd::run(args),
         Command::Demo(args) => {

@@ -1,11 +1,12 @@
-//! The WAF through the real binary: Debian's CRS in Debian's libmodsecurity, in front of the
-//! simulated origin. Attacks on misses are blocked with an incident id, cache hits are not
-//! inspected, editors' exclusions need a session the origin issued, detect mode and
-//! exceptions, `peakguard waf explain`.
+//! The WAF through the real binary: CRS 4.28 with the WordPress exclusions plugin (from the
+//! shared folder) in Debian's libmodsecurity, in front of the simulated origin. Attacks on
+//! misses are blocked with an incident id, cache hits are not inspected, editors'
+//! exclusions need a session the origin issued, detect mode and exceptions, `peakguard waf
+//! explain`.
 
 mod common;
 
-use common::{Edge, fresh_dir, ports, request};
+use common::{Edge, crs4_site_waf, fresh_dir, ports, request};
 use std::time::{Duration, Instant};
 
 fn start(name: &str, waf: &str) -> (Edge, peakguard_sim::SimOrigin) {
@@ -17,8 +18,9 @@ fn start(name: &str, waf: &str) -> (Edge, peakguard_sim::SimOrigin) {
         p,
         a,
         &format!(
-            "[waf]\nlog = \"{d}/waf.jsonl\"\nworkers = 2\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.waf]\n{waf}\n",
-            d = dir.display()
+            "[waf]\nlog = \"{d}/waf.jsonl\"\nworkers = 2\ncrs_home = \"{d}/crs\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.waf]\n{crs}{waf}\n",
+            d = dir.display(),
+            crs = crs4_site_waf()
         ),
         false,
     );
@@ -136,8 +138,8 @@ fn attacks_on_misses_are_blocked_with_an_incident_and_cache_hits_are_not_inspect
 
     let xss = form(
         &edge,
-        "/wp-comments-post.php",
-        "comment=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E&author=eve",
+        "/contact/",
+        "message=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E&name=eve",
         None,
     );
     assert_eq!(xss.status, 403);
@@ -292,8 +294,9 @@ fn exceptions_reload_on_sighup_with_the_rest_of_the_configuration() {
     let dir = fresh_dir("waf-reload");
     let config = |waf: &str| {
         format!(
-            "[waf]\nlog = \"{d}/waf.jsonl\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.waf]\n{waf}\n",
-            d = dir.display()
+            "[waf]\nlog = \"{d}/waf.jsonl\"\ncrs_home = \"{d}/crs\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.waf]\n{crs}{waf}\n",
+            d = dir.display(),
+            crs = crs4_site_waf()
         )
     };
     let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &config(""), false);
@@ -349,8 +352,9 @@ fn an_overloaded_engine_fails_open_by_default_and_closed_when_asked_and_counts_i
             p,
             a,
             &format!(
-                "[waf]\nlog = \"{d}/waf.jsonl\"\nworkers = 1\nqueue = 1\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.shield.admission]\nenabled = false\n[site.waf]\non_error = \"{on_error}\"\n",
-                d = dir.display()
+                "[waf]\nlog = \"{d}/waf.jsonl\"\nworkers = 1\nqueue = 1\ncrs_home = \"{d}/crs\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\n[site.shield.admission]\nenabled = false\n[site.waf]\n{crs}on_error = \"{on_error}\"\n",
+                d = dir.display(),
+                crs = crs4_site_waf()
             ),
             false,
         );
@@ -371,7 +375,7 @@ fn an_overloaded_engine_fails_open_by_default_and_closed_when_asked_and_counts_i
                             addr,
                             "POST",
                             "shop.test",
-                            "/wp-comments-post.php",
+                            "/contact/",
                             &[
                                 ("Content-Type", "application/x-www-form-urlencoded"),
                                 ("Accept", "text/html"),
@@ -408,7 +412,7 @@ fn a_body_over_the_limit_passes_uninspected_and_is_counted() {
         "comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E&pad={}",
         "x".repeat(2000)
     );
-    let r = form(&edge, "/wp-comments-post.php", &attack, None);
+    let r = form(&edge, "/contact/", &attack, None);
     assert_eq!(r.status, 303, "over body_limit: not inspected");
     assert_eq!(
         metric(
@@ -419,7 +423,7 @@ fn a_body_over_the_limit_passes_uninspected_and_is_counted() {
     );
     let small = form(
         &edge,
-        "/wp-comments-post.php",
+        "/contact/",
         "comment=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         None,
     );

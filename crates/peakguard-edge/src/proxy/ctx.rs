@@ -50,9 +50,9 @@ pub struct RequestCtx {
     pub(super) body: Option<Bytes>,
     /// Request body bytes that went to the origin so far (held to the site's limit).
     pub(super) body_sent: u64,
-    /// The origin's status and response body, collected (bounded) for a guard that asked
-    /// to see it.
-    pub(super) response_body: Option<(u16, bytes::BytesMut)>,
+    /// The origin's status, header fields and response body, collected (bounded) for a
+    /// guard that asked to see it.
+    pub(super) response_body: Option<(u16, http::HeaderMap, bytes::BytesMut)>,
 }
 
 impl RequestCtx {

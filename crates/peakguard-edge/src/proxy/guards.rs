@@ -32,17 +32,26 @@ pub(super) fn want_body(req: &RequestHeader, ctx: &RequestCtx) -> bool {
 }
 
 /// Whether one of the site's guards must see the origin's response body.
-pub(super) fn want_response_body(req: &RequestHeader, ctx: &RequestCtx, status: u16) -> bool {
-    facts!(req, ctx).is_some_and(|(site, facts)| site.guards.wants_response_body(&facts, status))
+pub(super) fn want_response_body(
+    req: &RequestHeader,
+    ctx: &RequestCtx,
+    resp: &ResponseFacts<'_>,
+) -> bool {
+    facts!(req, ctx).is_some_and(|(site, facts)| site.guards.wants_response_body(&facts, resp))
 }
 
 /// Shows the collected response body to the guards that asked; what they still have to do
 /// (store updates) runs in the background: the response has already gone out.
-pub(super) fn response_body_seen(req: &RequestHeader, ctx: &RequestCtx, status: u16, body: &[u8]) {
+pub(super) fn response_body_seen(
+    req: &RequestHeader,
+    ctx: &RequestCtx,
+    resp: &ResponseFacts<'_>,
+    body: &[u8],
+) {
     let Some((site, facts)) = facts!(req, ctx) else {
         return;
     };
-    for work in site.guards.run_response_body(&facts, status, body) {
+    for work in site.guards.run_response_body(&facts, resp, body) {
         tokio::spawn(work);
     }
 }

@@ -267,8 +267,12 @@ impl EdgeProxy {
             return Ok(());
         }
         let status = resp.status.as_u16();
-        if guards::want_response_body(session.req_header(), ctx, status) {
-            ctx.response_body = Some((status, bytes::BytesMut::new()));
+        let origin = ResponseFacts {
+            status,
+            headers: &resp.headers,
+        };
+        if guards::want_response_body(session.req_header(), ctx, &origin) {
+            ctx.response_body = Some((status, resp.headers.clone(), bytes::BytesMut::new()));
         }
         let page_request = matches!(
             session.req_header().method,
@@ -326,14 +330,18 @@ impl EdgeProxy {
         if let Some(page) = &ctx.replacement {
             *body = if end { Some(page.clone()) } else { None };
         }
-        if let (Some((_, kept)), Some(chunk)) = (ctx.response_body.as_mut(), body.as_ref()) {
+        if let (Some((_, _, kept)), Some(chunk)) = (ctx.response_body.as_mut(), body.as_ref()) {
             let room = MAX_INSPECTED_BODY.saturating_sub(kept.len());
             kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         if end {
             ctx.permit = None;
-            if let Some((status, kept)) = ctx.response_body.take() {
-                guards::response_body_seen(session.req_header(), ctx, status, &kept);
+            if let Some((status, headers, kept)) = ctx.response_body.take() {
+                let origin = ResponseFacts {
+                    status,
+                    headers: &headers,
+                };
+                guards::response_body_seen(session.req_header(), ctx, &origin, &kept);
             }
         }
     }

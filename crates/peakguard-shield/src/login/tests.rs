@@ -203,16 +203,21 @@ async fn failed_xmlrpc_logins_count_like_form_logins() {
         xmlrpc_username(call.body.as_deref().unwrap()).as_deref(),
         Some("admin")
     );
-    assert!(g.wants_response_body(&call.facts(), 200));
-    assert!(!g.wants_response_body(&Req::get("/xmlrpc.php").facts(), 200));
+    let headers = http::HeaderMap::new();
+    let ok_200 = ResponseFacts {
+        status: 200,
+        headers: &headers,
+    };
+    assert!(g.wants_response_body(&call.facts(), &ok_200));
+    assert!(!g.wants_response_body(&Req::get("/xmlrpc.php").facts(), &ok_200));
     let fault = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <fault>\n    <value>\n      <struct>\n        <member>\n          <name>faultCode</name>\n          <value><int>403</int></value>\n        </member>\n        <member>\n          <name>faultString</name>\n          <value><string>Incorrect username or password.</string></value>\n        </member>\n      </struct>\n    </value>\n  </fault>\n</methodResponse>\n";
     let ok = b"<methodResponse><params><param><value><array><data></data></array></value></param></params></methodResponse>";
     assert!(matches!(
-        g.on_response_body(&call.facts(), 200, ok),
+        g.on_response_body(&call.facts(), &ok_200, ok),
         Verdict::Pass
     ));
     for n in 1..=3 {
-        let v = answer(g.on_response_body(&call.facts(), 200, fault)).await;
+        let v = answer(g.on_response_body(&call.facts(), &ok_200, fault)).await;
         let want = if n < 3 {
             format!("failed login {n} of 3")
         } else {

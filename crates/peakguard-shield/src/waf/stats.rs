@@ -23,6 +23,13 @@ pub fn family(rule: u32) -> &'static str {
         942 => "sqli",
         943 => "session-fixation",
         944 => "java",
+        950 => "data-leakage",
+        951 => "sql-leakage",
+        952 => "java-leakage",
+        953 => "php-leakage",
+        954 => "iis-leakage",
+        955 => "web-shell",
+        956 => "ruby-leakage",
         _ => "other",
     }
 }
@@ -40,6 +47,11 @@ pub struct WafStats {
     pub uninspected_bodies: AtomicU64,
     /// Inspection time, microseconds (sum) and count.
     pub micros: AtomicU64,
+    /// Origin responses inspected (`inspect_responses`): nothing found, a finding, the
+    /// engine could not answer.
+    pub responses_passed: AtomicU64,
+    pub responses_detected: AtomicU64,
+    pub responses_failed: AtomicU64,
     /// Blocks (or, in detect mode, would-be blocks) by the family of the rules that matched.
     pub families: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -76,6 +88,21 @@ pub fn render(sites: &[(String, std::sync::Arc<WafStats>)], out: &mut String) {
             let _ = writeln!(
                 out,
                 "peakguard_waf_inspections_total{{site=\"{}\",result=\"{result}\"}} {}",
+                label(site),
+                v.load(Relaxed)
+            );
+        }
+    }
+    out.push_str("# HELP peakguard_waf_responses_total Origin responses the WAF inspected (inspect_responses; cache hits never), by result (detect: the response rules scored it at outbound_threshold; it was already sent).\n# TYPE peakguard_waf_responses_total counter\n");
+    for (site, s) in sites {
+        for (result, v) in [
+            ("pass", &s.responses_passed),
+            ("detect", &s.responses_detected),
+            ("error", &s.responses_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "peakguard_waf_responses_total{{site=\"{}\",result=\"{result}\"}} {}",
                 label(site),
                 v.load(Relaxed)
             );

@@ -495,3 +495,30 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+/// The OWASP CRS 4 release tree in the workplace's shared folder (`../shared/crs-4`): what
+/// the WAF tests run. The product never reads it; `peakguard waf crs install` does, when a
+/// test asks.
+pub fn shared_crs4() -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs-4");
+    assert!(
+        dir.join("rules").is_dir(),
+        "CRS 4 is expected in {} (the workplace's shared folder)",
+        dir.display()
+    );
+    std::fs::canonicalize(&dir).expect("the shared CRS 4")
+}
+
+/// The official WordPress rule exclusions plugin beside it.
+pub fn shared_wordpress_plugin() -> PathBuf {
+    shared_crs4().join("plugins-available/wordpress-rule-exclusions")
+}
+
+/// `[site.waf]` lines that run CRS 4 with the WordPress plugin from the shared folder.
+pub fn crs4_site_waf() -> String {
+    format!(
+        "crs_dir = \"{}\"\nplugins = [\"{}\"]\n",
+        shared_crs4().display(),
+        shared_wordpress_plugin().display()
+    )
+}
