@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The WAF side by side with nginx + ModSecurity (Debian's libnginx-mod-http-modsecurity), in
-# one run, both with Debian's CRS and the same ModSecurity settings, both in front of the
-# simulated origin:
+# one run, both with CRS 4.28 and its WordPress rule exclusions plugin (loaded in CRS 4's
+# plugin order) on Debian's libmodsecurity with the same base settings, both in front of the
+# simulated origin. peakguard's CRS is installed as a user does (bench/crs4-install.sh);
+# nginx includes the shared tree the way the CRS documentation says.
 #   1. the shared corpus (../shared/waf-corpus/dev.jsonl, score.py): PL1 attacks, GoTestWAF
-#      attacks, the clean benign set, the WordPress requests — nginx with the CRS WordPress
+#      attacks, the clean benign set, the WordPress requests — nginx with the plugin's
 #      exclusions for everyone (what a WAF in front of the site can do), peakguard with its
-#      visitor rules (no session in the corpus);
+#      visitor rules without a session and its editor rules with an issued one;
 #   2. the cost per inspected request: p50/p99 of an uncacheable page at a steady rate with
 #      browser headers (peakguard rehearse), WAF on and off, for both;
-#   3. cache-hit throughput of peakguard with the WAF on and off (wrk, browser headers,
-#      alternating rounds).
+#   3. cache-hit throughput of peakguard with the WAF on and off, alternating rounds: wrk
+#      (HTTP/1.1) and h2load (TLS + HTTP/2), browser headers.
 # Loopback only; bounded (DURATION seconds per load run); stops what it started.
 #
 #   bench/waf-vs-nginx.sh [CORPUS]
@@ -17,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS=${1:-../shared/waf-corpus/dev.jsonl}
 SCORE=$(dirname "$CORPUS")/score.py
+SHARED_CRS=$(realpath "${SHARED_CRS:-../shared/crs-4}")
+command -v h2load >/dev/null || { apt-get install -y -q nghttp2-client >/dev/null; }
 DURATION=${DURATION:-8}
 RATE=${RATE:-100}
 ROUNDS=${ROUNDS:-5}
@@ -30,14 +34,23 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 
 cargo build --release -q -p peakguard --bin peakguard
 cargo build --release -q -p peakguard-sim --example sim_origin
+. bench/crs4-install.sh
+crs4_install "$B" "$SHARED_CRS"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.test -keyout "$B/key.pem" -out "$B/cert.pem" >/dev/null 2>&1
 ORIGIN=$(free_port)
 target/release/examples/sim_origin "$ORIGIN" >/dev/null 2>&1 & pids+=($!)
 
 # --- peakguard: WAF on (all bypassed, for the corpus), WAF on (cache on), WAF off ---------
-pg() { # name port admin site-keys waf-section
+pg() { # name port admin site-keys waf-section [tls-port]
+  local tls_listen="" tls_site=""
+  if [ -n "${6:-}" ]; then
+    tls_listen="tls_listen = [\"127.0.0.1:$6\"]"
+    tls_site=$(printf 'tls_cert = "%s"\ntls_key = "%s"' "$B/cert.pem" "$B/key.pem")
+  fi
   cat >"$B/$1.toml" <<TOML
 [server]
 listen = ["127.0.0.1:$2"]
+$tls_listen
 pid_file = "$B/$1.pid"
 upgrade_sock = "$B/$1-upgrade.sock"
 access_log = ""
@@ -53,11 +66,13 @@ state_file = "$B/$1-shield.json"
 room_key_file = "$B/$1-room.key"
 [waf]
 log = "$B/$1-waf.jsonl"
+crs_home = "$B/crs-home"
 [[site]]
 name = "bench"
 hosts = ["*"]
 origin = "http://127.0.0.1:$ORIGIN"
 $4
+$tls_site
 [site.shield.admission]
 enabled = false
 [site.shield.login]
@@ -67,11 +82,12 @@ TOML
   target/release/peakguard serve --config "$B/$1.toml" 2>"$B/$1.log" & pids+=($!)
   wait_port "$2"
 }
-PG_CORPUS=$(free_port); PG_ON=$(free_port); PG_OFF=$(free_port)
-pg corpus "$PG_CORPUS" "$(free_port)" 'bypass_paths = ["/"]' $'[site.waf]\nparanoia = 1'
+PG_CORPUS=$(free_port); PG_ON=$(free_port); PG_OFF=$(free_port); PG_ON_TLS=$(free_port); PG_OFF_TLS=$(free_port)
+PG_CORPUS_ADMIN=$(free_port)
+pg corpus "$PG_CORPUS" "$PG_CORPUS_ADMIN" 'bypass_paths = ["/"]' $'[site.waf]\nparanoia = 1'
 PG_ON_ADMIN=$(free_port)
-pg on "$PG_ON" "$PG_ON_ADMIN" "" $'[site.waf]\nparanoia = 1'
-pg off "$PG_OFF" "$(free_port)" "" ""
+pg on "$PG_ON" "$PG_ON_ADMIN" "" $'[site.waf]\nparanoia = 1' "$PG_ON_TLS"
+pg off "$PG_OFF" "$(free_port)" "" "" "$PG_OFF_TLS"
 
 # --- nginx + ModSecurity with the same CRS -------------------------------------------------
 NG_ON=$(free_port); NG_OFF=$(free_port)
@@ -89,11 +105,13 @@ SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecDefaultAction "phase:1,log,auditlog,pass"
 SecDefaultAction "phase:2,log,auditlog,pass"
-SecAction "id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=1"
-SecAction "id:900110,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=5,setvar:tx.outbound_anomaly_score_threshold=4"
-SecAction "id:900130,phase:1,nolog,pass,t:none,setvar:tx.crs_exclusions_wordpress=1"
-SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=334"
-Include /usr/share/modsecurity-crs/rules/REQUEST-*.conf
+SecAction "id:900000,phase:1,nolog,pass,t:none,setvar:tx.blocking_paranoia_level=1,setvar:tx.detection_paranoia_level=1,setvar:tx.inbound_anomaly_score_threshold=5,setvar:tx.outbound_anomaly_score_threshold=4"
+SecAction "id:900990,phase:1,nolog,pass,t:none,setvar:tx.crs_setup_version=4280"
+MSC
+cat >>"$B/modsec.conf" <<MSC
+Include $SHARED_CRS/plugins-available/wordpress-rule-exclusions/wordpress-rule-exclusions-config.conf
+Include $SHARED_CRS/plugins-available/wordpress-rule-exclusions/wordpress-rule-exclusions-before.conf
+Include $SHARED_CRS/rules/REQUEST-*.conf
 MSC
 mkdir -p "$B/nginx"
 cat >"$B/nginx.conf" <<NGX
@@ -126,7 +144,8 @@ NGX
 nginx -p "$B/nginx" -c "$B/nginx.conf" -g 'daemon off;' 2>>"$B/nginx-error.log" & pids+=($!)
 wait_port "$NG_ON"
 
-echo "== $(date -u +%FT%TZ) peakguard $(git rev-parse --short HEAD) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') + libnginx-mod-http-modsecurity $(dpkg-query -W -f='${Version}' libnginx-mod-http-modsecurity); CRS $(dpkg-query -W -f='${Version}' modsecurity-crs), libmodsecurity $(dpkg-query -W -f='${Version}' libmodsecurity3); $(nproc) cores"
+echo "== $(date -u +%FT%TZ) peakguard $(git rev-parse --short HEAD) vs nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') + libnginx-mod-http-modsecurity $(dpkg-query -W -f='${Version}' libnginx-mod-http-modsecurity); CRS 4.28.0 + wordpress-rule-exclusions (both), libmodsecurity $(dpkg-query -W -f='${Version}' libmodsecurity3); $(nproc) cores"
+curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$PG_CORPUS_ADMIN/status" | python3 -c 'import json,sys; w=json.load(sys.stdin)["waf"][0]; print("   peakguard runs CRS", w["crs"], "(" + w["found"] + "), plugins", w["plugins"])'
 
 echo "== 1. the corpus"
 summary() { # results-file
@@ -192,15 +211,38 @@ print(f'  {sys.argv[2]:<18} crs-wp allow with an editor session: n={len(allow)} 
 print('    still blocked:', ' '.join(r['id'] for r in allow if r['blocked']))" "$B/$name-editor.jsonl" "$name"
 done
 
-echo "== 2. cost per inspected request: /echo (no-store, so every request is inspected), $RATE req/s for ${DURATION}s, browser headers"
-for target in "peakguard WAF on:$PG_ON" "peakguard WAF off:$PG_OFF" "nginx ModSecurity on:$NG_ON" "nginx ModSecurity off:$NG_OFF"; do
-  name=${target%%:*}; port=${target##*:}
-  printf '/echo?q=shoes&utm_source=newsletter&page=2\n' >"$B/urls.txt"
-  target/release/peakguard rehearse --target "http://127.0.0.1:$port" --urls "$B/urls.txt" --rate "$RATE" --duration "${DURATION}s" --json "$B/r.json" >/dev/null 2>&1
-  python3 -c "import json,sys; t=json.load(open('$B/r.json'))['total']; print(f'  {sys.argv[1]:<24} p50 {t[\"p50_ms\"]:6.2f} ms  p99 {t[\"p99_ms\"]:6.2f} ms')" "$name"
+echo "== 2. cost per inspected request: /echo (no-store, so every request is inspected), $RATE req/s for ${DURATION}s, browser headers; $ROUNDS rounds, the four in turn, median of the rounds"
+printf '/echo?q=shoes&utm_source=newsletter&page=2\n' >"$B/urls.txt"
+targets=("peakguard WAF on:$PG_ON" "peakguard WAF off:$PG_OFF" "nginx ModSecurity on:$NG_ON" "nginx ModSecurity off:$NG_OFF")
+# Warm-up (discarded): each server's first requests pay for page faults and lazily built
+# state; nginx's WAF server block has just had the corpus, peakguard's WAF edge nothing.
+for target in "${targets[@]}"; do
+  target/release/peakguard rehearse --target "http://127.0.0.1:${target##*:}" --urls "$B/urls.txt" --rate "$RATE" --duration 3s >/dev/null 2>&1
 done
+: >"$B/cost.txt"
+for r in $(seq 1 "$ROUNDS"); do
+  for target in "${targets[@]}"; do
+    name=${target%%:*}; port=${target##*:}
+    target/release/peakguard rehearse --target "http://127.0.0.1:$port" --urls "$B/urls.txt" --rate "$RATE" --duration "${DURATION}s" --json "$B/r.json" >/dev/null 2>&1
+    python3 -c "import json,sys; t=json.load(open('$B/r.json'))['total']; print(f'{sys.argv[1]}\t{t[\"p50_ms\"]}\t{t[\"p99_ms\"]}')" "$name" >>"$B/cost.txt"
+  done
+done
+python3 - "$B/cost.txt" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, p50, p99 = line.rstrip("\n").split("\t")
+    rows[name].append((float(p50), float(p99)))
+for name, runs in rows.items():
+    p50 = statistics.median(r[0] for r in runs)
+    p99 = statistics.median(r[1] for r in runs)
+    each = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in runs)
+    print(f"  {name:<24} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms   (rounds p50/p99: {each})")
+on = lambda who: statistics.median(r[0] for r in rows[f"{who} on"]) - statistics.median(r[0] for r in rows[f"{who} off"])
+print(f"  added by the WAF at p50: peakguard {on('peakguard WAF'):.2f} ms, nginx {on('nginx ModSecurity'):.2f} ms")
+PY
 
-echo "== 3. cache hits, WAF on vs off (wrk, 50 connections, browser headers, ${DURATION}s, $ROUNDS rounds alternating; nginx and the corpus edge stopped first)"
+echo "== 3. cache hits, WAF on vs off (50 connections, browser headers, ${DURATION}s, $ROUNDS rounds alternating: wrk over HTTP/1.1, h2load over TLS + HTTP/2; nginx and the corpus edge stopped first)"
 kill "$(cat "$B/nginx.pid")" 2>/dev/null || true
 kill "$(cat "$B/corpus.pid")" 2>/dev/null || true
 H=(-H 'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' -H 'Accept-Encoding: gzip, deflate, br' -H 'Accept-Language: en-US,en;q=0.5' -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0')
@@ -216,6 +258,23 @@ for r in $(seq 1 "$ROUNDS"); do
   ratios+=("$ratio")
   echo "  round $r: WAF on ${rps[on]} req/s, off ${rps[off]} req/s, on/off $ratio"
 done
-python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[1:]]; print(f'  on/off, median of {len(r)} rounds: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})')" "${ratios[@]}"
+python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[1:]]; print(f'  HTTP/1.1 on/off, median of {len(r)} rounds: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})')" "${ratios[@]}"
+H2=(-H 'accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' -H 'accept-encoding: gzip, deflate, br' -H 'accept-language: en-US,en;q=0.5' -H 'user-agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0')
+for port in "$PG_ON_TLS" "$PG_OFF_TLS"; do curl -sk -o /dev/null "${H[@]}" "https://127.0.0.1:$port/page/home"; done
+h2ratios=()
+for r in $(seq 1 "$ROUNDS"); do
+  declare -A h2rps=()
+  for which in on off; do
+    port=$PG_ON_TLS; [ "$which" = off ] && port=$PG_OFF_TLS
+    out=$(h2load -t2 -c50 -m1 -D "$DURATION" --warm-up-time=1 "${H2[@]}" "https://127.0.0.1:$port/page/home" 2>&1) || true
+    h2rps[$which]=$(echo "$out" | awk '/^finished in/ {print $4}')
+    ok=$(echo "$out" | awk '/^requests:/ {print $8}')
+    [ "${ok:-0}" -gt 0 ] || { echo "h2load got no answer from $which:" >&2; echo "$out" >&2; exit 1; }
+  done
+  ratio=$(python3 -c "print(f'{${h2rps[on]} / ${h2rps[off]}:.3f}')")
+  h2ratios+=("$ratio")
+  echo "  round $r (TLS + HTTP/2): WAF on ${h2rps[on]} req/s, off ${h2rps[off]} req/s, on/off $ratio"
+done
+python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[1:]]; print(f'  TLS + HTTP/2 on/off, median of {len(r)} rounds: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f})')" "${h2ratios[@]}"
 echo "  inspections by the WAF-on edge (the hits are not among them):"
 curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$PG_ON_ADMIN/metrics" | grep '^peakguard_waf_inspections_total' | sed 's/^/    /'

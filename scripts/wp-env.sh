@@ -43,6 +43,10 @@ install_packages() {
   [ -d /usr/share/modsecurity-crs/rules ] || need+=(modsecurity-crs)
   command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
   [ -f /usr/share/nginx/modules-available/mod-http-modsecurity.conf ] || [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || need+=(libnginx-mod-http-modsecurity)
+  # CRS releases: gpgv verifies signatures (peakguard waf crs install), gpg makes the test's
+  # signing key.
+  command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
+  command -v gpg >/dev/null 2>&1 || need+=(gnupg)
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
   php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
@@ -53,7 +57,7 @@ install_packages() {
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone gpgv gnupg >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 

@@ -28,6 +28,11 @@ pub struct RequestFacts<'a> {
     /// The host as the client named it (port included when it gave one).
     pub host: &'a str,
     pub path_and_query: &'a str,
+    /// The request target exactly as the client sent it (an absolute URI, a fragment, raw
+    /// bytes kept): what the WAF inspects, as a web server's ModSecurity does.
+    pub raw_target: &'a [u8],
+    /// The HTTP version the request came in.
+    pub version: http::Version,
     pub headers: &'a http::HeaderMap,
     /// The request came in on a TLS listener.
     pub tls_listener: bool,

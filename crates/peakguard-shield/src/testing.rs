@@ -44,6 +44,8 @@ impl Req {
             method: &self.method,
             host: "shop.test:8080",
             path_and_query: &self.path,
+            raw_target: self.path.as_bytes(),
+            version: http::Version::HTTP_11,
             headers: &self.headers,
             tls_listener: self.tls,
             body: self.body.as_deref(),

@@ -29,6 +29,11 @@ fn main() {
     // (source, category, expect) → (total, blocked)
     let mut tally: BTreeMap<(String, String, String), (u32, u32)> = BTreeMap::new();
     let mut cost: Vec<f64> = Vec::new();
+    // RESULTS=FILE: one JSON line per record ({"id", "blocked", "rules"}), to compare with
+    // score.py's results through the edge.
+    let mut results = std::env::var("RESULTS")
+        .ok()
+        .map(|p| std::fs::File::create(p).expect("RESULTS file"));
     for line in text.lines() {
         let r: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
@@ -85,6 +90,15 @@ fn main() {
             eprintln!("FP {} {}", r["id"].as_str().unwrap_or(""), ids.join(" "));
         }
         cost.push(started.elapsed().as_secs_f64());
+        if let Some(out) = results.as_mut() {
+            use std::io::Write;
+            let rules: Vec<u32> = inspection
+                .as_ref()
+                .map(|i| i.matched.iter().map(|m| m.id).collect())
+                .unwrap_or_default();
+            let line = serde_json::json!({"id": r["id"], "blocked": blocked, "rules": rules});
+            writeln!(out, "{line}").expect("write RESULTS");
+        }
         let key = (
             r["source"].as_str().unwrap_or("").to_string(),
             r["category"].as_str().unwrap_or("").to_string(),

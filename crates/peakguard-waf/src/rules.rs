@@ -9,6 +9,14 @@
 //! 3. the CRS rules (`REQUEST-*`, and `RESPONSE-*` in the response set);
 //! 4. every plugin's `-after.conf`, then exceptions that hold everywhere.
 //!
+//! One difference of libmodsecurity 3 is undone: ModSecurity 2, which the CRS is written
+//! and tested against, leaves `REQUEST_BODY` empty when the XML or JSON processor parsed
+//! the body (the CRS then inspects the parsed values, `XML:/*` and `ARGS`); version 3 fills
+//! it always, so rules meant for unparsed bodies also match XML element and attribute names
+//! (`<java.lang.Runtime>` as a tag is not an attack). Rule 200003 takes `REQUEST_BODY` out
+//! of the CRS's targets for a body its processor parsed without error; a body that failed
+//! to parse keeps it.
+//!
 //! CRS 3.3 has no plugins: its WordPress exclusions are rule 900130's switch. Names, paths
 //! and values come checked (peakguard-config's `waf.rs` says what SecLang can carry).
 
@@ -183,6 +191,8 @@ SecArgumentSeparator &
 SecCookieFormat 0
 SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQBODY_PROCESSOR "@rx ^(?:XML|JSON)$" "id:200003,phase:2,t:none,pass,nolog,chain"
+  SecRule REQBODY_ERROR "@eq 0" "t:none,ctl:ruleRemoveTargetByTag=OWASP_CRS;REQUEST_BODY"
 SecDefaultAction "phase:1,log,auditlog,pass"
 SecDefaultAction "phase:2,log,auditlog,pass"
 SecDefaultAction "phase:3,log,auditlog,pass"

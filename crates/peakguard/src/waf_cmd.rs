@@ -43,8 +43,18 @@ pub fn explain(config: Option<&std::path::Path>, id: &str) -> Result<ExitCode> {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(i.at),
     );
     println!(
-        "incident {} on site {:?}, {when}: {} {} {} from {}",
-        i.id, i.site, i.action, i.method, i.uri, i.client
+        "incident {} on site {:?}, {when}: {} {} {} from {}{}",
+        i.id,
+        i.site,
+        i.action,
+        i.method,
+        i.uri,
+        i.client,
+        if i.phase == "response" {
+            " (the origin's response: already sent)"
+        } else {
+            ""
+        }
     );
     println!(
         "anomaly score {} (threshold {}), {} rules",

@@ -399,3 +399,46 @@ fn origin_responses_are_inspected_when_asked_and_cache_hits_never() {
     edge.stop();
     edge.own_dir(dir);
 }
+
+#[test]
+fn http2_requests_are_inspected_with_their_authority_as_the_host() {
+    let (origin, _sim) = peakguard_sim::start();
+    let [p, a, tls, _] = ports();
+    let dir = fresh_dir("waf-h2");
+    let (cert, key) = common::self_signed(&dir, "shop.test");
+    let extra = format!(
+        "tls_listen = [\"127.0.0.1:{tls}\"]\n#END-SERVER\n[waf]\nlog = \"{d}/waf.jsonl\"\ncrs_home = \"{d}/crs\"\n[[site]]\nname = \"shop\"\nhosts = [\"shop.test\"]\norigin = \"http://{origin}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[site.waf]\n{}",
+        cert.display(),
+        key.display(),
+        common::crs4_site_waf(),
+        d = dir.display()
+    );
+    let mut edge = Edge::start_in(dir.to_path_buf(), p, a, &extra, false);
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sk",
+                "--http2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+            ])
+            .args([
+                "-H",
+                "User-Agent: Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+            ])
+            .args(["-H", "Accept: text/html"])
+            .arg("--resolve")
+            .arg(format!("shop.test:{tls}:127.0.0.1"))
+            .arg(format!("https://shop.test:{tls}{path}"))
+            .output()
+            .expect("curl is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A miss over HTTP/2 carries no Host field: the WAF must not call it "missing".
+    assert_eq!(curl("/page/h2-miss?q=blue+shirt"), "2 200");
+    assert_eq!(curl("/page/h2?id=1%27%20OR%201%3D1--%20"), "2 403");
+    edge.stop();
+    edge.own_dir(dir);
+}

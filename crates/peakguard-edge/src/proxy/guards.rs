@@ -16,6 +16,8 @@ macro_rules! facts {
                     method: &$req.method,
                     host: &$ctx.host,
                     path_and_query: &$ctx.path_and_query,
+                    raw_target: $req.raw_path(),
+                    version: $req.version,
                     headers: &$req.headers,
                     tls_listener: $ctx.tls,
                     body: $ctx.body.as_deref(),
