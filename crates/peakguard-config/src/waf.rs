@@ -395,4 +395,30 @@ mod tests {
         let mode = "[[site]]\norigin = \"http://127.0.0.1:8081\"\n[site.waf]\nmode = \"learn\"\n";
         assert!(problems(mode).contains("block"), "{}", problems(mode));
     }
+
+    #[test]
+    fn crs4_settings_plugins_and_tag_exceptions_are_checked_with_key_and_line() {
+        let ok = "[[site]]\norigin = \"http://127.0.0.1:8081\"\n[site.waf]\nparanoia = 2\nexecuting_paranoia = 3\noutbound_threshold = 4\nearly_blocking = true\nallowed_methods = [\"GET\", \"POST\", \"DELETE\"]\nallowed_content_types = [\"application/json\"]\ncrs_setup = { arg_length = 400, restricted_extensions = \".bak/ .sql/\" }\nplugins = [\"fake-bot\", \"/etc/peakguard/crs-plugins/shop\"]\ninspect_responses = true\nexceptions = [ { tag = \"paranoia-level/2\" }, { tag = \"attack-sqli\", path = \"/wp-json/shop/v1/q\", argument = \"q\" } ]\n";
+        assert_eq!(problems(ok), "");
+        let c = crate::parse(ok, "t").expect("valid");
+        let waf = c.sites[0].waf.as_ref().expect("waf");
+        assert_eq!(waf.crs_setup["arg_length"].to_string(), "400");
+        assert_eq!(waf.exceptions[0].tag.as_deref(), Some("paranoia-level/2"));
+        assert!(waf.crs_dir.is_none() && waf.wordpress.is_none());
+
+        let bad = "[[site]]\norigin = \"http://127.0.0.1:8081\"\n[site.waf]\nparanoia = 2\nexecuting_paranoia = 1\nallowed_methods = [\"GET POST\"]\ncrs_setup = { arg_length = \"4'00\" }\nplugins = [\"../x\"]\nexceptions = [ { rule = 942100, tag = \"attack-sqli\" }, { argument = \"q\" }, { tag = \"a b\" } ]\n";
+        let e = problems(bad);
+        for want in [
+            "site[0].waf.executing_paranoia",
+            "site[0].waf.allowed_methods",
+            "site[0].waf.crs_setup.arg_length",
+            "site[0].waf.plugins[0]",
+            "site[0].waf.exceptions[0].tag",
+            "site[0].waf.exceptions[1].rule",
+            "site[0].waf.exceptions[2].tag",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        assert!(e.contains("line 5"), "{e}");
+    }
 }
