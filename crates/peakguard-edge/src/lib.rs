@@ -130,7 +130,8 @@ pub fn scoped_tokens(config: &Config) -> Result<Vec<ScopedTokenValue>, EdgeError
 
 /// The directories the edge keeps things in, made private (created 0700) or refused when
 /// another user could have planted something there: the pid file's and upgrade socket's,
-/// the state files', and the disk cache.
+/// the state files', the disk cache, and — when a site has a WAF — the installed rule sets
+/// (a rule set someone else can write could switch the WAF off).
 fn secure_places(config: &Config) -> Result<(), EdgeError> {
     for file in [
         &config.server.pid_file,
@@ -143,6 +144,14 @@ fn secure_places(config: &Config) -> Result<(), EdgeError> {
     }
     if !config.cache.disk_path.as_os_str().is_empty() {
         ensure_private_dir(&config.cache.disk_path)?;
+    }
+    let waf = config.sites.iter().any(|s| {
+        s.waf
+            .as_ref()
+            .is_some_and(|w| w.mode != peakguard_config::WafMode::Off)
+    });
+    if waf {
+        ensure_private_dir(&config.waf.crs_home)?;
     }
     Ok(())
 }

@@ -92,3 +92,24 @@ fn the_admin_api_on_a_public_address_needs_allow_remote() {
     assert!(text.contains("admin.listen"), "{text}");
     assert!(text.contains("allow_remote"), "{text}");
 }
+
+#[test]
+fn installed_rule_sets_others_can_write_stop_the_start_with_the_fix() {
+    let dir = fresh_dir("private-crs-home");
+    let crs_home = dir.join("crs");
+    std::fs::create_dir(&crs_home).expect("dir");
+    std::fs::set_permissions(&crs_home, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let state = dir.join("state");
+    let admin = format!("127.0.0.1:{}", ports()[1]);
+    let text = refused(
+        &dir,
+        &format!(
+            "{}[site.waf]\n[waf]\nlog = \"{d}/waf.jsonl\"\ncrs_home = \"{c}\"\n",
+            config(&dir, &state, &admin),
+            d = dir.display(),
+            c = crs_home.display()
+        ),
+    );
+    assert!(text.contains(&crs_home.display().to_string()), "{text}");
+    assert!(text.contains("chmod 700"), "{text}");
+}

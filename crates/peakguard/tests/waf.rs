@@ -268,8 +268,8 @@ fn a_missing_rule_set_stops_serve_with_what_to_install() {
             p,
             a,
             &format!(
-                "[waf]\nlog = \"{}/waf.jsonl\"\n[[site]]\norigin = \"http://127.0.0.1:9\"\n[site.waf]\ncrs_dir = \"/nonexistent/crs\"\n",
-                dir.display()
+                "[waf]\nlog = \"{d}/waf.jsonl\"\ncrs_home = \"{d}/crs\"\n[[site]]\norigin = \"http://127.0.0.1:9\"\n[site.waf]\ncrs_dir = \"/nonexistent/crs\"\n",
+                d = dir.display()
             ),
         ),
     )
