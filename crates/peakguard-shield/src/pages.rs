@@ -4,7 +4,8 @@
 
 use bytes::Bytes;
 
-fn escape(text: &str) -> String {
+/// The one HTML escaper of the shield's pages (text and attribute values).
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

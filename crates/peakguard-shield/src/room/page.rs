@@ -1,6 +1,7 @@
 //! What a visitor in line sees: the branded page (or the site's own template), or JSON for
 //! `Accept: application/json`.
 
+use crate::pages::escape;
 use bytes::Bytes;
 
 /// One visitor's view of the line.
@@ -12,13 +13,6 @@ pub struct View<'a> {
     pub refresh_secs: u64,
     /// Unix seconds of the scheduled opening, when it is ahead.
     pub opens_at: Option<u64>,
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 pub fn json(v: &View<'_>) -> Bytes {
