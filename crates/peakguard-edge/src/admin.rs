@@ -24,6 +24,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 pub struct AdminApp {
     pub state: Arc<EdgeState>,
@@ -114,7 +115,7 @@ impl AdminApp {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())?;
         let bearer =
-            |token: &str| constant_time_eq(given.as_bytes(), format!("Bearer {token}").as_bytes());
+            |token: &str| bool::from(given.as_bytes().ct_eq(format!("Bearer {token}").as_bytes()));
         if bearer(&self.state.admin_token) {
             return Some(Caller {
                 name: "admin".into(),
@@ -306,10 +307,6 @@ fn normalize_url(url: &str) -> String {
         "{scheme}://{}{path}",
         peakguard_cache::key::normalize_host(host, scheme)
     )
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -26,10 +27,6 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn answer(monitor: &Monitor, token: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/healthz" {
@@ -40,7 +37,7 @@ fn answer(monitor: &Monitor, token: &str, req: &Request<Incoming>) -> Response<F
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| constant_time_eq(v.as_bytes(), expected.as_bytes()));
+        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(expected.as_bytes())));
     if !authorized {
         return reply(
             401,
