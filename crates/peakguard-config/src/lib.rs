@@ -44,8 +44,25 @@ pub use wordpress::{WordpressConfig, is_admin_bar_scope, is_purge_only, pick_tok
 
 use std::path::Path;
 
+/// A `[site.shield.NAME]` table a guard outside this crate owns: the shield's registry
+/// lists them ([`parse_with`] rejects a name nobody claims).
+#[derive(Clone, Copy)]
+pub struct GuardTable {
+    pub name: &'static str,
+    /// The table's problems for one site, as (key inside the table, what is wrong and what
+    /// is allowed); an empty key names the table itself.
+    pub check: fn(&SiteConfig, &toml::Value) -> Vec<(String, String)>,
+}
+
 /// Parses and validates a configuration text. `origin` names the text in errors (a path).
+/// A `[site.shield.NAME]` table of a guard that owns its configuration is an error here:
+/// the edge and the CLI read the file with [`parse_with`] and the shield's tables.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_with(text, origin, &[])
+}
+
+/// [`parse`], with the tables guards own checked by them.
+pub fn parse_with(text: &str, origin: &str, tables: &[GuardTable]) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| locate::line_of_offset(text, s.start));
         ConfigError::Invalid {
@@ -65,7 +82,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         &dirs::DefaultDirs::of_this_process(),
         |section, key| table.get(section).and_then(|s| s.get(key)).is_some(),
     );
-    let problems = validate::validate(&config);
+    let mut problems = validate::validate(&config);
+    guard_tables(&config, tables, &mut problems);
     if problems.is_empty() {
         return Ok(config);
     }
@@ -81,6 +99,39 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         origin: origin.to_string(),
         problems,
     })
+}
+
+/// Each site's guard-owned tables, checked by their guard; a table no guard owns is named.
+fn guard_tables(config: &Config, tables: &[GuardTable], problems: &mut Vec<(String, String)>) {
+    for (i, site) in config.sites.iter().enumerate() {
+        for (name, value) in &site.shield.guards {
+            let key = format!("site[{i}].shield.{name}");
+            let Some(table) = tables.iter().find(|t| t.name == name) else {
+                let mut known: Vec<&str> = shield::TYPED_SECTIONS
+                    .iter()
+                    .copied()
+                    .chain(tables.iter().map(|t| t.name))
+                    .collect();
+                known.sort_unstable();
+                problems.push((
+                    key,
+                    format!(
+                        "unknown section [site.shield.{name}]; the shield's sections are: {}",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            for (inner, message) in (table.check)(site, value) {
+                let key = if inner.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{key}.{inner}")
+                };
+                problems.push((key, message));
+            }
+        }
+    }
 }
 
 /// `profile = "http"` sites get no WordPress rules unless a key sets them explicitly.
@@ -144,13 +195,18 @@ pub fn defaults() -> Config {
     config
 }
 
-/// Reads and validates the configuration file at `path`.
+/// Reads and validates the configuration file at `path` (see [`parse`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &[])
+}
+
+/// Reads the configuration file at `path` and validates it with the guards' tables.
+pub fn load_with(path: &Path, tables: &[GuardTable]) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    parse_with(&text, &path.display().to_string(), tables)
 }
 
 #[cfg(test)]

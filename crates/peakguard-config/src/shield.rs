@@ -33,8 +33,7 @@ impl Default for ShieldSettings {
 }
 
 /// Every part of the shield for one site.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
 pub struct ShieldConfig {
     /// `[site.shield.admission]`: how many requests reach the origin at once, and who waits.
     pub admission: AdmissionConfig,
@@ -49,7 +48,57 @@ pub struct ShieldConfig {
     pub waiting_room: WaitingRoomConfig,
     /// `[site.shield.body]`: how large a request body may be.
     pub body: BodyConfig,
+    /// `[site.shield.NAME]` tables of guards that own their configuration (the shield's
+    /// registry reads and checks them: see [`crate::GuardTable`]). A name no guard claims is
+    /// an error of [`crate::parse_with`].
+    pub guards: std::collections::BTreeMap<String, toml::Value>,
 }
+
+/// By hand rather than derived: the sections above are typed here (their errors keep their
+/// line), any other table is kept as it was written for the guard that owns it.
+impl<'de> Deserialize<'de> for ShieldConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sections;
+        impl<'de> de::Visitor<'de> for Sections {
+            type Value = ShieldConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of shield sections ([site.shield.login], ...)")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ShieldConfig, A::Error> {
+                let mut c = ShieldConfig::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "admission" => c.admission = map.next_value()?,
+                        "limits" => c.limits = map.next_value()?,
+                        "deny" => c.deny = map.next_value()?,
+                        "login" => c.login = map.next_value()?,
+                        "waiting_room" => c.waiting_room = map.next_value()?,
+                        "body" => c.body = map.next_value()?,
+                        _ => {
+                            let value: toml::Value = map.next_value()?;
+                            c.guards.insert(key, value);
+                        }
+                    }
+                }
+                Ok(c)
+            }
+        }
+        d.deserialize_map(Sections)
+    }
+}
+
+/// The sections [`ShieldConfig`] types itself (the others belong to guards).
+pub const TYPED_SECTIONS: [&str; 6] = [
+    "admission",
+    "body",
+    "deny",
+    "limits",
+    "login",
+    "waiting_room",
+];
 
 /// Request body sizes: a body over the limit is refused with 413 before the origin reads it
 /// (by its `Content-Length`, or as it streams).

@@ -371,3 +371,33 @@ fn the_wordpress_plugin_tokens_must_be_narrow() {
     );
     assert_eq!(purge.line, Some(9));
 }
+
+#[test]
+fn a_guard_owned_table_is_checked_by_its_guard_and_an_unknown_one_named_with_its_line() {
+    let text = "[[site]]\nhosts = [\"shop.test\"]\n[site.shield.login]\nmax_failures = 5\n\
+                [site.shield.extra]\nlevel = 9\n";
+    let err = parse(text, "t").expect_err("no guard owns [site.shield.extra]");
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "site[0].shield.extra");
+    assert_eq!(p.line, Some(5));
+    assert!(p.message.contains("unknown section"), "{}", p.message);
+    let tables = [GuardTable {
+        name: "extra",
+        check: |_, value| match value.get("level").and_then(|l| l.as_integer()) {
+            Some(l) if l > 5 => vec![("level".into(), "at most 5".into())],
+            _ => Vec::new(),
+        },
+    }];
+    let err = parse_with(text, "t", &tables).expect_err("the guard's own check");
+    let p = &err.problems()[0];
+    assert_eq!(
+        (p.key.as_str(), p.line, p.message.as_str()),
+        ("site[0].shield.extra.level", Some(6), "at most 5")
+    );
+    let ok = parse_with(&text.replace("9", "3"), "t", &tables).expect("valid");
+    assert_eq!(
+        ok.sites[0].shield.login.max_failures, 5,
+        "typed sections stay typed"
+    );
+    assert!(ok.sites[0].shield.guards.contains_key("extra"));
+}

@@ -46,6 +46,8 @@ pub enum SiteError {
     },
     #[error("site {site:?}: the WAF cannot start: {message}")]
     Waf { site: String, message: String },
+    #[error(transparent)]
+    Guard(peakguard_shield::ChainError),
 }
 
 /// Host → site, with an optional `*` fallback.
@@ -69,19 +71,21 @@ impl SiteTable {
             ),
             default_retry_after: config.maintenance.retry_after.0.as_secs(),
             room_templates,
+            waf: config.waf.clone(),
         };
         for sc in &config.sites {
-            shield
-                .prepare_waf(sc, &config.waf)
-                .map_err(|message| SiteError::Waf {
-                    site: sc.name.clone(),
-                    message,
-                })?;
+            let guards = shield.chain_for(sc, &shared).map_err(|e| match e.guard {
+                "waf" => SiteError::Waf {
+                    site: e.site,
+                    message: e.message,
+                },
+                _ => SiteError::Guard(e),
+            })?;
             let site = Arc::new(Site {
                 name: sc.name.clone(),
                 rules: SiteRules::from_config(sc),
                 origin: origin_of(sc)?,
-                guards: shield.chain_for(sc, &shared),
+                guards,
                 busy_retry_after: sc.shield.admission.retry_after.0,
                 body_limits: peakguard_shield::body::BodyLimits::from_config(&sc.shield.body),
                 branded_errors: sc.profile == peakguard_config::Profile::Wordpress,

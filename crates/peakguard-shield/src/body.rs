@@ -52,6 +52,17 @@ pub fn too_large(limit: u64) -> LocalResponse {
     .closing()
 }
 
+/// Always in the chain.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "body-size",
+    build: |b| {
+        Ok(Some(std::sync::Arc::new(BodySizeGuard(
+            BodyLimits::from_config(&b.site.shield.body),
+        ))))
+    },
+    check: None,
+};
+
 pub struct BodySizeGuard(pub BodyLimits);
 
 impl Guard for BodySizeGuard {

@@ -6,6 +6,16 @@ use crate::pages;
 use ipnet::IpNet;
 use peakguard_config::DenyConfig;
 
+/// In the chain when the site has a deny list.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "deny",
+    build: |b| {
+        Ok(DenyGuard::from_config(&b.site.shield.deny)
+            .map(|g| std::sync::Arc::new(g) as std::sync::Arc<dyn Guard>))
+    },
+    check: None,
+};
+
 pub struct DenyGuard {
     ips: Vec<IpNet>,
     /// Lowercase.

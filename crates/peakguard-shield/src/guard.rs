@@ -1,6 +1,7 @@
 //! The one extension point on the request path. A [`Guard`] is asked once per phase of a
 //! request and answers a [`Verdict`]; the edge acts on it. A new request policy is a new
-//! guard (a file in this crate) and one line in [`crate::Shield::chain_for`].
+//! guard: a file in this crate with its `GUARD` entry, and its name in `guards![...]` in
+//! `lib.rs` (see [`crate::registry`]).
 
 use crate::admission::Ticket;
 use crate::client::ClientInfo;

@@ -114,6 +114,19 @@ pub async fn any_issued(store: &dyn Store, pairs: &[String]) -> Result<bool, Sto
     Ok(false)
 }
 
+/// Always in the chain: session cookies are remembered whatever the admission setting, so
+/// that turning it on later knows the sessions already issued.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "issued-cookies",
+    build: |b| {
+        Ok(Some(Arc::new(IssuedCookiesGuard {
+            store: b.shield.store.clone(),
+            names: SessionCookies::new(&b.site.shield.admission.session_cookies),
+        })))
+    },
+    check: None,
+};
+
 /// Records the session cookies the origin issues (response phase). Never refuses anything.
 pub struct IssuedCookiesGuard {
     pub store: Arc<dyn Store>,

@@ -14,30 +14,48 @@
 //! shield decides.
 #![forbid(unsafe_code)]
 
-pub mod admission;
-pub mod body;
 pub mod chain;
 pub mod client;
 pub mod connections;
-pub mod deny;
 pub mod guard;
-pub mod issued;
-pub mod limits;
-pub mod login;
-pub mod maintenance;
 pub mod pages;
-pub mod redirect;
-pub mod room;
+pub mod registry;
 pub mod store;
-pub mod waf;
+
+/// Declares each guard's module and [`GUARDS`], the order a request meets them in.
+macro_rules! guards {
+    ($($guard:ident),* $(,)?) => {
+        $(pub mod $guard;)*
+        /// The guards, in the order a request meets them (each module's `GUARD`): cheap
+        /// refusals first (deny, body size, the redirect, maintenance, budgets, login,
+        /// scanners), then the WAF, the waiting room and origin admission (which makes the
+        /// request wait: nothing after it may refuse), then the issued-cookie registry
+        /// (which only remembers).
+        pub const GUARDS: &[registry::GuardEntry] = &[$($guard::GUARD),*];
+    };
+}
+
+// A new guard: its file in this folder, and its name in this line.
+guards![
+    deny,
+    body,
+    redirect,
+    maintenance,
+    limits,
+    login,
+    waf,
+    room,
+    admission,
+    issued
+];
 
 pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
 pub use chain::{Decision, GuardChain, GuardRegistry, Trail};
 pub use client::{ClientInfo, client_info};
 pub use guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
 pub use maintenance::{MaintenanceGuard, MaintenancePolicy, MaintenanceState, MaintenanceSwitch};
+pub use registry::{Build, GuardEntry, config_tables};
 
-use parking_lot::Mutex;
 use peakguard_config::SiteConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,26 +70,16 @@ pub struct Shield {
     /// The same store when it is the in-process one: the edge saves and restores it across
     /// restarts.
     pub memory: Option<Arc<store::MemoryStore>>,
-    /// Per site name. Bounded by the site names configured over the process's life.
-    admissions: Mutex<BTreeMap<String, Admission>>,
-    /// Per site name, like the admissions.
-    rooms: Mutex<BTreeMap<String, Arc<room::Room>>>,
+    /// What each guard keeps per site across reloads (admissions, rooms, compiled WAF rules
+    /// and counters), and per process (the WAF's threads).
+    pub slots: registry::Slots,
     /// The waiting room's cookie keys (the edge loads them from the key file and rotates
     /// them).
     pub room_keys: Arc<parking_lot::RwLock<room::RoomKeys>>,
     /// Open connections per client, asked by the edge's listeners at accept.
     pub accept_gate: Arc<connections::AcceptGate>,
-    /// Each site's compiled WAF rule sets (rebuilt when its `[site.waf]` changes).
-    wafs: Mutex<BTreeMap<String, Arc<waf::SiteWafs>>>,
-    /// Each site's WAF counters (kept across reloads).
-    waf_stats: Mutex<BTreeMap<String, Arc<waf::WafStats>>>,
-    /// The threads inspections run on (made with the first WAF).
-    waf_pool: Mutex<Option<Arc<waf::WafPool>>>,
-    /// Where incidents go (the edge's WAF log).
+    /// Where WAF incidents go (the edge's WAF log).
     pub incident_log: parking_lot::RwLock<Option<Arc<dyn waf::IncidentLog>>>,
-    /// Warnings already logged (each once in the process's life: CRS 3.3 in use, the
-    /// WordPress plugin missing). Bounded by the sites configured.
-    waf_warned: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The parts of the configuration every site's chain shares.
@@ -80,6 +88,17 @@ pub struct Shared {
     pub default_retry_after: u64,
     /// Waiting-room templates by site name (read by the edge).
     pub room_templates: BTreeMap<String, Arc<str>>,
+    /// `[waf]`: where CRS releases are installed, the inspection pool's size.
+    pub waf: peakguard_config::WafSettings,
+}
+
+/// A guard that could not be made for a site (its WAF rules do not compile, say).
+#[derive(Debug, thiserror::Error)]
+#[error("site {site:?}: the {guard} guard cannot start: {message}")]
+pub struct ChainError {
+    pub site: String,
+    pub guard: &'static str,
+    pub message: String,
 }
 
 impl Shield {
@@ -91,255 +110,55 @@ impl Shield {
             maintenance: Arc::new(parking_lot::RwLock::new(maintenance)),
             store: memory.clone(),
             memory: Some(memory),
-            admissions: Mutex::default(),
-            rooms: Mutex::default(),
+            slots: registry::Slots::default(),
             room_keys: Arc::new(parking_lot::RwLock::new(room::RoomKeys {
                 current: rand::random::<[u8; 32]>().to_vec(),
                 previous: None,
             })),
             accept_gate: Arc::default(),
-            wafs: Mutex::default(),
-            waf_stats: Mutex::default(),
-            waf_pool: Mutex::default(),
             incident_log: parking_lot::RwLock::new(None),
-            waf_warned: Mutex::default(),
         }
     }
 
-    /// Compiles the WAF rule sets of a site with `[site.waf]` (unless they were built from
-    /// the same settings, rule set and plugins already) and makes the inspection pool; call
-    /// before [`Shield::chain_for`], at start and on reload — off the async runtime: a
-    /// build takes a second or two. The error names what is wrong (no CRS installed, a
-    /// plugin missing, rules the engine refuses); the running rules stay as they were.
-    pub fn prepare_waf(
-        &self,
-        site: &SiteConfig,
-        settings: &peakguard_config::WafSettings,
-    ) -> Result<(), String> {
-        let Some(config) = site
-            .waf
-            .as_ref()
-            .filter(|w| w.mode != peakguard_config::WafMode::Off)
-        else {
-            self.wafs.lock().remove(&site.name);
-            return Ok(());
-        };
-        let plan = waf::plan(config, waf::wordpress_on(site), &settings.crs_home, None)?;
-        if self
-            .wafs
-            .lock()
-            .get(&site.name)
-            .is_some_and(|w| w.built_from == plan.key)
-        {
-            return Ok(());
-        }
-        let built = waf::build(&site.name, config, plan)?;
-        let s = &built.status;
-        log::info!(
-            target: waf::LOG_TARGET,
-            "site {}: WAF on CRS {} ({}: {}){}, paranoia {}{}",
-            s.site,
-            s.crs,
-            s.found,
-            s.crs_real_dir,
-            if s.plugins.is_empty() {
-                String::new()
-            } else {
-                format!(", plugins {}", s.plugins.join(", "))
-            },
-            s.paranoia,
-            if s.inspect_responses {
-                ", responses inspected"
-            } else {
-                ""
-            },
-        );
-        for warning in &s.warnings {
-            if self
-                .waf_warned
-                .lock()
-                .insert(format!("{}|{warning}", s.site))
-            {
-                log::warn!(target: waf::LOG_TARGET, "site {}: WAF: {warning}", s.site);
-            }
-        }
-        self.wafs.lock().insert(site.name.clone(), Arc::new(built));
-        let mut pool = self.waf_pool.lock();
-        if pool.is_none() {
-            *pool = Some(Arc::new(waf::WafPool::new(
-                settings.workers,
-                settings.queue,
-            )));
-        }
-        Ok(())
-    }
-
-    /// The guards of one site, in the order they are asked. This is the one place a new
-    /// guard is wired in.
-    pub fn chain_for(&self, site: &SiteConfig, shared: &Shared) -> GuardChain {
+    /// The guards of one site, in the order of [`GUARDS`]. Call it off the async
+    /// runtime, at start and on reload: the WAF compiles its rules here (a second or two).
+    pub fn chain_for(&self, site: &SiteConfig, shared: &Shared) -> Result<GuardChain, ChainError> {
+        let guards =
+            registry::build_all(self, site, shared).map_err(|(guard, message)| ChainError {
+                site: site.name.clone(),
+                guard,
+                message,
+            })?;
         let mut chain = GuardChain::default();
-        if let Some(deny) = deny::DenyGuard::from_config(&site.shield.deny) {
-            chain.push(Arc::new(deny), &self.registry);
+        for guard in guards {
+            chain.push(guard, &self.registry);
         }
-        chain.push(
-            Arc::new(body::BodySizeGuard(body::BodyLimits::from_config(
-                &site.shield.body,
-            ))),
-            &self.registry,
-        );
-        if site.https_redirect {
-            chain.push(Arc::new(redirect::HttpsRedirectGuard), &self.registry);
-        }
-        chain.push(
-            Arc::new(MaintenanceGuard {
-                switch: self.maintenance.clone(),
-                policy: shared.maintenance_policy.clone(),
-                default_retry_after: shared.default_retry_after,
-            }),
-            &self.registry,
-        );
-        if let Some(limits) =
-            limits::LimitsGuard::from_config(&site.name, &site.shield.limits, self.store.clone())
-        {
-            chain.push(Arc::new(limits), &self.registry);
-        }
-        if let Some(login) =
-            login::LoginGuard::from_config(&site.name, &site.shield.login, self.store.clone())
-        {
-            chain.push(Arc::new(login), &self.registry);
-        }
-        if let Some(guard) = self.waf_guard(site) {
-            chain.push(Arc::new(guard), &self.registry);
-        }
-        let a = &site.shield.admission;
-        let admission = a.enabled.then(|| self.admission_for(&site.name, a));
-        let w = &site.shield.waiting_room;
-        if w.enabled {
-            chain.push(
-                Arc::new(room::RoomGuard {
-                    room: self.room_for(&site.name, w),
-                    keys: self.room_keys.clone(),
-                    admission: admission.clone(),
-                    queue_timeout: a.queue_timeout.0,
-                    sessions: issued::SessionCookies::new(&a.session_cookies),
-                    template: shared.room_templates.get(&site.name).cloned(),
-                }),
-                &self.registry,
-            );
-        }
-        if let Some(admission) = admission {
-            chain.push(
-                Arc::new(admission::AdmissionGuard {
-                    admission,
-                    rules: admission::LaneRules::from_config(a).with_room_pass(w.enabled.then(
-                        || room::PassCheck {
-                            keys: self.room_keys.clone(),
-                            site: site.name.clone(),
-                        },
-                    )),
-                    timeout: a.queue_timeout.0,
-                    store: self.store.clone(),
-                }),
-                &self.registry,
-            );
-        }
-        // Session cookies are remembered whatever the admission setting, so that turning it
-        // on later knows the sessions already issued.
-        chain.push(
-            Arc::new(issued::IssuedCookiesGuard {
-                store: self.store.clone(),
-                names: issued::SessionCookies::new(&a.session_cookies),
-            }),
-            &self.registry,
-        );
-        chain
-    }
-
-    /// The site's WAF guard, when `[site.waf]` is on and [`Shield::prepare_waf`] built it.
-    fn waf_guard(&self, site: &SiteConfig) -> Option<waf::WafGuard> {
-        let config = site.waf.as_ref()?;
-        if config.mode == peakguard_config::WafMode::Off {
-            return None;
-        }
-        let Some(wafs) = self.wafs.lock().get(&site.name).cloned() else {
-            log::error!(
-                "site {}: its WAF was not prepared; no WAF for it",
-                site.name
-            );
-            return None;
-        };
-        let pool = self.waf_pool.lock().clone()?;
-        let stats = self
-            .waf_stats
-            .lock()
-            .entry(site.name.clone())
-            .or_default()
-            .clone();
-        Some(waf::WafGuard {
-            site: site.name.clone(),
-            mode: config.mode,
-            on_error: config.on_error,
-            threshold: config.threshold,
-            outbound_threshold: config.outbound_threshold,
-            inspect_responses: config.inspect_responses,
-            body_limit: config.body_limit.0 as usize,
-            wafs,
-            pool,
-            store: self.store.clone(),
-            stats,
-            log: self.incident_log.read().clone(),
-        })
+        Ok(chain)
     }
 
     /// Which rule set each named site's WAF runs (`/status`, `peakguard waf status`).
     pub fn waf_statuses<'a>(&self, sites: impl Iterator<Item = &'a str>) -> Vec<waf::WafStatus> {
-        let wafs = self.wafs.lock();
         sites
-            .filter_map(|name| wafs.get(name).map(|w| w.status.clone()))
+            .filter_map(|name| {
+                let compiled = self.slots.get::<waf::CompiledWafs>(name)?;
+                compiled.0.lock().as_ref().map(|w| w.status.clone())
+            })
             .collect()
     }
 
-    /// The site's admission, created once and reconfigured on reload.
-    fn admission_for(&self, site: &str, c: &peakguard_config::AdmissionConfig) -> Admission {
-        let adaptive = c.adaptive.then_some((c.min_limit, c.max_limit));
-        let mut map = self.admissions.lock();
-        let a = map
-            .entry(site.to_string())
-            .or_insert_with(|| Admission::new(site, c.limit, c.queue_size))
-            .clone();
-        a.configure(c.limit, c.queue_size, adaptive);
-        a
-    }
-
-    /// The site's waiting room, created once and reconfigured on reload.
-    fn room_for(
-        &self,
-        site: &str,
-        config: &peakguard_config::WaitingRoomConfig,
-    ) -> Arc<room::Room> {
-        let mut map = self.rooms.lock();
-        match map.get(site) {
-            Some(r) => {
-                r.reconfigure(config);
-                r.clone()
-            }
-            None => {
-                let r = Arc::new(room::Room::new(site, config, self.store.clone()));
-                map.insert(site.to_string(), r.clone());
-                r
-            }
-        }
-    }
-
     pub fn rooms(&self) -> Vec<Arc<room::Room>> {
-        self.rooms.lock().values().cloned().collect()
+        self.slots
+            .all::<room::Room>()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
     }
 
     pub fn admission_snapshots(&self) -> Vec<AdmissionSnapshot> {
-        self.admissions
-            .lock()
-            .values()
-            .map(Admission::snapshot)
+        self.slots
+            .all::<Admission>()
+            .iter()
+            .map(|(_, a)| a.snapshot())
             .collect()
     }
 
@@ -360,13 +179,7 @@ impl Shield {
         self.registry.render(out);
         admission::render_metrics(&self.admission_snapshots(), out);
         room::render_metrics(&self.room_statuses().await, out);
-        let waf_stats: Vec<(String, Arc<waf::WafStats>)> = self
-            .waf_stats
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        waf::stats::render(&waf_stats, out);
+        waf::stats::render(&self.slots.all::<waf::WafStats>(), out);
         self.accept_gate.render_metrics(out);
     }
 }

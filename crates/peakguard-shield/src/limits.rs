@@ -188,6 +188,18 @@ impl Check {
     }
 }
 
+/// In the chain when the site has a budget on.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "limits",
+    build: |b| {
+        Ok(
+            LimitsGuard::from_config(&b.site.name, &b.site.shield.limits, b.shield.store.clone())
+                .map(|g| Arc::new(g) as Arc<dyn Guard>),
+        )
+    },
+    check: None,
+};
+
 impl LimitsGuard {
     /// `None` when the limits are off.
     pub fn from_config(site: &str, c: &LimitsConfig, store: Arc<dyn Store>) -> Option<Self> {

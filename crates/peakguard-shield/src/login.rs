@@ -137,6 +137,18 @@ fn locked_out(left: Duration, reason: String) -> Verdict {
     }
 }
 
+/// In the chain when login protection is on (the WordPress profile's default).
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "login",
+    build: |b| {
+        Ok(
+            LoginGuard::from_config(&b.site.name, &b.site.shield.login, b.shield.store.clone())
+                .map(|g| Arc::new(g) as Arc<dyn Guard>),
+        )
+    },
+    check: None,
+};
+
 impl LoginGuard {
     /// `None` when login protection is off.
     pub fn from_config(site: &str, config: &LoginConfig, store: Arc<dyn Store>) -> Option<Self> {

@@ -63,6 +63,19 @@ impl MaintenancePolicy {
 /// The switch the admin API flips and the guard reads (shared, survives reloads).
 pub type MaintenanceSwitch = Arc<RwLock<MaintenanceState>>;
 
+/// Always in the chain: the switch is the process's, the policy `[maintenance]`'s.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "maintenance",
+    build: |b| {
+        Ok(Some(Arc::new(MaintenanceGuard {
+            switch: b.shield.maintenance.clone(),
+            policy: b.shared.maintenance_policy.clone(),
+            default_retry_after: b.shared.default_retry_after,
+        })))
+    },
+    check: None,
+};
+
 /// Answers 503 with the maintenance page while the switch is on, except for the allowed.
 pub struct MaintenanceGuard {
     pub switch: MaintenanceSwitch,

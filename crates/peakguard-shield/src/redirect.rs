@@ -4,6 +4,17 @@
 use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use bytes::Bytes;
 
+/// In the chain when the site sets `https_redirect`.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "https-redirect",
+    build: |b| {
+        Ok(b.site
+            .https_redirect
+            .then(|| std::sync::Arc::new(HttpsRedirectGuard) as std::sync::Arc<dyn Guard>))
+    },
+    check: None,
+};
+
 pub struct HttpsRedirectGuard;
 
 /// The host without its port, IPv6 brackets kept because it goes into a URL

@@ -12,6 +12,7 @@ fn shared() -> Shared {
         ),
         default_retry_after: 600,
         room_templates: Default::default(),
+        waf: Default::default(),
     }
 }
 
@@ -25,7 +26,7 @@ fn site(redirect: bool) -> SiteConfig {
 #[test]
 fn body_size_redirect_and_maintenance_come_first_and_admission_last() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
-    let chain = shield.chain_for(&site(true), &shared());
+    let chain = shield.chain_for(&site(true), &shared()).expect("chain");
     assert_eq!(
         chain.names(),
         [
@@ -39,7 +40,10 @@ fn body_size_redirect_and_maintenance_come_first_and_admission_last() {
     );
     let http_site = SiteConfig::quick("http://127.0.0.1:1", Profile::Http);
     assert_eq!(
-        shield.chain_for(&http_site, &shared()).names(),
+        shield
+            .chain_for(&http_site, &shared())
+            .expect("chain")
+            .names(),
         ["body-size", "maintenance", "issued-cookies"],
         "the http profile has no origin admission and no login protection by default"
     );
@@ -48,7 +52,7 @@ fn body_size_redirect_and_maintenance_come_first_and_admission_last() {
 #[tokio::test]
 async fn the_redirect_answers_plain_http_only() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
-    let chain = shield.chain_for(&site(true), &shared());
+    let chain = shield.chain_for(&site(true), &shared()).expect("chain");
     let mut trail = Trail::default();
     let req = Req::get("/shop/?a=1");
     let Decision::Respond { guard, response } = chain
@@ -96,7 +100,7 @@ async fn the_redirect_answers_plain_http_only() {
 #[tokio::test]
 async fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
-    let chain = shield.chain_for(&site(false), &shared());
+    let chain = shield.chain_for(&site(false), &shared()).expect("chain");
     let visitor = Req::get("/");
     assert!(matches!(
         chain
@@ -160,7 +164,7 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
     let mut config = site(false);
     config.shield.admission.limit = 1;
     config.shield.admission.adaptive = false;
-    let chain = shield.chain_for(&config, &shared());
+    let chain = shield.chain_for(&config, &shared()).expect("chain");
     let mut trail = Trail::default();
     let first = lane_of(&chain, &Req::get("/"), &mut trail).await;
     assert!(first.immediate());
@@ -258,19 +262,19 @@ fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
     let mut config = site(false);
     config.shield.admission.limit = 2;
     config.shield.admission.adaptive = false;
-    let _ = shield.chain_for(&config, &shared());
+    let _ = shield.chain_for(&config, &shared()).expect("chain");
     config.shield.admission.limit = 5;
-    let _ = shield.chain_for(&config, &shared());
+    let _ = shield.chain_for(&config, &shared()).expect("chain");
     let snaps = shield.admission_snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].limit, 5);
     // Adaptive (the default), it starts from the configured limit within its bounds.
     config.shield.admission.adaptive = true;
     config.shield.admission.limit = 8;
-    let _ = shield.chain_for(&config, &shared());
+    let _ = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(shield.admission_snapshots()[0].limit, 8);
     config.shield.admission.max_limit = 6;
-    let _ = shield.chain_for(&config, &shared());
+    let _ = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(shield.admission_snapshots()[0].limit, 6, "new bounds apply");
 }
 
@@ -281,7 +285,7 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
     config.shield.deny.ips = vec!["198.51.100.0/24".parse().expect("cidr")];
     config.shield.deny.agents = vec!["SQLMap".into()];
     config.shield.limits.enabled = true;
-    let chain = shield.chain_for(&config, &shared());
+    let chain = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(
         chain.names(),
         [
@@ -327,7 +331,7 @@ async fn a_visitor_the_waiting_room_let_in_waits_in_the_session_lane() {
     let mut config = site(false);
     config.shield.waiting_room.enabled = true;
     config.shield.waiting_room.active_users = 1000;
-    let chain = shield.chain_for(&config, &shared());
+    let chain = shield.chain_for(&config, &shared()).expect("chain");
     // With room to spare, a newcomer is let in: the pass goes with the response and this
     // very request waits in the session lane.
     let mut trail = Trail::default();
@@ -339,7 +343,7 @@ async fn a_visitor_the_waiting_room_let_in_waits_in_the_session_lane() {
         trail.headers
     );
     // The room full (everyone queued): only a real pass goes on, in the session lane.
-    let room = shield.room_for("shop", &config.shield.waiting_room);
+    let room = shield.slots.get::<room::Room>("shop").expect("the room");
     room.set_mode(room::RoomMode::QueueAll).await.expect("mode");
     let expires = (room::unix_now() + 600).to_string();
     let pass = shield

@@ -75,13 +75,18 @@ fn main() -> ExitCode {
     code
 }
 
+/// Reads a configuration file, with the tables the shield's guards own.
+fn read_config(path: &std::path::Path) -> Result<Config, peakguard_config::ConfigError> {
+    peakguard_config::load_with(path, &peakguard_shield::config_tables())
+}
+
 fn load_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
     match path {
-        Some(p) => Ok(Some(peakguard_config::load(p)?)),
+        Some(p) => Ok(Some(read_config(p)?)),
         None => {
             let default = std::path::Path::new("peakguard.toml");
             if default.exists() {
-                Ok(Some(peakguard_config::load(default)?))
+                Ok(Some(read_config(default)?))
             } else {
                 Ok(None)
             }
@@ -94,7 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => {
             let path = args.config.clone();
             let mut config = match (&path, &args.origin) {
-                (Some(p), _) => peakguard_config::load(p)?,
+                (Some(p), _) => read_config(p)?,
                 (None, Some(origin)) => {
                     let profile = if args.profile.as_deref() == Some("http") {
                         Profile::Http
@@ -114,8 +119,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             "wordpress"
                         }
                     );
-                    peakguard_config::parse(&text, "command line")
-                        .context("the --listen/--origin values are not valid")?
+                    peakguard_config::parse_with(
+                        &text,
+                        "command line",
+                        &peakguard_shield::config_tables(),
+                    )
+                    .context("the --listen/--origin values are not valid")?
                 }
                 (None, None) => bail!(
                     "give a configuration file (--config peakguard.toml) or an origin (--origin http://127.0.0.1:80)"
@@ -249,7 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&client.get("/status")?)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCommand::Check { file }) => match peakguard_config::load(&file) {
+        Command::Config(ConfigCommand::Check { file }) => match read_config(&file) {
             Ok(c) => {
                 println!("{}: ok ({} site(s))", file.display(), c.sites.len());
                 Ok(ExitCode::SUCCESS)

@@ -9,6 +9,43 @@ use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// In the chain when `[site.shield.admission]` is on (the WordPress profile's default).
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "admission",
+    build: |b| {
+        let Some(admission) = site_admission(b) else {
+            return Ok(None);
+        };
+        let a = &b.site.shield.admission;
+        let adaptive = a.adaptive.then_some((a.min_limit, a.max_limit));
+        admission.configure(a.limit, a.queue_size, adaptive);
+        let room_on = b.site.shield.waiting_room.enabled;
+        Ok(Some(Arc::new(AdmissionGuard {
+            admission,
+            rules: LaneRules::from_config(a).with_room_pass(room_on.then(|| {
+                crate::room::PassCheck {
+                    keys: b.shield.room_keys.clone(),
+                    site: b.site.name.clone(),
+                }
+            })),
+            timeout: a.queue_timeout.0,
+            store: b.shield.store.clone(),
+        })))
+    },
+    check: None,
+};
+
+/// The site's admission when it is on: made once, kept across reloads (a reload must not
+/// forget who is at the origin); its guard reconfigures it.
+pub fn site_admission(b: &crate::registry::Build<'_>) -> Option<Admission> {
+    let a = &b.site.shield.admission;
+    a.enabled.then(|| {
+        b.slot(|| Admission::new(&b.site.name, a.limit, a.queue_size))
+            .as_ref()
+            .clone()
+    })
+}
+
 pub struct AdmissionGuard {
     pub admission: Admission,
     pub rules: LaneRules,

@@ -13,7 +13,7 @@ mod guard;
 mod lanes;
 
 pub use gradient::Gradient;
-pub use guard::AdmissionGuard;
+pub use guard::{AdmissionGuard, GUARD, site_admission};
 pub use lanes::{Lane, LaneRules};
 
 use parking_lot::Mutex;

@@ -18,6 +18,35 @@ pub const PASS_COOKIE: &str = "pg_pass";
 /// `peakguard rehearse` can tell a visitor in line from a failed request.
 pub const ROOM_HEADER: &str = "peakguard-waiting-room";
 
+/// In the chain when `[site.shield.waiting_room]` is on.
+pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
+    name: "waiting-room",
+    build: |b| {
+        let w = &b.site.shield.waiting_room;
+        if !w.enabled {
+            return Ok(None);
+        }
+        let mut made = false;
+        let room = b.slot(|| {
+            made = true;
+            Room::new(&b.site.name, w, b.shield.store.clone())
+        });
+        if !made {
+            room.reconfigure(w);
+        }
+        let a = &b.site.shield.admission;
+        Ok(Some(Arc::new(RoomGuard {
+            room,
+            keys: b.shield.room_keys.clone(),
+            admission: crate::admission::site_admission(b),
+            queue_timeout: a.queue_timeout.0,
+            sessions: SessionCookies::new(&a.session_cookies),
+            template: b.shared.room_templates.get(&b.site.name).cloned(),
+        })))
+    },
+    check: None,
+};
+
 pub struct RoomGuard {
     pub room: Arc<Room>,
     pub keys: Arc<parking_lot::RwLock<RoomKeys>>,

@@ -20,7 +20,7 @@ mod guard;
 mod page;
 
 pub use cookie::RoomKeys;
-pub use guard::{PassCheck, ROOM_HEADER, RoomGuard};
+pub use guard::{GUARD, PassCheck, ROOM_HEADER, RoomGuard};
 
 use crate::store::{Store, StoreError};
 use peakguard_config::WaitingRoomConfig;

@@ -15,11 +15,13 @@
 //! `wordpress_logged_in_*` cookie the origin really issued through the edge (the
 //! issued-cookie registry): a made-up cookie earns nothing.
 
+mod factory;
 mod incident;
 mod plan;
 mod pool;
 pub mod stats;
 
+pub use factory::{CompiledWafs, GUARD};
 pub use incident::{Incident, IncidentLog, IncidentRule, LOGGED_VALUE_CHARS, loggable_uri};
 pub use plan::{Plan, SiteWafs, WafStatus, build, plan, wordpress_on};
 pub use pool::{Overloaded, WafPool};

@@ -140,7 +140,9 @@ default_ttl = "2s"
 "#,
         dir = dir.display()
     );
-    let config = peakguard_config::parse(&config_text, "demo").context("demo configuration")?;
+    let config =
+        peakguard_config::parse_with(&config_text, "demo", &peakguard_shield::config_tables())
+            .context("demo configuration")?;
     let (server, _state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
         config,
         config_path: None,
