@@ -3,8 +3,8 @@
 //! Owns: the [`Guard`] extension point and its ordered [`GuardChain`] per site; who the
 //! client is (trusted-proxy rules for `X-Forwarded-For`); the guards themselves — deny
 //! lists, body sizes, the HTTPS redirect, maintenance, traffic limits per client, login
-//! protection, the waiting room, origin admission (a concurrency limit with priority lanes),
-//! the issued-cookie registry; the decision to accept a connection (open connections per
+//! protection, scanner probes, the waiting room, origin admission (a concurrency limit with
+//! priority lanes), the issued-cookie registry; the decision to accept a connection (open connections per
 //! client, from counts the edge reads from the kernel); the branded pages they answer with;
 //! the store behind shared counters; and the state that outlives a reload ([`Shield`]: the
 //! maintenance switch, each site's admission and room, the verdict counters); the WAF guard
@@ -35,7 +35,7 @@ macro_rules! guards {
     };
 }
 
-// A new guard: its file in this folder, and its name in this line.
+// A new guard: its file in this folder, and its name on a line of this list.
 guards![
     deny,
     body,
@@ -43,10 +43,11 @@ guards![
     maintenance,
     limits,
     login,
+    scanners,
     waf,
     room,
     admission,
-    issued
+    issued,
 ];
 
 pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};

@@ -34,6 +34,7 @@ fn body_size_redirect_and_maintenance_come_first_and_admission_last() {
             "https-redirect",
             "maintenance",
             "login",
+            "scanners",
             "admission",
             "issued-cookies"
         ]
@@ -295,6 +296,7 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
             "maintenance",
             "limits",
             "login",
+            "scanners",
             "admission",
             "issued-cookies"
         ]

@@ -1089,3 +1089,85 @@ fn a_client_may_hold_only_so_many_open_connections_even_silent_ones() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+#[ignore = "needs a real WordPress: scripts/test.sh"]
+fn scanner_probes_are_refused_before_wordpress_and_real_pages_are_not() {
+    let wp = wp();
+    let edge = Edge::start("scanners", &site(&wp, ""));
+    let run = run_id();
+    let probes = [
+        "/.env",
+        "/.git/config",
+        "/wp-config.php.bak",
+        "/wp-config.php~",
+        "/phpinfo.php",
+        "/wp-content/plugins/x/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+        "/backup.sql",
+        "/wp-content/debug.log",
+        "/www.tar.gz",
+        "/wp-content/ai1wm-backups/site.wpress",
+    ];
+    for probe in probes {
+        let path = format!("{probe}?pgrun={run}");
+        let r = get(edge.addr, &wp.host, &path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(r.text(), "Not found\n", "{path}");
+        assert_eq!(origin_hits(&wp, &path), 0, "{path} never reached WordPress");
+    }
+    assert_eq!(
+        metric(
+            &edge,
+            "peakguard_guard_verdicts_total{guard=\"scanners\",verdict=\"respond\"}"
+        ),
+        probes.len() as u64
+    );
+    let log_path = edge.dir.join("access.log");
+    wait_until(
+        "the access log names the guard",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_path)
+                .is_ok_and(|l| l.contains("scanners: scanner probe (hidden file)"))
+        },
+    );
+    // Real pages, files and WordPress's own endpoints go on to WordPress.
+    for page in [
+        "/",
+        "/wp-login.php",
+        "/wp-includes/js/jquery/jquery.min.js",
+        "/.well-known/security.txt",
+    ] {
+        let path = format!("{page}?pgrun={run}");
+        let r = get(edge.addr, &wp.host, &path);
+        assert_ne!(r.text(), "Not found\n", "{path}");
+        assert_eq!(origin_hits(&wp, &path), 1, "{path} reached WordPress");
+    }
+    // Turned off for the site, the same probe reaches WordPress.
+    let off = Edge::start(
+        "scanners-off",
+        &site(&wp, "[site.shield.scanners]\nenabled = false\n"),
+    );
+    let path = format!("/.env?pgrun={run}-off");
+    get(off.addr, &wp.host, &path);
+    assert_eq!(origin_hits(&wp, &path), 1, "{path} reached WordPress");
+    // A mistyped key is named with its line when the file is checked.
+    let dir = fresh_dir("scanners-config");
+    let file = dir.join("peakguard.toml");
+    std::fs::write(
+        &file,
+        "[[site]]\norigin = \"http://127.0.0.1:1\"\n[site.shield.scanners]\nalow = [\"/x\"]\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_peakguard"))
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .expect("run peakguard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("site[0].shield.scanners") && err.contains("alow"),
+        "{err}"
+    );
+}
