@@ -26,10 +26,10 @@ use crate::site::BackupSite;
 use crate::snapshot::Kind;
 use parking_lot::Mutex;
 use peakguard_config::Config;
+use peakguard_prometheus::{Exposition, Kind as MetricKind, Value};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -603,14 +603,19 @@ impl SiteStatus {
     }
 }
 
-/// Prometheus text for one gauge or counter family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+/// One sample: its labels and value.
+type Sample = (Vec<(&'static str, String)>, Value);
+
+/// Prometheus text for one gauge or counter family (nothing when it has no sample).
+fn family(out: &mut String, name: &str, kind: MetricKind, help: &str, samples: &[Sample]) {
     if samples.is_empty() {
         return;
     }
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    let mut e = Exposition::new(out);
+    let mut f = e.family(name, kind, help);
     for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        f.sample(&labels, *value);
     }
 }
 
@@ -637,32 +642,37 @@ impl BackupDaemon {
     /// Prometheus text for `/metrics`.
     pub fn metrics(&self) -> String {
         let now = now_unix();
-        let mut runs = Vec::new();
-        let mut last_ok = Vec::new();
-        let mut age = Vec::new();
-        let mut duration = Vec::new();
-        let mut running = Vec::new();
-        let mut prunes = Vec::new();
-        let mut copies = Vec::new();
-        let mut missing = Vec::new();
-        let mut lag = Vec::new();
-        let mut bunker_ok = Vec::new();
+        let mut runs: Vec<Sample> = Vec::new();
+        let mut last_ok: Vec<Sample> = Vec::new();
+        let mut age: Vec<Sample> = Vec::new();
+        let mut duration: Vec<Sample> = Vec::new();
+        let mut running: Vec<Sample> = Vec::new();
+        let mut prunes: Vec<Sample> = Vec::new();
+        let mut copies: Vec<Sample> = Vec::new();
+        let mut missing: Vec<Sample> = Vec::new();
+        let mut lag: Vec<Sample> = Vec::new();
+        let mut bunker_ok: Vec<Sample> = Vec::new();
         for w in &self.sites {
             let s = w.status.lock().now();
-            let site = format!("site=\"{}\"", w.site.name.replace('"', "'"));
+            let site = || vec![("site", w.site.name.clone())];
+            let with = |more: &[(&'static str, &str)]| {
+                let mut labels = site();
+                labels.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
+                labels
+            };
             for (result, n) in [
                 ("ok", s.runs_ok),
                 ("failed", s.runs_failed),
                 ("skipped", s.runs_skipped),
             ] {
-                runs.push((format!("{site},result=\"{result}\""), n.to_string()));
+                runs.push((with(&[("result", result)]), n.into()));
             }
             if let Some(t) = s.last_ok_unix {
-                last_ok.push((site.clone(), t.to_string()));
-                age.push((site.clone(), (now - t).max(0).to_string()));
-                duration.push((site.clone(), format!("{:.3}", s.last_duration_secs)));
+                last_ok.push((site(), t.into()));
+                age.push((site(), (now - t).max(0).into()));
+                duration.push((site(), s.last_duration_secs.into()));
             }
-            running.push((site.clone(), u8::from(s.running).to_string()));
+            running.push((site(), s.running.into()));
             let mut prune_counts = vec![
                 ("main", "ok", s.prunes_ok),
                 ("main", "failed", s.prunes_failed),
@@ -671,89 +681,86 @@ impl BackupDaemon {
                 prune_counts.push(("bunker", "ok", b.prunes_ok));
                 prune_counts.push(("bunker", "failed", b.prunes_failed));
                 for (result, n) in [("ok", b.copies_ok), ("failed", b.copies_failed)] {
-                    copies.push((format!("{site},result=\"{result}\""), n.to_string()));
+                    copies.push((with(&[("result", result)]), n.into()));
                 }
-                missing.push((site.clone(), b.missing.to_string()));
-                lag.push((site.clone(), b.lag_secs.to_string()));
+                missing.push((site(), b.missing.into()));
+                lag.push((site(), b.lag_secs.into()));
                 if let Some(t) = b.last_ok_unix {
-                    bunker_ok.push((site.clone(), t.to_string()));
+                    bunker_ok.push((site(), t.into()));
                 }
             }
             for (repo, result, n) in prune_counts {
-                prunes.push((
-                    format!("{site},repository=\"{repo}\",result=\"{result}\""),
-                    n.to_string(),
-                ));
+                prunes.push((with(&[("repository", repo), ("result", result)]), n.into()));
             }
         }
         let mut out = String::new();
         family(
             &mut out,
             "peakguard_backup_runs_total",
-            "counter",
+            MetricKind::Counter,
             "Backup runs by result (skipped: another peakguard command held the writer lock).",
             &runs,
         );
         family(
             &mut out,
             "peakguard_backup_last_success_timestamp_seconds",
-            "gauge",
+            MetricKind::Gauge,
             "When the last successful snapshot finished (Unix time).",
             &last_ok,
         );
         family(
             &mut out,
             "peakguard_backup_last_snapshot_age_seconds",
-            "gauge",
+            MetricKind::Gauge,
             "Seconds since the last successful snapshot.",
             &age,
         );
         family(
             &mut out,
             "peakguard_backup_last_duration_seconds",
-            "gauge",
+            MetricKind::Gauge,
             "How long the last successful snapshot took.",
             &duration,
         );
         family(
             &mut out,
             "peakguard_backup_running",
-            "gauge",
+            MetricKind::Gauge,
             "1 while a snapshot is being taken.",
             &running,
         );
         family(
             &mut out,
             "peakguard_backup_prunes_total",
-            "counter",
+            MetricKind::Counter,
             "Retention + prune runs by repository and result.",
             &prunes,
         );
         family(
             &mut out,
             "peakguard_bunker_copies_total",
-            "counter",
+            MetricKind::Counter,
             "Bunker copy runs by result.",
             &copies,
         );
         family(
             &mut out,
             "peakguard_bunker_missing_snapshots",
-            "gauge",
+            MetricKind::Gauge,
             "Snapshots of the main repository not yet in the bunker.",
             &missing,
         );
         family(
             &mut out,
             "peakguard_bunker_lag_seconds",
-            "gauge",
+            MetricKind::Gauge,
             "Age of the oldest snapshot not yet in the bunker (0 = up to date).",
             &lag,
         );
         family(
             &mut out,
             "peakguard_bunker_last_success_timestamp_seconds",
-            "gauge",
+            MetricKind::Gauge,
             "When the last successful bunker copy finished (Unix time).",
             &bunker_ok,
         );

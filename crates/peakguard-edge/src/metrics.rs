@@ -5,7 +5,7 @@
 //! check metrics` passes and existing dashboards can be adapted.
 
 use peakguard_cache::{CacheOutcome, CacheSnapshot};
-use std::fmt::Write;
+use peakguard_prometheus::{Exposition, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -51,21 +51,22 @@ impl Histogram {
         self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
     }
 
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    fn write(&self, e: &mut Exposition<'_>, name: &str, help: &str) {
         let mut cumulative = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, n)| {
+                cumulative += n.load(Relaxed);
+                (*b, cumulative)
+            })
+            .collect();
+        e.family(name, Kind::Histogram, help).histogram(
+            &[],
+            &buckets,
+            self.sum_micros.load(Relaxed) as f64 / 1e6,
+            self.count.load(Relaxed),
         );
-        let _ = writeln!(out, "{name}_count {count}");
     }
 }
 
@@ -227,7 +228,12 @@ impl Metrics {
     /// The exposition text, with the cache's gauges read now.
     pub fn render(&self, cache: &CacheSnapshot, maintenance_on: bool) -> String {
         let mut out = String::with_capacity(8192);
-        out.push_str("# HELP peakguard_requests_total Requests answered, by cache outcome and status class.\n# TYPE peakguard_requests_total counter\n");
+        let mut e = Exposition::new(&mut out);
+        let mut requests = e.family(
+            "peakguard_requests_total",
+            Kind::Counter,
+            "Requests answered, by cache outcome and status class.",
+        );
         for (o, row) in self.requests.iter().enumerate() {
             let label = if o == LOCAL {
                 "local"
@@ -235,109 +241,118 @@ impl Metrics {
                 OUTCOMES[o].label()
             };
             for (c, count) in row.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "peakguard_requests_total{{cache=\"{label}\",status_class=\"{}\"}} {}",
-                    CLASSES[c],
-                    count.load(Relaxed)
+                requests.sample(
+                    &[("cache", label), ("status_class", CLASSES[c])],
+                    count.load(Relaxed),
                 );
             }
         }
         self.request_duration.write(
-            &mut out,
+            &mut e,
             "peakguard_request_duration_seconds",
             "Time from request to last response byte, as seen by the edge.",
         );
         self.origin_duration.write(
-            &mut out,
+            &mut e,
             "peakguard_origin_duration_seconds",
             "Time from sending a request to the origin to its response header.",
         );
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        counter(
-            &mut out,
-            "peakguard_origin_errors_total",
-            "Origin failures: refused, timed out, or 5xx.",
-            self.origin_errors.load(Relaxed),
+        let counters: [(&str, &str, u64); 5] = [
+            (
+                "peakguard_origin_errors_total",
+                "Origin failures: refused, timed out, or 5xx.",
+                self.origin_errors.load(Relaxed),
+            ),
+            (
+                "peakguard_coalesced_waiters_total",
+                "Requests that waited for another request's origin fetch instead of making their own.",
+                self.coalesced_waiters.load(Relaxed),
+            ),
+            (
+                "peakguard_stale_served_total",
+                "Responses served from a stale copy (origin failing or being refreshed).",
+                self.stale_served.load(Relaxed),
+            ),
+            (
+                "peakguard_maintenance_blocked_total",
+                "Requests answered with the maintenance page.",
+                self.maintenance_blocked.load(Relaxed),
+            ),
+            (
+                "peakguard_response_body_bytes_total",
+                "Response body bytes sent to clients.",
+                self.response_bytes.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            e.single(name, Kind::Counter, help, value);
+        }
+        let tiers: [(&str, Kind, &str, u64, u64); 3] = [
+            (
+                "peakguard_cache_bytes",
+                Kind::Gauge,
+                "Bytes stored per cache tier.",
+                cache.memory_bytes,
+                cache.disk_bytes,
+            ),
+            (
+                "peakguard_cache_objects",
+                Kind::Gauge,
+                "Objects stored per cache tier.",
+                cache.memory_objects,
+                cache.disk_objects,
+            ),
+            (
+                "peakguard_cache_evictions_total",
+                Kind::Counter,
+                "Objects evicted per cache tier to stay within its size.",
+                cache.memory_evictions,
+                cache.disk_evictions,
+            ),
+        ];
+        for (name, kind, help, memory, disk) in tiers {
+            e.family(name, kind, help)
+                .sample(&[("tier", "memory")], memory)
+                .sample(&[("tier", "disk")], disk);
+        }
+        e.single(
+            "peakguard_cache_filling_bytes",
+            Kind::Gauge,
+            "Bytes of responses being received to be stored (counted in the memory budget).",
+            cache.filling_bytes,
         );
-        counter(
-            &mut out,
-            "peakguard_coalesced_waiters_total",
-            "Requests that waited for another request's origin fetch instead of making their own.",
-            self.coalesced_waiters.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "peakguard_stale_served_total",
-            "Responses served from a stale copy (origin failing or being refreshed).",
-            self.stale_served.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "peakguard_maintenance_blocked_total",
-            "Requests answered with the maintenance page.",
-            self.maintenance_blocked.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "peakguard_response_body_bytes_total",
-            "Response body bytes sent to clients.",
-            self.response_bytes.load(Relaxed),
-        );
-        out.push_str("# HELP peakguard_cache_bytes Bytes stored per cache tier.\n# TYPE peakguard_cache_bytes gauge\n");
-        let _ = writeln!(
-            out,
-            "peakguard_cache_bytes{{tier=\"memory\"}} {}\npeakguard_cache_bytes{{tier=\"disk\"}} {}",
-            cache.memory_bytes, cache.disk_bytes
-        );
-        out.push_str("# HELP peakguard_cache_objects Objects stored per cache tier.\n# TYPE peakguard_cache_objects gauge\n");
-        let _ = writeln!(
-            out,
-            "peakguard_cache_objects{{tier=\"memory\"}} {}\npeakguard_cache_objects{{tier=\"disk\"}} {}",
-            cache.memory_objects, cache.disk_objects
-        );
-        out.push_str("# HELP peakguard_cache_evictions_total Objects evicted per cache tier to stay within its size.\n# TYPE peakguard_cache_evictions_total counter\n");
-        let _ = writeln!(
-            out,
-            "peakguard_cache_evictions_total{{tier=\"memory\"}} {}\npeakguard_cache_evictions_total{{tier=\"disk\"}} {}",
-            cache.memory_evictions, cache.disk_evictions
-        );
-        let _ = writeln!(
-            out,
-            "# HELP peakguard_cache_filling_bytes Bytes of responses being received to be stored (counted in the memory budget).\n# TYPE peakguard_cache_filling_bytes gauge\npeakguard_cache_filling_bytes {}",
-            cache.filling_bytes
-        );
-        counter(
-            &mut out,
+        e.single(
             "peakguard_cache_fills_not_stored_total",
+            Kind::Counter,
             "Responses passed on without being stored because fills in progress held half the memory budget.",
             cache.fills_not_stored,
         );
-        counter(
-            &mut out,
+        e.single(
             "peakguard_cache_disk_hits_total",
+            Kind::Counter,
             "Lookups answered from the disk tier.",
             cache.disk_hits,
         );
-        let _ = writeln!(
-            out,
-            "# HELP peakguard_cache_encodings_total Background encodings of stored responses (gzip, brotli, identity), by result.\n# TYPE peakguard_cache_encodings_total counter\npeakguard_cache_encodings_total{{result=\"queued\"}} {}\npeakguard_cache_encodings_total{{result=\"done\"}} {}\npeakguard_cache_encodings_total{{result=\"dropped\"}} {}\npeakguard_cache_encodings_total{{result=\"failed\"}} {}",
-            cache.encode_queued, cache.encoded_objects, cache.encode_dropped, cache.encode_failed
+        e.family(
+            "peakguard_cache_encodings_total",
+            Kind::Counter,
+            "Background encodings of stored responses (gzip, brotli, identity), by result.",
+        )
+        .sample(&[("result", "queued")], cache.encode_queued)
+        .sample(&[("result", "done")], cache.encoded_objects)
+        .sample(&[("result", "dropped")], cache.encode_dropped)
+        .sample(&[("result", "failed")], cache.encode_failed);
+        e.single(
+            "peakguard_cache_encode_seconds_total",
+            Kind::Counter,
+            "CPU time the background encoders spent.",
+            cache.encode_seconds,
         );
-        let _ = writeln!(
-            out,
-            "# HELP peakguard_cache_encode_seconds_total CPU time the background encoders spent.\n# TYPE peakguard_cache_encode_seconds_total counter\npeakguard_cache_encode_seconds_total {}",
-            cache.encode_seconds
-        );
-        let _ = writeln!(
-            out,
-            "# HELP peakguard_maintenance_mode Whether maintenance mode is on (1) or off (0).\n# TYPE peakguard_maintenance_mode gauge\npeakguard_maintenance_mode {}",
-            u8::from(maintenance_on)
+        e.single(
+            "peakguard_maintenance_mode",
+            Kind::Gauge,
+            "Whether maintenance mode is on (1) or off (0).",
+            maintenance_on,
         );
         out
     }

@@ -10,9 +10,12 @@
 //! and its Prometheus text for `/metrics`.
 
 use crate::service::Monitor;
+use peakguard_prometheus::{Exposition, Kind};
+
+/// What a per-probe metric reads of a probe's track.
+type TrackValue = fn(&crate::track::Track) -> u64;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -155,91 +158,93 @@ impl Monitor {
         let last: Vec<crate::ProbeResult> =
             tracks.iter().filter_map(|t| t.last().cloned()).collect();
         let mut out = crate::metrics::render(&last);
-        let esc = crate::metrics::label;
-        out.push_str("# HELP peakguard_probe_up Whether the probe counts as up after its failure and success thresholds.\n# TYPE peakguard_probe_up gauge\n");
-        for t in &tracks {
-            let _ = writeln!(
-                out,
-                "peakguard_probe_up{{probe=\"{}\",kind=\"{}\"}} {}",
-                esc(&t.name),
-                t.kind,
-                u8::from(!t.down)
-            );
-        }
-        out.push_str("# HELP peakguard_probe_runs_total Runs of the probe.\n# TYPE peakguard_probe_runs_total counter\n");
-        for t in &tracks {
-            let _ = writeln!(
-                out,
-                "peakguard_probe_runs_total{{probe=\"{}\",kind=\"{}\"}} {}",
-                esc(&t.name),
-                t.kind,
-                t.runs
-            );
-        }
-        out.push_str("# HELP peakguard_probe_failures_total Failed runs of the probe.\n# TYPE peakguard_probe_failures_total counter\n");
-        for t in &tracks {
-            let _ = writeln!(
-                out,
-                "peakguard_probe_failures_total{{probe=\"{}\",kind=\"{}\"}} {}",
-                esc(&t.name),
-                t.kind,
-                t.failures
-            );
+        let mut e = Exposition::new(&mut out);
+        let per_probe: [(&str, Kind, &str, TrackValue); 3] = [
+            (
+                "peakguard_probe_up",
+                Kind::Gauge,
+                "Whether the probe counts as up after its failure and success thresholds.",
+                |t| u64::from(!t.down),
+            ),
+            (
+                "peakguard_probe_runs_total",
+                Kind::Counter,
+                "Runs of the probe.",
+                |t| t.runs,
+            ),
+            (
+                "peakguard_probe_failures_total",
+                Kind::Counter,
+                "Failed runs of the probe.",
+                |t| t.failures,
+            ),
+        ];
+        for (name, kind, help, value) in per_probe {
+            let mut f = e.family(name, kind, help);
+            for t in &tracks {
+                f.sample(&[("probe", &t.name), ("kind", t.kind)], value(t));
+            }
         }
         let alerts: Vec<crate::alerts::Alert> =
             self.inner.engine.lock().alerts().cloned().collect();
-        out.push_str("# HELP ALERTS Alerts pending or firing (as Prometheus exposes them).\n# TYPE ALERTS gauge\n");
+        let mut f = e.family(
+            "ALERTS",
+            Kind::Gauge,
+            "Alerts pending or firing (as Prometheus exposes them).",
+        );
         for a in alerts
             .iter()
             .filter(|a| a.state != crate::alerts::AlertState::Resolved)
         {
-            let mut labels: Vec<String> = a
+            let mut labels: Vec<(&str, &str)> = a
                 .labels
                 .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            labels.push(format!(
-                "alertstate=\"{}\"",
+            labels.push((
+                "alertstate",
                 if a.state == crate::alerts::AlertState::Firing {
                     "firing"
                 } else {
                     "pending"
-                }
+                },
             ));
-            let _ = writeln!(out, "ALERTS{{{}}} 1", labels.join(","));
+            f.sample(&labels, 1u64);
         }
         let notifiers = self.notifier_statuses();
         if !notifiers.is_empty() {
-            out.push_str("# HELP peakguard_notifications_total Notifications by notifier and outcome (sent; failed after every retry; dropped: queue full).\n# TYPE peakguard_notifications_total counter\n");
+            let mut f = e.family(
+                "peakguard_notifications_total",
+                Kind::Counter,
+                "Notifications by notifier and outcome (sent; failed after every retry; dropped: queue full).",
+            );
             for n in &notifiers {
                 for (result, v) in [
                     ("sent", n.sent),
                     ("failed", n.failed),
                     ("dropped", n.dropped),
                 ] {
-                    let _ = writeln!(
-                        out,
-                        "peakguard_notifications_total{{notifier=\"{}\",kind=\"{}\",result=\"{result}\"}} {v}",
-                        esc(&n.name),
-                        n.kind
+                    f.sample(
+                        &[("notifier", &n.name), ("kind", n.kind), ("result", result)],
+                        v,
                     );
                 }
             }
-            out.push_str("# HELP peakguard_notifier_failing Whether the notifier's last attempt failed.\n# TYPE peakguard_notifier_failing gauge\n");
+            let mut f = e.family(
+                "peakguard_notifier_failing",
+                Kind::Gauge,
+                "Whether the notifier's last attempt failed.",
+            );
             for n in &notifiers {
-                let _ = writeln!(
-                    out,
-                    "peakguard_notifier_failing{{notifier=\"{}\",kind=\"{}\"}} {}",
-                    esc(&n.name),
-                    n.kind,
-                    u8::from(n.failing)
-                );
+                f.sample(&[("notifier", &n.name), ("kind", n.kind)], n.failing);
             }
         }
         let silences = self.inner.silences.lock().in_force().len();
-        let _ = writeln!(
-            out,
-            "# HELP peakguard_silences Silences in force.\n# TYPE peakguard_silences gauge\npeakguard_silences {silences}"
+        e.single(
+            "peakguard_silences",
+            Kind::Gauge,
+            "Silences in force.",
+            silences,
         );
         out
     }

@@ -2,30 +2,34 @@
 //! dashboard written for blackbox_exporter reads them unchanged (labelled by `probe`).
 
 use crate::result::ProbeResult;
-use std::fmt::Write;
+use peakguard_prometheus::{Exposition, Kind};
 
-/// Label values escaped as the text format wants them.
-pub fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A sample's labels.
+type Labels = Vec<(&'static str, String)>;
+
+/// `labels` with one more.
+fn with(mut labels: Labels, name: &'static str, value: &str) -> Labels {
+    labels.push((name, value.to_string()));
+    labels
 }
 
 /// One block per metric name (HELP, TYPE, then a sample per probe).
 pub fn render(results: &[ProbeResult]) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+    let mut e = Exposition::new(&mut out);
+    let mut family = |name: &str, help: &str, samples: Vec<(Labels, f64)>| {
         if samples.is_empty() {
             return;
         }
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let mut f = e.family(name, Kind::Gauge, help);
         for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            f.sample(&labels, value);
         }
     };
-    let probe = |r: &ProbeResult| format!("probe=\"{}\",kind=\"{}\"", label(&r.name), r.kind);
+    let probe = |r: &ProbeResult| -> Labels {
+        vec![("probe", r.name.clone()), ("kind", r.kind.to_string())]
+    };
     family(
         "probe_success",
         "Whether the probe's last run succeeded.",
@@ -58,9 +62,9 @@ pub fn render(results: &[ProbeResult]) -> String {
         "Duration of an HTTP request by phase, summed over all redirects.",
         http.iter()
             .flat_map(|(r, h)| {
-                h.phases.iter().map(move |(phase, secs)| {
-                    (format!("{},phase=\"{}\"", probe(r), phase.as_str()), *secs)
-                })
+                h.phases
+                    .iter()
+                    .map(move |(phase, secs)| (with(probe(r), "phase", phase.as_str()), *secs))
             })
             .collect(),
     );
@@ -129,7 +133,7 @@ pub fn render(results: &[ProbeResult]) -> String {
             .filter_map(|r| {
                 r.values
                     .get("rtt")
-                    .map(|v| (format!("{},phase=\"rtt\"", probe(r)), *v))
+                    .map(|v| (with(probe(r), "phase", "rtt"), *v))
             })
             .collect(),
     );
@@ -141,7 +145,7 @@ pub fn render(results: &[ProbeResult]) -> String {
             .flat_map(|r| {
                 r.values
                     .iter()
-                    .map(move |(name, v)| (format!("{},value=\"{name}\"", probe(r)), *v))
+                    .map(move |(name, v)| (with(probe(r), "value", name), *v))
             })
             .collect(),
     );

@@ -5,8 +5,8 @@
 use crate::admission::Ticket;
 use crate::guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
 use parking_lot::Mutex;
+use peakguard_prometheus::{Exposition, Kind};
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -55,13 +55,17 @@ impl GuardRegistry {
 
     /// The exposition text of `peakguard_guard_verdicts_total`.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP peakguard_guard_verdicts_total Verdicts of each shield guard (pass, respond, wait, dry_run, note).\n# TYPE peakguard_guard_verdicts_total counter\n");
+        let mut e = Exposition::new(out);
+        let mut family = e.family(
+            "peakguard_guard_verdicts_total",
+            Kind::Counter,
+            "Verdicts of each shield guard (pass, respond, wait, dry_run, note).",
+        );
         for (name, c) in self.counters.lock().iter() {
             for (i, verdict) in VERDICTS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "peakguard_guard_verdicts_total{{guard=\"{name}\",verdict=\"{verdict}\"}} {}",
-                    c.counts[i].load(Relaxed)
+                family.sample(
+                    &[("guard", name), ("verdict", verdict)],
+                    c.counts[i].load(Relaxed),
                 );
             }
         }

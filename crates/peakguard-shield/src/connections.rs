@@ -103,17 +103,19 @@ impl AcceptGate {
     }
 
     pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = write!(
-            out,
-            "# HELP peakguard_connections_limit Open connections per client at most (0: no limit).\n\
-             # TYPE peakguard_connections_limit gauge\n\
-             peakguard_connections_limit {}\n\
-             # HELP peakguard_connections_refused_total Connections closed at accept: their client held its limit.\n\
-             # TYPE peakguard_connections_refused_total counter\n\
-             peakguard_connections_refused_total {}\n",
+        use peakguard_prometheus::{Exposition, Kind};
+        let mut e = Exposition::new(out);
+        e.single(
+            "peakguard_connections_limit",
+            Kind::Gauge,
+            "Open connections per client at most (0: no limit).",
             self.limit(),
-            self.refused()
+        );
+        e.single(
+            "peakguard_connections_refused_total",
+            Kind::Counter,
+            "Connections closed at accept: their client held its limit.",
+            self.refused(),
         );
     }
 

@@ -18,7 +18,6 @@ pub use lanes::{Lane, LaneRules};
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -385,11 +384,12 @@ impl Admission {
     }
 }
 
-type SiteValue = fn(&AdmissionSnapshot) -> String;
-type LaneValue = fn(&AdmissionSnapshot, usize) -> String;
+type SiteValue = fn(&AdmissionSnapshot) -> f64;
+type LaneValue = fn(&AdmissionSnapshot, usize) -> f64;
 
-/// The exposition text of every site's admission.
+/// Prometheus text for every site's admission.
 pub fn render_metrics(snapshots: &[AdmissionSnapshot], out: &mut String) {
+    use peakguard_prometheus::{Exposition, Kind};
     if snapshots.is_empty() {
         return;
     }
@@ -397,83 +397,74 @@ pub fn render_metrics(snapshots: &[AdmissionSnapshot], out: &mut String) {
         (
             "peakguard_admission_estimated_wait_seconds",
             "How long a request arriving now would wait for an origin slot (waiters x mean slot time / limit).",
-            |s| s.estimated_wait.as_secs_f64().to_string(),
+            |s| s.estimated_wait.as_secs_f64(),
         ),
         (
             "peakguard_origin_limit",
             "Concurrent origin requests allowed now (origin admission; adaptive limits move).",
-            |s| s.limit.to_string(),
+            |s| s.limit as f64,
         ),
         (
             "peakguard_origin_in_flight",
             "Requests at the origin now, counted by origin admission.",
-            |s| s.in_flight.to_string(),
+            |s| s.in_flight as f64,
         ),
         (
             "peakguard_origin_in_flight_peak",
             "The most requests at the origin at once since start.",
-            |s| s.peak_in_flight.to_string(),
+            |s| s.peak_in_flight as f64,
         ),
     ];
+    let mut e = Exposition::new(out);
     for (name, help, value) in per_site {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        let mut family = e.family(name, Kind::Gauge, help);
         for s in snapshots {
-            let _ = writeln!(out, "{name}{{site=\"{}\"}} {}", s.site, value(s));
+            family.sample(&[("site", &s.site)], value(s));
         }
     }
-    let per_lane: [(&str, &str, &str, &str, LaneValue); 6] = [
-        (
-            "peakguard_admission_queue_length",
-            "gauge",
-            "Requests waiting for an origin slot, by lane.",
-            "",
-            |s, i| s.waiting[i].to_string(),
-        ),
-        (
-            "peakguard_admission_total",
-            "counter",
-            "Requests let through to the origin (at once or after waiting) or refused (lane full, timed out), by lane.",
-            "at_once",
-            |s, i| s.admitted_at_once[i].to_string(),
-        ),
-        ("peakguard_admission_total", "", "", "after_wait", |s, i| {
-            s.admitted_after_wait[i].to_string()
-        }),
-        ("peakguard_admission_total", "", "", "timed_out", |s, i| {
-            s.timed_out[i].to_string()
-        }),
-        ("peakguard_admission_total", "", "", "lane_full", |s, i| {
-            s.lane_full[i].to_string()
-        }),
-        (
-            "peakguard_admission_wait_seconds_total",
-            "counter",
-            "Time spent waiting in their lane by requests let through after waiting.",
-            "",
-            |s, i| s.wait_seconds[i].to_string(),
-        ),
-    ];
-    for (name, kind, help, result, value) in per_lane {
-        if !kind.is_empty() {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        }
-        let result = if result.is_empty() {
-            String::new()
-        } else {
-            format!(",result=\"{result}\"")
-        };
+    let by_lane = |family: &mut peakguard_prometheus::Family<'_>, result: Option<&str>, value: LaneValue| {
         for s in snapshots {
             for lane in Lane::ALL {
-                let _ = writeln!(
-                    out,
-                    "{name}{{site=\"{}\",lane=\"{}\"{result}}} {}",
-                    s.site,
-                    lane.label(),
-                    value(s, lane as usize)
-                );
+                let mut labels = vec![("site", s.site.as_str()), ("lane", lane.label())];
+                if let Some(result) = result {
+                    labels.push(("result", result));
+                }
+                family.sample(&labels, value(s, lane as usize));
             }
         }
+    };
+    by_lane(
+        &mut e.family(
+            "peakguard_admission_queue_length",
+            Kind::Gauge,
+            "Requests waiting for an origin slot, by lane.",
+        ),
+        None,
+        |s, i| s.waiting[i] as f64,
+    );
+    let mut admitted = e.family(
+        "peakguard_admission_total",
+        Kind::Counter,
+        "Requests let through to the origin (at once or after waiting) or refused (lane full, timed out), by lane.",
+    );
+    let results: [(&str, LaneValue); 4] = [
+        ("at_once", |s, i| s.admitted_at_once[i] as f64),
+        ("after_wait", |s, i| s.admitted_after_wait[i] as f64),
+        ("timed_out", |s, i| s.timed_out[i] as f64),
+        ("lane_full", |s, i| s.lane_full[i] as f64),
+    ];
+    for (result, value) in results {
+        by_lane(&mut admitted, Some(result), value);
     }
+    by_lane(
+        &mut e.family(
+            "peakguard_admission_wait_seconds_total",
+            Kind::Counter,
+            "Time spent waiting in their lane by requests let through after waiting.",
+        ),
+        None,
+        |s, i| s.wait_seconds[i],
+    );
 }
 
 #[cfg(test)]

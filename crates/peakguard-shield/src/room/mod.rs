@@ -433,47 +433,48 @@ impl Room {
 
 /// The exposition text of every waiting room.
 pub fn render_metrics(rooms: &[RoomStatus], out: &mut String) {
-    use std::fmt::Write;
+    use peakguard_prometheus::{Exposition, Kind};
     if rooms.is_empty() {
         return;
     }
     type Value = fn(&RoomStatus) -> u64;
-    let families: [(&str, &str, &str, Value); 5] = [
+    let families: [(&str, Kind, &str, Value); 5] = [
         (
             "peakguard_waiting_room_waiting",
-            "gauge",
+            Kind::Gauge,
             "Visitors in line (pre-queue included).",
             |r| r.waiting,
         ),
         (
             "peakguard_waiting_room_active",
-            "gauge",
+            Kind::Gauge,
             "Visitors holding a pass seen recently.",
             |r| r.active,
         ),
         (
             "peakguard_waiting_room_tickets_total",
-            "counter",
+            Kind::Counter,
             "Places in line given out.",
             |r| r.tickets_issued,
         ),
         (
             "peakguard_waiting_room_admitted_total",
-            "counter",
+            Kind::Counter,
             "Places in line whose turn came.",
             |r| r.admitted,
         ),
         (
             "peakguard_waiting_room_mode",
-            "gauge",
+            Kind::Gauge,
             "The room's switch: 0 normal, 1 queue-all, 2 suspended.",
             |r| r.mode as u64,
         ),
     ];
+    let mut e = Exposition::new(out);
     for (name, kind, help, value) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let mut family = e.family(name, kind, help);
         for r in rooms {
-            let _ = writeln!(out, "{name}{{site=\"{}\"}} {}", r.site, value(r));
+            family.sample(&[("site", &r.site)], value(r));
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use peakguard_prometheus::{Exposition, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The CRS family of a rule id (`942100` → `sqli`).
@@ -68,16 +68,17 @@ impl WafStats {
     }
 }
 
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"")
-}
-
 /// Prometheus text for every site's WAF.
 pub fn render(sites: &[(String, std::sync::Arc<WafStats>)], out: &mut String) {
     if sites.is_empty() {
         return;
     }
-    out.push_str("# HELP peakguard_waf_inspections_total Requests the WAF inspected, by result (error: the engine could not answer, on_error decided).\n# TYPE peakguard_waf_inspections_total counter\n");
+    let mut e = Exposition::new(out);
+    let mut f = e.family(
+        "peakguard_waf_inspections_total",
+        Kind::Counter,
+        "Requests the WAF inspected, by result (error: the engine could not answer, on_error decided).",
+    );
     for (site, s) in sites {
         for (result, v) in [
             ("pass", &s.passed),
@@ -85,64 +86,55 @@ pub fn render(sites: &[(String, std::sync::Arc<WafStats>)], out: &mut String) {
             ("detect", &s.detected),
             ("error", &s.errors),
         ] {
-            let _ = writeln!(
-                out,
-                "peakguard_waf_inspections_total{{site=\"{}\",result=\"{result}\"}} {}",
-                label(site),
-                v.load(Relaxed)
-            );
+            f.sample(&[("site", site), ("result", result)], v.load(Relaxed));
         }
     }
-    out.push_str("# HELP peakguard_waf_responses_total Origin responses the WAF inspected (inspect_responses; cache hits never), by result (detect: the response rules scored it at outbound_threshold; it was already sent).\n# TYPE peakguard_waf_responses_total counter\n");
+    let mut f = e.family(
+        "peakguard_waf_responses_total",
+        Kind::Counter,
+        "Origin responses the WAF inspected (inspect_responses; cache hits never), by result (detect: the response rules scored it at outbound_threshold; it was already sent).",
+    );
     for (site, s) in sites {
         for (result, v) in [
             ("pass", &s.responses_passed),
             ("detect", &s.responses_detected),
             ("error", &s.responses_failed),
         ] {
-            let _ = writeln!(
-                out,
-                "peakguard_waf_responses_total{{site=\"{}\",result=\"{result}\"}} {}",
-                label(site),
-                v.load(Relaxed)
-            );
+            f.sample(&[("site", site), ("result", result)], v.load(Relaxed));
         }
     }
-    out.push_str("# HELP peakguard_waf_overloaded_total Inspections refused because the WAF's queue was full.\n# TYPE peakguard_waf_overloaded_total counter\n");
+    let mut f = e.family(
+        "peakguard_waf_overloaded_total",
+        Kind::Counter,
+        "Inspections refused because the WAF's queue was full.",
+    );
     for (site, s) in sites {
-        let _ = writeln!(
-            out,
-            "peakguard_waf_overloaded_total{{site=\"{}\"}} {}",
-            label(site),
-            s.overloaded.load(Relaxed)
-        );
+        f.sample(&[("site", site)], s.overloaded.load(Relaxed));
     }
-    out.push_str("# HELP peakguard_waf_uninspected_bodies_total Request bodies that passed uninspected (over body_limit or of unknown length).\n# TYPE peakguard_waf_uninspected_bodies_total counter\n");
+    let mut f = e.family(
+        "peakguard_waf_uninspected_bodies_total",
+        Kind::Counter,
+        "Request bodies that passed uninspected (over body_limit or of unknown length).",
+    );
     for (site, s) in sites {
-        let _ = writeln!(
-            out,
-            "peakguard_waf_uninspected_bodies_total{{site=\"{}\"}} {}",
-            label(site),
-            s.uninspected_bodies.load(Relaxed)
-        );
+        f.sample(&[("site", site)], s.uninspected_bodies.load(Relaxed));
     }
-    out.push_str("# HELP peakguard_waf_blocks_total Requests blocked (or, in detect mode, that would have been), by rule family.\n# TYPE peakguard_waf_blocks_total counter\n");
+    let mut f = e.family(
+        "peakguard_waf_blocks_total",
+        Kind::Counter,
+        "Requests blocked (or, in detect mode, that would have been), by rule family.",
+    );
     for (site, s) in sites {
         for (family, n) in s.families.lock().iter() {
-            let _ = writeln!(
-                out,
-                "peakguard_waf_blocks_total{{site=\"{}\",family=\"{family}\"}} {n}",
-                label(site)
-            );
+            f.sample(&[("site", site), ("family", family)], *n);
         }
     }
-    out.push_str("# HELP peakguard_waf_inspection_seconds_total Time spent inspecting.\n# TYPE peakguard_waf_inspection_seconds_total counter\n");
+    let mut f = e.family(
+        "peakguard_waf_inspection_seconds_total",
+        Kind::Counter,
+        "Time spent inspecting.",
+    );
     for (site, s) in sites {
-        let _ = writeln!(
-            out,
-            "peakguard_waf_inspection_seconds_total{{site=\"{}\"}} {}",
-            label(site),
-            s.micros.load(Relaxed) as f64 / 1e6
-        );
+        f.sample(&[("site", site)], s.micros.load(Relaxed) as f64 / 1e6);
     }
 }
