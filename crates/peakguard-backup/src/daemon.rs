@@ -25,6 +25,7 @@ use crate::repo::Repo;
 use crate::site::BackupSite;
 use crate::snapshot::Kind;
 use parking_lot::Mutex;
+use peakguard_admin::{AdminExtension, BackupFreshness};
 use peakguard_config::Config;
 use peakguard_prometheus::{Exposition, Kind as MetricKind, Value};
 use serde::Serialize;
@@ -88,19 +89,6 @@ struct SiteStatus {
     /// Times one of this site's threads panicked (it was started again each time).
     panics: u64,
     bunker: Option<BunkerStatus>,
-}
-
-/// One site's backups, as [`BackupDaemon::freshness`] tells them.
-#[derive(Debug, Clone)]
-pub struct Freshness {
-    pub site: String,
-    pub every_secs: u64,
-    pub last_ok_unix: Option<i64>,
-    pub last_error: Option<String>,
-    /// Age of the oldest snapshot not in the bunker yet (0: in sync; a bunker never reached
-    /// since the start counts as missing the last snapshot); None without a bunker.
-    pub bunker_lag_secs: Option<i64>,
-    pub bunker_error: Option<String>,
 }
 
 struct SiteWorker {
@@ -330,12 +318,12 @@ impl BackupDaemon {
     }
 
     /// Each site's last good snapshot and bunker lag (the monitor's backup probe reads it).
-    pub fn freshness(&self) -> Vec<Freshness> {
+    pub fn freshness(&self) -> Vec<BackupFreshness> {
         self.sites
             .iter()
             .map(|w| {
                 let s = w.status.lock().now();
-                Freshness {
+                BackupFreshness {
                     site: w.site.name.clone(),
                     every_secs: s.every_secs,
                     last_ok_unix: s.last_ok_unix,
@@ -619,9 +607,15 @@ fn family(out: &mut String, name: &str, kind: MetricKind, help: &str, samples: &
     }
 }
 
-impl BackupDaemon {
+/// The daemon in the admin API: `GET /backups`, `POST /backup?site=NAME`, its metrics and
+/// status.
+impl AdminExtension for BackupDaemon {
+    fn name(&self) -> &str {
+        "backups"
+    }
+
     /// Answers the daemon's admin endpoints (`GET /backups`, `POST /backup?site=NAME`).
-    pub fn handle(
+    fn handle(
         &self,
         method: &str,
         path: &str,
@@ -635,12 +629,12 @@ impl BackupDaemon {
     }
 
     /// Every site's status, for `/status`.
-    pub fn status(&self) -> serde_json::Value {
+    fn status(&self) -> serde_json::Value {
         self.statuses()
     }
 
     /// Prometheus text for `/metrics`.
-    pub fn metrics(&self) -> String {
+    fn metrics(&self) -> String {
         let now = now_unix();
         let mut runs: Vec<Sample> = Vec::new();
         let mut last_ok: Vec<Sample> = Vec::new();

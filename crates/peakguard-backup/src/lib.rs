@@ -36,7 +36,7 @@ mod write_tree;
 pub use backup::{BackupOutcome, BackupPlan, Reuse};
 pub use bunker::{BunkerLag, CopyOutcome};
 pub use check::CheckOutcome;
-pub use daemon::{BackupDaemon, Freshness};
+pub use daemon::BackupDaemon;
 pub use database::{Database, sql_ident, sql_string};
 pub use diff::DiffOutcome;
 pub use error::{BackupError, Result};

@@ -30,23 +30,7 @@ pub struct AdminApp {
     pub state: Arc<EdgeState>,
 }
 
-/// A part of peakguard that serves endpoints, metrics and status through the admin API
-/// without the edge knowing it (the backup daemon). Called on the admin listener's runtime:
-/// must answer without blocking.
-pub trait AdminExtension: Send + Sync {
-    /// Its key in `/status`.
-    fn name(&self) -> &str;
-    /// Answers `method path` (status code and JSON) when the endpoint is its own.
-    fn handle(
-        &self,
-        method: &str,
-        path: &str,
-        query: &HashMap<String, String>,
-    ) -> Option<(u16, serde_json::Value)>;
-    /// Prometheus exposition text appended to `/metrics`.
-    fn metrics(&self) -> String;
-    fn status(&self) -> serde_json::Value;
-}
+pub use peakguard_admin::AdminExtension;
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     Response::builder()

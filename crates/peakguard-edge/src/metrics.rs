@@ -113,22 +113,6 @@ fn class_index(status: u16) -> usize {
     }
 }
 
-/// Counters since the edge started, for the monitor's edge probe.
-#[derive(Debug, Clone)]
-pub struct HealthTotals {
-    pub requests: u64,
-    /// Served from the cache: fresh, stale, or revalidated with the origin.
-    pub cache_hits: u64,
-    /// Cacheable lookups: the hits, misses and expired copies.
-    pub cache_lookups: u64,
-    pub origin_requests: u64,
-    /// Origin requests with no answer or a 5xx.
-    pub origin_failures: u64,
-    /// Response times: (upper bound in seconds, cumulative count).
-    pub latency_buckets: Vec<(f64, u64)>,
-    pub latency_count: u64,
-}
-
 /// What one finished request contributes.
 pub struct RequestRecord {
     /// `None`: answered by the edge itself.
@@ -198,8 +182,9 @@ impl Metrics {
         self.origin_errors.load(Relaxed)
     }
 
-    /// The totals the monitor's edge probe takes differences of.
-    pub fn health(&self) -> HealthTotals {
+    /// The totals the monitor's edge probe takes differences of (the waiting rooms' line is
+    /// the shield's: `room_waiting` is left 0 here).
+    pub fn health(&self) -> peakguard_admin::EdgeCounters {
         let outcome = |o: CacheOutcome| self.requests_with(o);
         let hits = outcome(CacheOutcome::Hit)
             + outcome(CacheOutcome::StaleError)
@@ -214,7 +199,7 @@ impl Metrics {
                 (*b, cumulative)
             })
             .collect();
-        HealthTotals {
+        peakguard_admin::EdgeCounters {
             requests: self.total_requests(),
             cache_hits: hits,
             cache_lookups: hits + outcome(CacheOutcome::Miss) + outcome(CacheOutcome::Expired),
@@ -222,6 +207,7 @@ impl Metrics {
             origin_failures: self.origin_failures.load(Relaxed),
             latency_buckets,
             latency_count: self.request_duration.count.load(Relaxed),
+            room_waiting: 0,
         }
     }
 

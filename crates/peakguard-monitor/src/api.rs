@@ -11,9 +11,6 @@
 
 use crate::service::Monitor;
 use peakguard_prometheus::{Exposition, Kind};
-
-/// What a per-probe metric reads of a probe's track.
-type TrackValue = fn(&crate::track::Track) -> u64;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,6 +18,33 @@ use std::time::SystemTime;
 
 /// Longest silence: a year (a forgotten silence must end some day).
 const MAX_SILENCE_SECS: u64 = 366 * 86_400;
+
+/// What a per-probe metric reads of a probe's track.
+type TrackValue = fn(&crate::track::Track) -> u64;
+
+/// The monitor in the edge's admin API (`serve`).
+impl peakguard_admin::AdminExtension for Monitor {
+    fn name(&self) -> &str {
+        "monitor"
+    }
+
+    fn handle(
+        &self,
+        method: &str,
+        path: &str,
+        query: &HashMap<String, String>,
+    ) -> Option<(u16, Value)> {
+        Monitor::handle(self, method, path, query)
+    }
+
+    fn metrics(&self) -> String {
+        Monitor::metrics(self)
+    }
+
+    fn status(&self) -> Value {
+        Monitor::status(self)
+    }
+}
 
 impl Monitor {
     /// Answers `method path` when the endpoint is the monitor's.

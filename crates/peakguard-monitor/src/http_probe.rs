@@ -162,11 +162,8 @@ async fn fetch(probe: &ProbeConfig, url: &Url, phases: &mut [f64; 5]) -> Result<
     };
     if url.scheme() == "https" {
         let t = Instant::now();
-        let config = peakguard_rehearse::client::tls_client_config(
-            probe.tls_verify,
-            vec![b"http/1.1".to_vec()],
-        )
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        let config = peakguard_tls::client_config(probe.tls_verify, vec![b"http/1.1".to_vec()])
+            .map_err(|e| format!("TLS setup: {e}"))?;
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| format!("{name:?} is not a TLS server name"))?;
         let tls = TlsConnector::from(Arc::new(config))

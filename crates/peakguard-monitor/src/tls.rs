@@ -79,8 +79,8 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
 
 /// One handshake; the peer's chain (DER) or why it failed.
 async fn handshake(address: &str, name: &str, verify: bool) -> Result<Vec<Vec<u8>>, String> {
-    let config = peakguard_rehearse::client::tls_client_config(verify, Vec::new())
-        .map_err(|e| format!("TLS setup: {e}"))?;
+    let config =
+        peakguard_tls::client_config(verify, Vec::new()).map_err(|e| format!("TLS setup: {e}"))?;
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|_| format!("{name:?} is not a TLS server name"))?;
     let tcp = tokio::net::TcpStream::connect(address)

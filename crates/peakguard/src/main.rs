@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 mod admin_client;
-mod backup_admin;
 mod backup_cmd;
 mod cli;
 mod demo;
@@ -143,7 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut extensions: Vec<std::sync::Arc<dyn peakguard_edge::admin::AdminExtension>> =
                 Vec::new();
             if let Some(b) = &backups {
-                extensions.push(std::sync::Arc::new(backup_admin::BackupAdmin(b.clone())));
+                extensions.push(b.clone());
             }
             let monitor = match monitor_cmd::start_for_serve(&config) {
                 Ok(m) => m,
@@ -155,7 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             if let Some(m) = &monitor {
-                extensions.push(std::sync::Arc::new(monitor_cmd::MonitorAdmin(m.clone())));
+                extensions.push(m.clone());
             }
             let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
                 config: config.clone(),

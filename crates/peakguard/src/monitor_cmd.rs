@@ -4,41 +4,13 @@
 use crate::admin_client;
 use crate::cli::{AlertsAction, AlertsArgs, MonitorArgs};
 use anyhow::{Context, Result, bail};
-use peakguard_edge::admin::AdminExtension;
 use peakguard_monitor::Monitor;
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a stopping monitor waits for its thread.
 pub const MONITOR_STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// The monitor in the edge's admin API.
-pub struct MonitorAdmin(pub Arc<Monitor>);
-
-impl AdminExtension for MonitorAdmin {
-    fn name(&self) -> &str {
-        "monitor"
-    }
-
-    fn handle(
-        &self,
-        method: &str,
-        path: &str,
-        query: &HashMap<String, String>,
-    ) -> Option<(u16, serde_json::Value)> {
-        self.0.handle(method, path, query)
-    }
-
-    fn metrics(&self) -> String {
-        self.0.metrics()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        self.0.status()
-    }
-}
 
 /// Starts the monitor for `serve`, paused (None without `[[probe]]`): [`begin_in_serve`]
 /// lets it run once the edge exists.
@@ -59,41 +31,19 @@ pub fn begin_in_serve(
     let edge_source: peakguard_monitor::sources::EdgeSource = Arc::new(move || {
         let edge = edge.clone();
         Box::pin(async move {
-            let h = edge.metrics.health();
-            let room_waiting = edge
+            let mut counters = edge.metrics.health();
+            counters.room_waiting = edge
                 .shield
                 .room_statuses()
                 .await
                 .iter()
                 .map(|r| r.waiting)
                 .sum();
-            peakguard_monitor::sources::EdgeCounters {
-                requests: h.requests,
-                cache_hits: h.cache_hits,
-                cache_lookups: h.cache_lookups,
-                origin_requests: h.origin_requests,
-                origin_failures: h.origin_failures,
-                latency_buckets: h.latency_buckets,
-                latency_count: h.latency_count,
-                room_waiting,
-            }
+            counters
         })
     });
-    let backup_source = backups.map(|b| {
-        Arc::new(move || {
-            b.freshness()
-                .into_iter()
-                .map(|f| peakguard_monitor::sources::BackupFreshness {
-                    site: f.site,
-                    every_secs: f.every_secs,
-                    last_ok_unix: f.last_ok_unix,
-                    last_error: f.last_error,
-                    bunker_lag_secs: f.bunker_lag_secs,
-                    bunker_error: f.bunker_error,
-                })
-                .collect()
-        }) as peakguard_monitor::sources::BackupSource
-    });
+    let backup_source = backups
+        .map(|b| Arc::new(move || b.freshness()) as peakguard_monitor::sources::BackupSource);
     monitor.set_sources(peakguard_monitor::Sources {
         edge: Some(edge_source),
         backup: backup_source,
