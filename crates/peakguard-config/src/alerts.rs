@@ -1,7 +1,7 @@
 //! `[monitor]`, `[[alert]]` and `[[notifier]]`: how probe results become alerts and where
 //! the alerts go.
 
-use crate::monitor::ProbeKind;
+use crate::monitor::{ProbeKind, ProbeKindSpec};
 use crate::units::Seconds;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -268,9 +268,14 @@ fn yes() -> bool {
     true
 }
 
-/// The values a probe kind's results carry, which `when` may compare.
-pub fn values_of(kind: ProbeKind) -> &'static [&'static str] {
+/// The values a probe kind's results carry, which `when` may compare (a registered kind's
+/// from its spec in `kinds`).
+pub fn values_of(kind: &ProbeKind, kinds: &[ProbeKindSpec]) -> &'static [&'static str] {
     match kind {
+        ProbeKind::Registered(name) => kinds
+            .iter()
+            .find(|k| k.name == name)
+            .map_or(&[], |k| k.values),
         ProbeKind::Http => &["success", "duration", "status", "redirects", "body_bytes"],
         ProbeKind::Tcp => &["success", "duration"],
         ProbeKind::Tls => &["success", "duration", "days_left", "chain_valid"],
@@ -307,7 +312,11 @@ pub fn values_of(kind: ProbeKind) -> &'static [&'static str] {
 }
 
 /// Checks `[monitor]`, `[[alert]]` and `[[notifier]]` against the probes.
-pub fn validate_alerts(config: &crate::Config, problems: &mut Vec<(String, String)>) {
+pub fn validate_alerts(
+    config: &crate::Config,
+    kinds: &[ProbeKindSpec],
+    problems: &mut Vec<(String, String)>,
+) {
     let m = &config.monitor;
     if !(1..=1000).contains(&m.history) {
         problems.push((
@@ -334,9 +343,9 @@ pub fn validate_alerts(config: &crate::Config, problems: &mut Vec<(String, Strin
         if rule_names.insert(rule.name.as_str(), i).is_some() {
             p("name", format!("{:?} names two alerts", rule.name));
         }
-        let kinds: Vec<ProbeKind> = match &rule.probe {
+        let rule_kinds: Vec<&ProbeKind> = match &rule.probe {
             Some(name) => match config.probes.iter().find(|p| &p.name == name) {
-                Some(probe) => vec![probe.kind],
+                Some(probe) => vec![&probe.kind],
                 None => {
                     let known: Vec<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
                     p(
@@ -346,17 +355,17 @@ pub fn validate_alerts(config: &crate::Config, problems: &mut Vec<(String, Strin
                     continue;
                 }
             },
-            None => config.probes.iter().map(|p| p.kind).collect(),
+            None => config.probes.iter().map(|p| &p.kind).collect(),
         };
         if let Condition::Compare { value, .. } = &rule.when
-            && !kinds.is_empty()
-            && !kinds
+            && !rule_kinds.is_empty()
+            && !rule_kinds
                 .iter()
-                .any(|k| values_of(*k).contains(&value.as_str()))
+                .any(|k| values_of(k, kinds).contains(&value.as_str()))
         {
-            let offered: Vec<String> = kinds
+            let offered: Vec<String> = rule_kinds
                 .iter()
-                .map(|k| format!("{}: {}", k.as_str(), values_of(*k).join(", ")))
+                .map(|k| format!("{}: {}", k.as_str(), values_of(k, kinds).join(", ")))
                 .collect();
             p(
                 "when",

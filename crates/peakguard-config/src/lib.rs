@@ -31,7 +31,7 @@ pub use alerts::{
 };
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
-pub use monitor::{ProbeConfig, ProbeKind};
+pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{
@@ -54,15 +54,30 @@ pub struct GuardTable {
     pub check: fn(&SiteConfig, &toml::Value) -> Vec<(String, String)>,
 }
 
-/// Parses and validates a configuration text. `origin` names the text in errors (a path).
-/// A `[site.shield.NAME]` table of a guard that owns its configuration is an error here:
-/// the edge and the CLI read the file with [`parse_with`] and the shield's tables.
-pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    parse_with(text, origin, &[])
+/// What the crates above this one add to the configuration: the `[site.shield.NAME]` tables
+/// guards own (peakguard-shield) and the probe kinds the monitor registers beyond the
+/// built-in ones (peakguard-monitor). The binary gathers them; the edge re-reads its file
+/// with the reader the binary gives it.
+#[derive(Clone, Copy, Default)]
+pub struct Extensions<'a> {
+    pub guard_tables: &'a [GuardTable],
+    pub probe_kinds: &'a [ProbeKindSpec],
 }
 
-/// [`parse`], with the tables guards own checked by them.
-pub fn parse_with(text: &str, origin: &str, tables: &[GuardTable]) -> Result<Config, ConfigError> {
+/// Parses and validates a configuration text. `origin` names the text in errors (a path).
+/// A `[site.shield.NAME]` table of a guard that owns its configuration, or a probe of a
+/// registered kind, is an error here: the CLI reads the file with [`parse_with`] and the
+/// extensions.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_with(text, origin, &Extensions::default())
+}
+
+/// [`parse`], with the guards' tables and the registered probe kinds checked by their owners.
+pub fn parse_with(
+    text: &str,
+    origin: &str,
+    extensions: &Extensions<'_>,
+) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| locate::line_of_offset(text, s.start));
         ConfigError::Invalid {
@@ -82,8 +97,8 @@ pub fn parse_with(text: &str, origin: &str, tables: &[GuardTable]) -> Result<Con
         &dirs::DefaultDirs::of_this_process(),
         |section, key| table.get(section).and_then(|s| s.get(key)).is_some(),
     );
-    let mut problems = validate::validate(&config);
-    guard_tables(&config, tables, &mut problems);
+    let mut problems = validate::validate(&config, extensions.probe_kinds);
+    guard_tables(&config, extensions.guard_tables, &mut problems);
     if problems.is_empty() {
         return Ok(config);
     }
@@ -197,16 +212,16 @@ pub fn defaults() -> Config {
 
 /// Reads and validates the configuration file at `path` (see [`parse`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_with(path, &[])
+    load_with(path, &Extensions::default())
 }
 
-/// Reads the configuration file at `path` and validates it with the guards' tables.
-pub fn load_with(path: &Path, tables: &[GuardTable]) -> Result<Config, ConfigError> {
+/// Reads the configuration file at `path` and validates it with the extensions.
+pub fn load_with(path: &Path, extensions: &Extensions<'_>) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse_with(&text, &path.display().to_string(), tables)
+    parse_with(&text, &path.display().to_string(), extensions)
 }
 
 #[cfg(test)]

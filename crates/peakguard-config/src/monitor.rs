@@ -3,9 +3,9 @@
 use crate::units::{ByteSize, Seconds};
 use serde::Deserialize;
 
-/// What a probe checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What a probe checks. The kinds below are checked here; a kind the monitor registers
+/// beyond them (`dns`) is `Registered` and checked by its probe ([`ProbeKindSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeKind {
     /// An HTTP(S) request: status, body keyword, response time, per-phase timings.
     Http,
@@ -25,27 +25,61 @@ pub enum ProbeKind {
     Backup,
     /// The edge's own health over the last interval (inside `serve`).
     Edge,
+    /// A kind whose probe owns its keys and checks (peakguard-monitor's registry).
+    Registered(String),
 }
 
+const BUILT_IN: [(&str, ProbeKind); 9] = [
+    ("http", ProbeKind::Http),
+    ("tcp", ProbeKind::Tcp),
+    ("disk", ProbeKind::Disk),
+    ("tls", ProbeKind::Tls),
+    ("icmp", ProbeKind::Icmp),
+    ("mariadb", ProbeKind::Mariadb),
+    ("wordpress", ProbeKind::Wordpress),
+    ("backup", ProbeKind::Backup),
+    ("edge", ProbeKind::Edge),
+];
+
 impl ProbeKind {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
-            ProbeKind::Http => "http",
-            ProbeKind::Tcp => "tcp",
-            ProbeKind::Disk => "disk",
-            ProbeKind::Tls => "tls",
-            ProbeKind::Icmp => "icmp",
-            ProbeKind::Mariadb => "mariadb",
-            ProbeKind::Wordpress => "wordpress",
-            ProbeKind::Backup => "backup",
-            ProbeKind::Edge => "edge",
+            ProbeKind::Registered(name) => name,
+            built_in => BUILT_IN
+                .iter()
+                .find(|(_, k)| k == built_in)
+                .map_or("", |(name, _)| name),
         }
     }
+
+    /// The kind named `name` (a built-in one, or else one a probe registers).
+    pub fn named(name: &str) -> ProbeKind {
+        BUILT_IN.iter().find(|(n, _)| *n == name).map_or_else(
+            || ProbeKind::Registered(name.to_string()),
+            |(_, k)| k.clone(),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(ProbeKind::named(&name))
+    }
+}
+
+/// A probe kind the monitor registers beyond the built-in ones: its name, the values it
+/// reports (what `[[alert]] when` may compare) and the checks of its own keys.
+#[derive(Clone, Copy)]
+pub struct ProbeKindSpec {
+    pub name: &'static str,
+    pub values: &'static [&'static str],
+    /// Problems of the probe's own keys ([`ProbeConfig::settings`]), as (key, message).
+    pub check: fn(&ProbeConfig) -> Vec<(String, String)>,
 }
 
 /// One `[[probe]]`. Keys that do not belong to its kind are refused by the check.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
     /// Names the probe in metrics (`probe="..."`), the status API and alerts.
     pub name: String,
@@ -143,6 +177,11 @@ pub struct ProbeConfig {
     pub max_p99: Option<Seconds>,
     /// Ratios count only over a window with at least this many requests (default 20).
     pub min_requests: Option<u64>,
+
+    /// Every other key: the own keys of a registered kind (a `dns` probe's `query`), read
+    /// and checked by its probe; for a built-in kind, an unknown key.
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }
 
 fn default_interval() -> Seconds {
@@ -158,10 +197,45 @@ fn yes() -> bool {
     true
 }
 
-/// Checks one probe; `(key path, message)` as the rest of the validation.
-pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String, String)>) {
+/// Checks one probe; `(key path, message)` as the rest of the validation. `kinds`: the kinds
+/// registered beyond the built-in ones.
+pub fn validate_probe(
+    i: usize,
+    probe: &ProbeConfig,
+    kinds: &[ProbeKindSpec],
+    problems: &mut Vec<(String, String)>,
+) {
     let key = |k: &str| format!("probe[{i}].{k}");
     let mut p = |k: &str, m: String| problems.push((key(k), m));
+    match &probe.kind {
+        ProbeKind::Registered(name) => match kinds.iter().find(|k| k.name == name) {
+            Some(spec) => {
+                for (k, m) in (spec.check)(probe) {
+                    p(&k, m);
+                }
+            }
+            None => {
+                let mut known: Vec<&str> = BUILT_IN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(kinds.iter().map(|k| k.name))
+                    .collect();
+                known.sort_unstable();
+                p(
+                    "kind",
+                    format!("unknown kind {name:?}; the kinds are: {}", known.join(", ")),
+                );
+            }
+        },
+        _ => {
+            for k in probe.settings.keys() {
+                p(
+                    k,
+                    format!("unknown key `{k}` for kind = \"{}\"", probe.kind.as_str()),
+                );
+            }
+        }
+    }
     if probe.name.trim().is_empty() {
         p(
             "name",
@@ -263,6 +337,7 @@ pub fn validate_probe(i: usize, probe: &ProbeConfig, problems: &mut Vec<(String,
         }
     }
     match probe.kind {
+        ProbeKind::Registered(_) => {}
         ProbeKind::Http => match probe.url.as_deref().map(url::Url::parse) {
             None => p("url", "an http probe needs `url = \"https://...\"`".into()),
             Some(Err(e)) => p("url", format!("not a URL ({e})")),

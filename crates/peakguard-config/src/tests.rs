@@ -388,13 +388,17 @@ fn a_guard_owned_table_is_checked_by_its_guard_and_an_unknown_one_named_with_its
             _ => Vec::new(),
         },
     }];
-    let err = parse_with(text, "t", &tables).expect_err("the guard's own check");
+    let ext = Extensions {
+        guard_tables: &tables,
+        ..Extensions::default()
+    };
+    let err = parse_with(text, "t", &ext).expect_err("the guard's own check");
     let p = &err.problems()[0];
     assert_eq!(
         (p.key.as_str(), p.line, p.message.as_str()),
         ("site[0].shield.extra.level", Some(6), "at most 5")
     );
-    let ok = parse_with(&text.replace("9", "3"), "t", &tables).expect("valid");
+    let ok = parse_with(&text.replace("9", "3"), "t", &ext).expect("valid");
     assert_eq!(
         ok.sites[0].shield.login.max_failures, 5,
         "typed sections stay typed"

@@ -7,11 +7,14 @@ use crate::shield::{AdmissionConfig, LimitsConfig, LoginConfig, WaitingRoomConfi
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-pub fn validate(config: &Config) -> Vec<(String, String)> {
+pub fn validate(
+    config: &Config,
+    probe_kinds: &[crate::monitor::ProbeKindSpec],
+) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     let mut names = HashMap::new();
     for (i, probe) in config.probes.iter().enumerate() {
-        crate::monitor::validate_probe(i, probe, &mut problems);
+        crate::monitor::validate_probe(i, probe, probe_kinds, &mut problems);
         if let Some(first) = names.insert(probe.name.as_str(), i) {
             problems.push((
                 format!("probe[{i}].name"),
@@ -19,7 +22,7 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             ));
         }
     }
-    crate::alerts::validate_alerts(config, &mut problems);
+    crate::alerts::validate_alerts(config, probe_kinds, &mut problems);
     let mut token_names = HashMap::new();
     for (i, t) in config.admin.tokens.iter().enumerate() {
         let key = |k: &str| format!("admin.tokens[{i}].{k}");

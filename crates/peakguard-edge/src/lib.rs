@@ -83,13 +83,20 @@ pub enum EdgeError {
 /// How to start serving.
 pub struct ServeOptions {
     pub config: Config,
-    /// Re-read on SIGHUP when set.
+    /// Re-read on SIGHUP when set, with `read_config`.
     pub config_path: Option<PathBuf>,
+    /// How the file is read on SIGHUP (the binary's reader: it knows the guards' tables and
+    /// the monitor's probe kinds).
+    pub read_config: ConfigReader,
     /// Take the listening sockets over from a running instance (zero-downtime upgrade).
     pub upgrade: bool,
     /// Served through the admin API (the backup daemon).
     pub extensions: Vec<Arc<dyn admin::AdminExtension>>,
 }
+
+/// Reads a configuration file with everything the binary registers.
+pub type ConfigReader =
+    Arc<dyn Fn(&std::path::Path) -> Result<Config, peakguard_config::ConfigError> + Send + Sync>;
 
 /// Resolves the admin token: configured, else the token file, else a new random one written
 /// to the token file (mode 0600).
@@ -195,6 +202,7 @@ pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeEr
 pub fn build_state(
     config: &Config,
     config_path: Option<PathBuf>,
+    read_config: ConfigReader,
     extensions: Vec<Arc<dyn admin::AdminExtension>>,
 ) -> Result<Arc<state::EdgeState>, EdgeError> {
     if config.sites.is_empty() {
@@ -277,6 +285,7 @@ pub fn build_state(
         admin_token: admin_token(config)?,
         scoped_tokens: parking_lot::RwLock::new(scoped_tokens(config)?),
         config_path,
+        read_config,
         started: std::time::Instant::now(),
         extensions,
     });
@@ -344,7 +353,7 @@ fn l4_buffers(config: &Config) -> L4BufferSettings {
 /// `run_forever()` on the result.
 pub fn build_server(opts: ServeOptions) -> Result<(Server, Arc<state::EdgeState>), EdgeError> {
     let config = opts.config;
-    let state = build_state(&config, opts.config_path, opts.extensions)?;
+    let state = build_state(&config, opts.config_path, opts.read_config, opts.extensions)?;
     let pid = std::process::id().to_string();
     let _ = std::fs::write(&config.server.pid_file, pid);
     let opt = Opt {

@@ -46,7 +46,7 @@ fn reload(state: &EdgeState) {
         log::warn!("SIGHUP: no configuration file to reload (started with --origin)");
         return;
     };
-    let config = match peakguard_config::load_with(path, &peakguard_shield::config_tables()) {
+    let config = match (state.read_config)(path) {
         Ok(c) => c,
         Err(e) => {
             log::error!("SIGHUP: keeping the running configuration: {e}");

@@ -44,6 +44,8 @@ pub struct EdgeState {
     /// (a token added for the WordPress plugin works without a restart).
     pub scoped_tokens: parking_lot::RwLock<Vec<crate::ScopedTokenValue>>,
     pub config_path: Option<PathBuf>,
+    /// Reads `config_path` on SIGHUP.
+    pub read_config: crate::ConfigReader,
     pub started: std::time::Instant,
     /// Endpoints, metrics and status served for other parts (the backup daemon).
     pub extensions: Vec<Arc<dyn crate::admin::AdminExtension>>,

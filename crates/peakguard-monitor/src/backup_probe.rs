@@ -6,6 +6,8 @@ use crate::sources::Sources;
 use peakguard_config::ProbeConfig;
 use std::time::{Duration, SystemTime};
 
+crate::probe::built_in_probe!("backup", |probe, _memory, sources| async move { run(probe, sources) });
+
 pub(crate) fn run(probe: &ProbeConfig, sources: &Sources) -> ProbeResult {
     let Some(source) = &sources.backup else {
         return ProbeResult::failed(

@@ -3,6 +3,8 @@
 use crate::result::{DiskDetail, ProbeResult};
 use peakguard_config::ProbeConfig;
 
+crate::probe::built_in_probe!("disk", |probe, _memory, _sources| run(probe));
+
 pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
     let Some(path) = probe.path.clone() else {
         return ProbeResult::failed(probe, "no path".into());

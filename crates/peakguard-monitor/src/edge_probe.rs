@@ -7,6 +7,8 @@ use crate::result::ProbeResult;
 use crate::sources::{EdgeCounters, Sources};
 use peakguard_config::ProbeConfig;
 
+crate::probe::built_in_probe!("edge", |probe, memory, sources| run(probe, memory, sources));
+
 const DEFAULT_MIN_REQUESTS: u64 = 20;
 
 /// The `q` quantile of the requests between two histogram readings, interpolated within

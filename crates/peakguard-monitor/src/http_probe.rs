@@ -17,6 +17,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use url::Url;
 
+crate::probe::built_in_probe!("http", |probe, _memory, _sources| run(probe));
+
 /// Body bytes kept for the keyword checks.
 const KEEP: usize = 1 << 20;
 /// Body bytes read at most.

@@ -8,6 +8,8 @@ use peakguard_config::ProbeConfig;
 use std::net::IpAddr;
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
 
+crate::probe::built_in_probe!("icmp", |probe, _memory, _sources| run(probe));
+
 pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
     let Some(address) = probe.address.as_deref() else {
         return ProbeResult::failed(probe, "no address".into());

@@ -13,33 +13,48 @@
 pub mod alerts;
 mod api;
 mod api_server;
-mod backup_probe;
 mod db;
-mod disk;
-mod edge_probe;
-mod http_probe;
-mod icmp;
-mod mariadb;
 mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod probe;
 mod result;
 mod service;
 pub mod sources;
-mod tcp;
-mod tls;
 mod track;
-mod wordpress;
+
+/// Declares each probe's module and [`PROBES`].
+macro_rules! probes {
+    ($($probe:ident),* $(,)?) => {
+        $(mod $probe;)*
+        /// Every kind of probe (each module's `PROBE`).
+        pub static PROBES: &[&dyn probe::Probe] = &[$(&$probe::PROBE),*];
+    };
+}
+
+// A new kind of probe: its file in this folder, and its name on a line of this list.
+probes![
+    http_probe,
+    tcp,
+    disk,
+    tls,
+    icmp,
+    mariadb,
+    wordpress,
+    backup_probe,
+    edge_probe,
+];
 
 pub use api_server::serve_api;
 pub use memory::Memory;
+pub use probe::{probe_kinds, values_of};
 pub use service::{Monitor, MonitorError};
 pub use sources::Sources;
 pub use track::Track;
 
 pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
 
-use peakguard_config::{ProbeConfig, ProbeKind};
+use peakguard_config::ProbeConfig;
 use std::time::Instant;
 
 /// Runs one probe once, alone (no memory of earlier runs, no in-process sources: edge and
@@ -53,16 +68,12 @@ pub async fn run(probe: &ProbeConfig) -> ProbeResult {
 pub async fn run_with(probe: &ProbeConfig, memory: &mut Memory, sources: &Sources) -> ProbeResult {
     let started = Instant::now();
     let outcome = tokio::time::timeout(probe.timeout.0, async {
-        match probe.kind {
-            ProbeKind::Http => http_probe::run(probe).await,
-            ProbeKind::Tcp => tcp::run(probe).await,
-            ProbeKind::Disk => disk::run(probe).await,
-            ProbeKind::Tls => tls::run(probe).await,
-            ProbeKind::Icmp => icmp::run(probe).await,
-            ProbeKind::Mariadb => mariadb::run(probe).await,
-            ProbeKind::Wordpress => wordpress::run(probe, memory).await,
-            ProbeKind::Backup => backup_probe::run(probe, sources),
-            ProbeKind::Edge => edge_probe::run(probe, memory, sources).await,
+        match probe::find(&probe.kind) {
+            Some(kind) => kind.run(probe, memory, sources).await,
+            None => ProbeResult::failed(
+                probe,
+                format!("no probe of kind {:?} in this build", probe.kind.as_str()),
+            ),
         }
     })
     .await;

@@ -7,6 +7,8 @@ use mysql_async::prelude::Queryable;
 use peakguard_config::ProbeConfig;
 use std::time::Instant;
 
+crate::probe::built_in_probe!("mariadb", |probe, _memory, _sources| run(probe));
+
 pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
     let started = Instant::now();
     let mut conn = match crate::db::connect(probe).await {

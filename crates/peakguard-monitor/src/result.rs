@@ -97,7 +97,7 @@ impl ProbeResult {
     pub(crate) fn new(probe: &ProbeConfig, success: bool, message: String) -> Self {
         ProbeResult {
             name: probe.name.clone(),
-            kind: probe.kind.as_str(),
+            kind: crate::probe::kind_name(&probe.kind),
             success,
             message,
             duration: Duration::ZERO,

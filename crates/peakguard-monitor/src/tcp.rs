@@ -4,6 +4,8 @@ use crate::result::ProbeResult;
 use peakguard_config::ProbeConfig;
 use std::time::Instant;
 
+crate::probe::built_in_probe!("tcp", |probe, _memory, _sources| run(probe));
+
 pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
     let Some(address) = probe.address.as_deref() else {
         return ProbeResult::failed(probe, "no address".into());

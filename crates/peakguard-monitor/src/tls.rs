@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
+crate::probe::built_in_probe!("tls", |probe, _memory, _sources| run(probe));
+
 /// Days left below which the probe fails when `min_days` is not set.
 const DEFAULT_MIN_DAYS: f64 = 14.0;
 

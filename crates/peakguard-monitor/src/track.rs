@@ -40,7 +40,7 @@ impl Track {
     pub fn new(probe: &ProbeConfig, keep: usize) -> Track {
         Track {
             name: probe.name.clone(),
-            kind: probe.kind.as_str(),
+            kind: crate::probe::kind_name(&probe.kind),
             down: false,
             since: None,
             runs: 0,

@@ -21,6 +21,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+crate::probe::built_in_probe!("wordpress", |probe, memory, _sources| run(probe, memory));
+
 const DEFAULT_DELAY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Default, Deserialize)]

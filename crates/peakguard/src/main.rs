@@ -74,9 +74,20 @@ fn main() -> ExitCode {
     code
 }
 
-/// Reads a configuration file, with the tables the shield's guards own.
+/// Reads a configuration file, with the tables the shield's guards own and the probe kinds
+/// the monitor registers.
 fn read_config(path: &std::path::Path) -> Result<Config, peakguard_config::ConfigError> {
-    peakguard_config::load_with(path, &peakguard_shield::config_tables())
+    extensions_of(|e| peakguard_config::load_with(path, e))
+}
+
+/// Calls `with` on the configuration's extensions (the guards' tables, the probe kinds).
+pub(crate) fn extensions_of<T>(with: impl FnOnce(&peakguard_config::Extensions<'_>) -> T) -> T {
+    let guard_tables = peakguard_shield::config_tables();
+    let probe_kinds = peakguard_monitor::probe_kinds();
+    with(&peakguard_config::Extensions {
+        guard_tables: &guard_tables,
+        probe_kinds: &probe_kinds,
+    })
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<Option<Config>> {
@@ -118,12 +129,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             "wordpress"
                         }
                     );
-                    peakguard_config::parse_with(
-                        &text,
-                        "command line",
-                        &peakguard_shield::config_tables(),
-                    )
-                    .context("the --listen/--origin values are not valid")?
+                    extensions_of(|e| peakguard_config::parse_with(&text, "command line", e))
+                        .context("the --listen/--origin values are not valid")?
                 }
                 (None, None) => bail!(
                     "give a configuration file (--config peakguard.toml) or an origin (--origin http://127.0.0.1:80)"
@@ -159,6 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (server, state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
                 config: config.clone(),
                 config_path: path,
+                read_config: std::sync::Arc::new(read_config),
                 upgrade: args.upgrade,
                 extensions,
             })?;

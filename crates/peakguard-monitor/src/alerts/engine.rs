@@ -172,7 +172,7 @@ impl Engine {
                     op,
                     threshold,
                 } => {
-                    if !peakguard_config::values_of(probe.kind).contains(&value.as_str()) {
+                    if !crate::probe::values_of(&probe.kind).contains(&value.as_str()) {
                         continue; // a rule for every probe, this kind has no such value
                     }
                     match result.value(value) {
@@ -360,7 +360,7 @@ impl Engine {
     }
 }
 
-fn maintenance_explains(rule: &AlertRule, kind: ProbeKind) -> bool {
+fn maintenance_explains(rule: &AlertRule, kind: &ProbeKind) -> bool {
     rule.silenced_by_maintenance.unwrap_or(matches!(
         kind,
         ProbeKind::Http | ProbeKind::Tcp | ProbeKind::Tls
@@ -391,7 +391,7 @@ fn new_alert(
         notified: false,
         notify: rule.notify.clone(),
         for_: rule.for_.0,
-        maintenance_explains: maintenance_explains(rule, probe.kind),
+        maintenance_explains: maintenance_explains(rule, &probe.kind),
     }
 }
 

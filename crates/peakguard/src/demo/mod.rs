@@ -140,12 +140,12 @@ default_ttl = "2s"
 "#,
         dir = dir.display()
     );
-    let config =
-        peakguard_config::parse_with(&config_text, "demo", &peakguard_shield::config_tables())
-            .context("demo configuration")?;
+    let config = crate::extensions_of(|e| peakguard_config::parse_with(&config_text, "demo", e))
+        .context("demo configuration")?;
     let (server, _state) = peakguard_edge::build_server(peakguard_edge::ServeOptions {
         config,
         config_path: None,
+        read_config: std::sync::Arc::new(crate::read_config),
         upgrade: false,
         extensions: Vec::new(),
     })?;
