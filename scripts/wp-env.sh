@@ -47,6 +47,8 @@ install_packages() {
   # signing key.
   command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
   command -v gpg >/dev/null 2>&1 || need+=(gnupg)
+  # The monitor's dns probe is tested against a real DNS server on loopback.
+  command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
   [ -n "$PHP_FPM" ] || need+=(php-fpm)
   [ -d /usr/share/wordpress ] || need+=(wordpress)
   php -m 2>/dev/null | grep -qi '^simplexml$' || need+=(php-xml)   # WordPress sitemaps need SimpleXML
@@ -57,7 +59,7 @@ install_packages() {
   apt-get update -q >/dev/null
   # php-fpm first, or apt pulls in Apache's PHP module for `wordpress`.
   apt-get install -y -q php-fpm >/dev/null
-  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone gpgv gnupg >/dev/null
+  apt-get install -y -q cmake wordpress php-mysql php-xml mariadb-server nginx wrk curl prometheus prometheus-alertmanager python3-aiosmtpd pkg-config libmodsecurity-dev modsecurity-crs libnginx-mod-http-modsecurity varnish openssl chromium restic rclone gpgv gnupg dnsmasq-base >/dev/null
   PHP_FPM=$(command -v php-fpm8.2 || ls /usr/sbin/php-fpm* | head -n1)
 }
 

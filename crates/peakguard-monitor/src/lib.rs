@@ -43,6 +43,7 @@ probes![
     wordpress,
     backup_probe,
     edge_probe,
+    dns,
 ];
 
 pub use api_server::serve_api;
