@@ -11,6 +11,7 @@
 //!
 //! Never run `restic prune` on these repositories while peakguard may write: rustic writes
 //! no repository locks; `WriterLock` keeps peakguard's own writers one at a time.
+#![forbid(unsafe_code)]
 
 mod backup;
 mod bunker;

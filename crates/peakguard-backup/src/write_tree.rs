@@ -67,8 +67,7 @@ fn times(meta: &Metadata) -> Option<FileTimes> {
 }
 
 fn apply_owner(path: &Path, meta: &Metadata) -> std::io::Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 && (meta.uid.is_some() || meta.gid.is_some()) {
+    if rustix::process::geteuid().is_root() && (meta.uid.is_some() || meta.gid.is_some()) {
         std::os::unix::fs::lchown(path, meta.uid, meta.gid)?;
     }
     Ok(())

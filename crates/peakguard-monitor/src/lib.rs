@@ -9,6 +9,7 @@
 //! touch: the request path, the edge's state or the cache; a probe is a client like any
 //! other, bounded by its timeout, and the edge's maintenance switch is read from its state
 //! file.
+#![forbid(unsafe_code)]
 
 pub mod alerts;
 mod api;

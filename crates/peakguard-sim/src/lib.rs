@@ -11,6 +11,7 @@
 //!
 //! Bounded: the record keeps the last [`RECORD_LIMIT`] requests (older ones are dropped,
 //! `requests()` still counts them); each connection is one task, ended with the connection.
+#![forbid(unsafe_code)]
 
 mod body;
 pub mod receiver;

@@ -3,8 +3,6 @@
 //! both durable: the staged files are on disk before the swap, the swap itself after it.
 
 use crate::error::{BackupError, Result};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Where each tree is after a failed exchange: `a_at` holds what was at `a`, `b_at` what
@@ -42,26 +40,17 @@ pub fn exchange(a: &Path, b: &Path) -> std::result::Result<(), SwapFailed> {
         a_at: a.to_path_buf(),
         b_at: b.to_path_buf(),
     };
-    let ca = CString::new(a.as_os_str().as_bytes())
-        .map_err(|_| failed(BackupError::Other(format!("{a:?} contains a NUL byte"))))?;
-    let cb = CString::new(b.as_os_str().as_bytes())
-        .map_err(|_| failed(BackupError::Other(format!("{b:?} contains a NUL byte"))))?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::EINVAL) && err.raw_os_error() != Some(libc::ENOSYS) {
-        return Err(failed(BackupError::io("exchanging with", b, err)));
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+        Err(e) => {
+            return Err(failed(BackupError::io(
+                "exchanging with",
+                b,
+                std::io::Error::from(e),
+            )));
+        }
     }
     exchange_by_renames(a, b, &mut |from, to| std::fs::rename(from, to))
 }
@@ -108,14 +97,12 @@ pub fn exchange_by_renames(
 /// that a crash right after a rollback cannot leave empty files in the live site (ext4
 /// allocates blocks late, and a renamed directory does not make it write them first).
 pub fn flush_filesystem(path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
     let dir = std::fs::File::open(path).map_err(|e| BackupError::io("opening", path, e))?;
-    // SAFETY: the descriptor is open for the duration of the call.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+    if let Err(e) = rustix::fs::syncfs(&dir) {
         return Err(BackupError::io(
             "writing to disk the files under",
             path,
-            std::io::Error::last_os_error(),
+            std::io::Error::from(e),
         ));
     }
     Ok(())
