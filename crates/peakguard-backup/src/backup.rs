@@ -4,6 +4,7 @@
 
 use crate::database::Database;
 use crate::error::{BackupError, Result};
+use crate::lock::WriterLock;
 use crate::repo::Repo;
 use crate::snapshot::{self, Kind, SnapshotInfo};
 use crate::source::{DUMP_PATH, DumpEntry, SITE_DIR, SiteSource};
@@ -61,11 +62,12 @@ pub struct BackupOutcome {
 const PARTIAL_TAG: &str = "peakguard-partial";
 
 impl Repo {
-    /// Takes a snapshot. The caller holds the site's writer lock.
+    /// Takes a snapshot, under the repository's writer lock (held by the caller: the value
+    /// proves it).
     ///
     /// When the files and the database are as the latest snapshot recorded them (see
     /// [`crate::unchanged`]), the run reuses that snapshot instead of reading everything.
-    pub fn backup(&self, plan: &BackupPlan) -> Result<BackupOutcome> {
+    pub fn backup(&self, _lock: &WriterLock, plan: &BackupPlan) -> Result<BackupOutcome> {
         let started = Instant::now();
         if !plan.root.is_dir() {
             return Err(BackupError::Other(format!(

@@ -44,8 +44,13 @@ impl Repo {
         })
     }
 
-    /// Copies every missing snapshot of `site` to `bunker`. The caller holds the lock.
-    pub fn copy_to(&self, bunker: &Repo, site: &str) -> Result<CopyOutcome> {
+    /// Copies every missing snapshot of `site` to `bunker`, under the bunker's writer lock.
+    pub fn copy_to(
+        &self,
+        bunker: &Repo,
+        _bunker_lock: &crate::lock::WriterLock,
+        site: &str,
+    ) -> Result<CopyOutcome> {
         let started = std::time::Instant::now();
         let lag = self.missing_in(bunker, site)?;
         let mut copied = Vec::new();

@@ -1,5 +1,6 @@
 //! Retention: which snapshots of a site are kept (keep-last/hourly/daily/weekly/monthly),
-//! the others forgotten, then unreferenced data pruned. The caller holds the writer lock;
+//! the others forgotten, then unreferenced data pruned, under the writer lock (a value the
+//! caller passes);
 //! never run `restic prune` beside peakguard (rustic writes no repository locks).
 
 use crate::error::Result;
@@ -38,6 +39,7 @@ impl Repo {
     /// Forgets the snapshots of `site` that no rule keeps; prunes when `prune`.
     pub fn apply_retention(
         &self,
+        _lock: &crate::lock::WriterLock,
         site: &str,
         rules: &Retention,
         prune: bool,

@@ -87,9 +87,9 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
     match command {
         BackupCommand::Backup { site, json } => {
             let (_, site) = site_of(&site)?;
-            let _lock = lock(&site)?;
+            let lock = lock(&site)?;
             let repo = open(&site, false, true, json)?;
-            let out = repo.backup(&site.plan(Kind::Manual))?;
+            let out = repo.backup(&lock, &site.plan(Kind::Manual))?;
             if json {
                 print_json(&out)?;
             } else {
@@ -281,14 +281,14 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Copy { site, json } => {
             let (_, site) = site_of(&site)?;
-            let _lock = bunker_lock(&site)?;
+            let lock = bunker_lock(&site)?;
             let main = open(&site, false, false, json)?;
             let bunker_spec = site
                 .bunker
                 .as_ref()
                 .with_context(|| format!("site {:?} has no [site.backup.bunker]", site.name))?;
             let bunker = Repo::open(bunker_spec, true, progress(json))?;
-            let out = main.copy_to(&bunker, &site.name)?;
+            let out = main.copy_to(&bunker, &lock, &site.name)?;
             if json {
                 print_json(&out)?;
             } else {
@@ -304,13 +304,13 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Prune { site, bunker, json } => {
             let (_, site) = site_of(&site)?;
-            let _lock = if bunker {
+            let lock = if bunker {
                 bunker_lock(&site)?
             } else {
                 lock(&site)?
             };
             let repo = open(&site, bunker, false, json)?;
-            let out = repo.apply_retention(&site.name, &site.retention(bunker), true)?;
+            let out = repo.apply_retention(&lock, &site.name, &site.retention(bunker), true)?;
             if json {
                 print_json(&out)?;
             } else {
@@ -342,7 +342,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                 config: site.config.clone(),
             };
             let (config, site) = site_of(&site)?;
-            let _lock = lock(&site)?;
+            let lock = lock(&site)?;
             if finish {
                 let db = site
                     .database
@@ -384,7 +384,7 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                     println!("{:>7.2}s  {:38} {}", s.seconds, s.name, s.note);
                 }
             };
-            let out = repo.rollback(&plan, &hooks, &mut print_step)?;
+            let out = repo.rollback(&lock, &plan, &hooks, &mut print_step)?;
             if json {
                 print_json(&out)?;
             } else {

@@ -9,6 +9,7 @@
 
 mod orders;
 mod rename_dump;
+mod steps;
 mod swap;
 mod tables;
 
@@ -17,15 +18,17 @@ pub use orders::Carried;
 use crate::backup::BackupPlan;
 use crate::database::Database;
 use crate::error::{BackupError, Result};
+use crate::lock::WriterLock;
 use crate::repo::Repo;
-use crate::restore::{Indexed, restore_tree};
-use crate::snapshot::{Kind, SnapshotInfo};
-use crate::source::{DUMP_PATH, SITE_DIR};
+use crate::restore::Indexed;
+use crate::snapshot::SnapshotInfo;
+use crate::source::DUMP_PATH;
 use rename_dump::{Renaming, RenamingWriter};
 use rustic_core::repofile::Node;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use steps::Rollback;
 
 /// What the rollback asks of the edge (the binary talks to its admin API).
 pub trait EdgeHooks {
@@ -117,374 +120,55 @@ impl Drop for Maintenance<'_> {
 }
 
 impl Repo {
-    /// Rolls the live site back to `plan.target`. The caller holds the writer lock.
+    /// Rolls the live site back to `plan.target`, under the site's writer lock: the steps
+    /// of [`Rollback`], in order.
     pub fn rollback(
         &self,
+        lock: &WriterLock,
         plan: &RollbackPlan,
         hooks: &dyn EdgeHooks,
         on_step: &mut dyn FnMut(&Step),
     ) -> Result<RollbackOutcome> {
         let started = Instant::now();
-        let site = &plan.site;
-        let target = self.find(Some(&site.site), &plan.target)?;
+        let target = self.find(Some(&plan.site.site), &plan.target)?;
         let target_info = SnapshotInfo::from_file(&target);
-        let mut run = Run {
-            steps: Vec::new(),
-            on_step,
+        let mut r = Rollback {
+            repo: self,
+            lock,
+            plan,
+            hooks,
+            run: Run {
+                steps: Vec::new(),
+                on_step,
+            },
+            maintenance: Maintenance { hooks, on: false },
+            db: None,
+            root: plan.site.root.clone(),
+            staging: sibling(&plan.site.root, "peakguard-staging"),
+            dump_file: plan.work_dir.join("rollback-database.sql"),
         };
-        let mut maintenance = Maintenance { hooks, on: false };
-
-        run.step("maintenance on", || match hooks.maintenance(true) {
-            Ok(()) => {
-                maintenance.on = true;
-                Ok(((), "visitors see the maintenance page".to_string()))
-            }
-            Err(why) if plan.force => Ok((
-                (),
-                format!(
-                    "no edge answered ({why}); going on because of --force: visitors may see a \
-                     half-restored site for a moment, and orders placed during the swap are \
-                     carried over after it"
-                ),
-            )),
-            Err(why) => Err(BackupError::Rollback {
-                step: "maintenance on".into(),
-                message: format!("no edge answered ({why})"),
-                recovery: "nothing was changed; start the edge (or check admin.listen, --admin \
-                           and the token), or run again with --force to roll back without \
-                           maintenance"
-                    .into(),
-            }),
-        })?;
-
-        let repo = self.indexed()?;
-        let has_dump = repo
+        r.maintenance_on()?;
+        let indexed = self.indexed()?;
+        let dump = indexed
             .node_from_snapshot_and_path(&target, DUMP_PATH.trim_start_matches('/'))
             .ok();
-        let db = site.database.clone().filter(|_| has_dump.is_some());
-
-        if let Some(db) = &db {
-            let leftovers = [
-                tables::with_prefix(db, tables::NEW)?,
-                tables::with_prefix(db, tables::OLD)?,
-            ]
-            .concat();
-            if !leftovers.is_empty() {
-                run.step("finish the previous rollback", || {
-                    tables::drop_tables(db, &leftovers)?;
-                    Ok((
-                        (),
-                        format!(
-                            "dropped {} table(s) it kept (`{}`…)",
-                            leftovers.len(),
-                            leftovers[0]
-                        ),
-                    ))
-                })
-                .map_err(|e| fail("finish the previous rollback", e, "nothing was changed"))?;
-            }
-        }
-
-        let safety_plan = BackupPlan {
-            kind: Kind::Safety,
-            ..site.clone()
-        };
-        let safety = run
-            .step("safety snapshot", || {
-                let out = self.backup(&safety_plan)?;
-                let note = format!(
-                    "{} (undo with `peakguard rollback {}`)",
-                    out.snapshot.id, out.snapshot.id
-                );
-                Ok((out.snapshot, note))
-            })
-            .map_err(|e| fail("safety snapshot", e, "nothing was changed"))?;
-
-        // What the import makes: every snapshot table but those the live site keeps.
-        let (live, keep) = match &db {
-            Some(db) => {
-                let live = tables::live(db)?;
-                let keep = match plan.keep_orders {
-                    Some(k) => k,
-                    None => orders::has_woocommerce(db).unwrap_or(false),
-                };
-                let kept_live = if keep {
-                    orders::kept_live(db, &live)
-                } else {
-                    Vec::new()
-                };
-                (live, Some((keep, kept_live)))
-            }
-            None => (Vec::new(), None),
-        };
-        let renaming = Renaming {
-            prefix: tables::NEW.into(),
-            skip: keep
-                .as_ref()
-                .map(|(_, k)| k.iter().cloned().collect())
-                .unwrap_or_default(),
-            skip_prefixes: vec![tables::NEW.into(), tables::OLD.into()],
-        };
-        rename_dump::check_lengths(&renaming, &live)
-            .map_err(|e| fail("restore files to staging", e, "nothing was changed"))?;
-
-        let root = site.root.clone();
-        let staging = sibling(&root, "peakguard-staging");
-        let dump_file = plan.work_dir.join("rollback-database.sql");
-        let cleanup_staging = |staging: &Path| {
-            let _ = std::fs::remove_dir_all(staging);
-        };
-        let dump_node = has_dump.as_ref().filter(|_| db.is_some());
-        let imported = match run.step("restore files to staging", || {
-            if staging.exists() {
-                std::fs::remove_dir_all(&staging).map_err(|e| {
-                    BackupError::io("removing the old staging directory", &staging, e)
-                })?;
-            }
-            std::fs::create_dir_all(&staging)
-                .map_err(|e| BackupError::io("creating", &staging, e))?;
-            // The dump is written beside the files, not after them.
-            let imported = std::thread::scope(|scope| -> Result<Vec<String>> {
-                let dump = dump_node.map(|node| {
-                    scope.spawn(|| write_dump(&repo, node, &plan.work_dir, &dump_file, &renaming))
-                });
-                let files = restore_tree(
-                    self,
-                    &repo,
-                    &target,
-                    SITE_DIR.trim_start_matches('/'),
-                    &staging,
-                );
-                let imported = match dump {
-                    Some(dump) => dump
-                        .join()
-                        .map_err(|_| BackupError::Other("the dump writer panicked".into()))??,
-                    None => Vec::new(),
-                };
-                files.map(|()| imported)
-            })?;
-            Ok((imported, format!("into {}", staging.display())))
-        }) {
-            Ok(imported) => imported,
-            Err(e) => {
-                cleanup_staging(&staging);
-                let _ = std::fs::remove_file(&dump_file);
-                return Err(fail(
-                    "restore files to staging",
-                    e,
-                    "the live site was not changed",
-                ));
-            }
-        };
-
-        // The staged files go to disk while the database imports; the swap waits for it.
-        let flushing = {
-            let staging = staging.clone();
-            std::thread::spawn(move || swap::flush_filesystem(&staging))
-        };
-        // Undoes the database's part: the imported tables go.
-        let drop_imported = |db: &Database| {
-            if let Err(e) =
-                tables::with_prefix(db, tables::NEW).and_then(|t| tables::drop_tables(db, &t))
-            {
-                log::warn!("could not drop the imported `{}` tables: {e}", tables::NEW);
-            }
-        };
-
-        let mut carried = Carried::default();
-        if let (Some(db), Some((keep, kept_live))) = (&db, &keep) {
-            let prepared = run
-                .step("import database beside the live tables", || {
-                    db.import(&db.name, &dump_file)?;
-                    Ok((
-                        (),
-                        format!(
-                            "{} tables as `{}<table>` in `{}`",
-                            imported.len(),
-                            tables::NEW,
-                            db.name
-                        ),
-                    ))
-                })
-                .and_then(|()| {
-                    if !keep {
-                        return Ok(());
-                    }
-                    carried = run.step("carry over orders and customers", || {
-                        let mut c = orders::carry(db, "", tables::NEW, orders::Carry::Replace)?;
-                        c.kept_live = kept_live.clone();
-                        let note = format!(
-                            "{} order(s) and {} customer(s) as they are now; {} order table(s) stay live",
-                            c.orders,
-                            c.customers,
-                            kept_live.len()
-                        );
-                        Ok((c, note))
-                    })?;
-                    Ok(())
-                })
-                .and_then(|()| {
-                    run.step("keep ids unique", || {
-                        tables::raise_counters(db, &imported)?;
-                        Ok((
-                            (),
-                            "new rows get ids above every live one".to_string(),
-                        ))
-                    })
-                });
-            if let Err(e) = prepared {
-                drop_imported(db);
-                cleanup_staging(&staging);
-                let _ = std::fs::remove_file(&dump_file);
-                return Err(fail(
-                    "import database",
-                    e,
-                    "the live database and files were not changed",
-                ));
-            }
-        }
-
-        if let Err(e) = run.step("write staged files to disk", || {
-            flushing
-                .join()
-                .map_err(|_| BackupError::Other("the disk flush thread panicked".into()))??;
-            Ok(((), "the snapshot's files are on disk".to_string()))
-        }) {
-            if let Some(db) = &db {
-                drop_imported(db);
-            }
-            cleanup_staging(&staging);
-            return Err(fail(
-                "write staged files",
-                e,
-                "the live site was not changed",
-            ));
-        }
-
-        let mut swap_failed = None;
-        let swapped = run.step("swap files", || {
-            if let Err(failed) = swap::exchange(&staging, &root) {
-                let error = BackupError::Other(failed.error.to_string());
-                swap_failed = Some(failed);
-                return Err(error);
-            }
-            // Swapped already: a failure to persist the rename is told, not undone.
-            let durable = match root.parent().map(swap::sync_dir) {
-                Some(Err(e)) => format!(" (the swap may not survive a crash yet: {e})"),
-                _ => String::new(),
-            };
-            Ok((
-                (),
-                format!("{} now holds the snapshot's files{durable}", root.display()),
-            ))
-        });
-        if let Err(e) = swapped {
-            if let Some(db) = &db {
-                drop_imported(db);
-            }
-            let recovery = match &swap_failed {
-                Some(failed) => failed.discard_staged(&root),
-                None => {
-                    cleanup_staging(&staging);
-                    "the live site was not changed".to_string()
-                }
-            };
-            return Err(fail("swap files", e, &recovery));
-        }
-
-        if let (Some(db), Some((_, kept_live))) = (&db, &keep)
-            && let Err(e) = run.step("swap database tables", || {
-                tables::swap(db, &live, kept_live, &imported)?;
-                Ok((
-                    (),
-                    format!(
-                        "the snapshot's tables are live; the previous ones are kept as `{}<table>`",
-                        tables::OLD
-                    ),
-                ))
-            })
-        {
-            drop_imported(db);
-            let recovery = match swap::exchange(&staging, &root) {
-                Ok(()) => {
-                    cleanup_staging(&staging);
-                    "the files were swapped back; the live database was not changed".to_string()
-                }
-                Err(u) => format!(
-                    "swapping the files back failed too ({}): the previous files are in {}",
-                    u.error,
-                    u.a_at.display()
-                ),
-            };
-            return Err(fail("swap database", e, &recovery));
-        }
-
-        if let (Some(db), Some((true, _))) = (&db, &keep) {
-            let missed = run.step("carry over orders placed during the swap", || {
-                let c = orders::carry(db, tables::OLD, "", orders::Carry::Missed)?;
-                Ok((
-                    c.clone(),
-                    format!("{} order(s), {} customer(s)", c.orders, c.customers),
-                ))
-            });
-            match missed {
-                Ok(c) => {
-                    carried.orders += c.orders;
-                    carried.customers += c.customers;
-                }
-                Err(e) => {
-                    return Err(fail(
-                        "carry over orders placed during the swap",
-                        e,
-                        &format!(
-                            "the site is rolled back, but orders placed during the swap may be only \
-                             in the `{}` tables: copy them before `peakguard rollback --finish`",
-                            tables::OLD
-                        ),
-                    ));
-                }
-            }
-        }
-
-        run.step("purge cache", || {
-            Ok((
-                (),
-                match hooks.purge_all() {
-                    Ok(()) => "all cached pages dropped".to_string(),
-                    Err(why) => format!("not purged ({why}); purge by hand if an edge runs"),
-                },
-            ))
-        })?;
-        if maintenance.on {
-            run.step("maintenance off", || {
-                maintenance.end().map_err(|e| {
-                    BackupError::Other(format!(
-                        "could not end maintenance: {e}; run `peakguard maintenance off`"
-                    ))
-                })?;
-                Ok(((), "visitors see the site again".to_string()))
-            })?;
-        }
-        run.step("clean up", || {
-            cleanup_staging(&staging);
-            let _ = std::fs::remove_file(&dump_file);
-            let kept = if db.is_some() {
-                format!(
-                    "; the previous tables stay as `{}<table>` until `peakguard rollback --finish`",
-                    tables::OLD
-                )
-            } else {
-                String::new()
-            };
-            Ok((
-                (),
-                format!("previous files removed (they are in the safety snapshot){kept}"),
-            ))
-        })?;
+        r.db = plan.site.database.clone().filter(|_| dump.is_some());
+        r.finish_previous()?;
+        let safety = r.safety_snapshot()?;
+        let tables = r.tables()?;
+        let imported = r.stage(&indexed, &target, dump.as_ref(), &tables)?;
+        let flushing = r.start_flush();
+        let mut carried = r.import_database(&tables, &imported)?;
+        r.write_staged(flushing)?;
+        r.swap_files()?;
+        r.swap_tables(&tables, &imported)?;
+        r.carry_missed(&tables, &mut carried)?;
+        r.purge_and_reopen()?;
+        r.clean_up()?;
         Ok(RollbackOutcome {
             target: target_info,
             safety,
-            steps: run.steps,
+            steps: r.run.steps,
             carried,
             seconds: started.elapsed().as_secs_f64(),
         })
