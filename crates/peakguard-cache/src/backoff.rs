@@ -4,7 +4,9 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the same as std's outside tests, pausable in them.
+use tokio::time::Instant;
 
 pub struct OriginBackoff {
     until: Mutex<HashMap<String, Instant>>,
@@ -55,13 +57,13 @@ impl OriginBackoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_failure_opens_a_window_that_closes() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_opens_a_window_that_closes() {
         let b = OriginBackoff::new(Duration::from_millis(50), 10);
         assert!(!b.active("k"));
         b.note_failure("k");
         assert!(b.active("k"));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         assert!(!b.active("k"));
     }
 

@@ -258,3 +258,51 @@ async fn send(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// On a paused clock: the retries' pauses (1 s, 2 s, 4 s) pass at once, and are measured
+    /// exactly (the failures are connections refused on loopback).
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_notifier_retries_after_one_two_four_seconds_then_gives_up() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let text = format!(
+            "[[notifier]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://{closed}\"\nretries = 3\n"
+        );
+        let config = peakguard_config::parse(&text, "t")
+            .expect("valid")
+            .notifiers[0]
+            .clone();
+        let (_stop_tx, stop) = watch::channel(false);
+        let n = Notifier::start(config, "http://peakguard.test".into(), stop).expect("start");
+        n.offer(Message::Push(Vec::new()));
+        let mut at = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while n.status().failed == 0 {
+            assert!(Instant::now() < deadline, "{:?}", n.status());
+            if n.status().attempts_failed as usize > at.len() {
+                at.push(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        at.push(Instant::now());
+        let s = n.status();
+        assert_eq!((s.attempts_failed, s.failed, s.sent), (4, 1, 0), "{s:?}");
+        let pauses: Vec<u64> = at
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis() as u64)
+            .collect();
+        for (pause, want) in pauses.iter().zip([1000, 2000, 4000]) {
+            assert!(
+                (want..want + 500).contains(pause),
+                "pauses {pauses:?} (ms): 1 s, 2 s, 4 s"
+            );
+        }
+    }
+}

@@ -20,7 +20,9 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the same as std's outside tests, pausable in them.
+use tokio::time::Instant;
 use tokio::sync::oneshot;
 
 struct Waiter {

@@ -63,7 +63,7 @@ async fn slots_up_to_the_limit_then_lanes_by_priority_and_fifo_within_a_lane() {
     assert_eq!(s.peak_in_flight, 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wait_ends_at_its_deadline_and_leaves_its_lane() {
     let a = Admission::new("t", 1, 16);
     let held = a.ticket(Lane::Anonymous, LONG).wait().await.expect("slot");

@@ -27,7 +27,9 @@ use peakguard_config::WaitingRoomConfig;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+// tokio's clock: the same as std's outside tests, pausable in them.
+use tokio::time::Instant;
 
 /// Room state keys outlive any line.
 const FOREVER: Duration = Duration::from_secs(400 * 86_400);

@@ -214,7 +214,8 @@ async fn forged_tampered_and_expired_tickets_buy_nothing() {
     );
 }
 
-#[tokio::test]
+// On a paused clock: the pace and the no-show wait are whole seconds, passed at once.
+#[tokio::test(start_paused = true)]
 async fn the_line_moves_at_the_configured_pace_and_a_no_show_does_not_block_it() {
     // Room for one; queue-all so that everyone lines up.
     let f = fixture(config(1, 0));
@@ -252,7 +253,7 @@ async fn the_line_moves_at_the_configured_pace_and_a_no_show_does_not_block_it()
     drop(a);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn while_the_origin_is_behind_newcomers_line_up_and_nobody_is_let_in() {
     use crate::admission::{Admission, Lane};
     let admission = Admission::new("shop", 1, 1000);
