@@ -2,7 +2,6 @@
 //! labelled counter (`peakguard_guard_verdicts_total{guard,verdict}`); the guards that acted
 //! on a request are kept in a [`Trail`] for its access-log line.
 
-use crate::admission::Ticket;
 use crate::guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
 use parking_lot::Mutex;
 use peakguard_prometheus::{Exposition, Kind};
@@ -113,7 +112,7 @@ pub enum Decision {
     },
     Wait {
         guard: &'static str,
-        ticket: Ticket,
+        ticket: Box<dyn crate::guard::Turn>,
     },
 }
 

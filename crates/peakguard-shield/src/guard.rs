@@ -3,12 +3,12 @@
 //! guard: a file in this crate with its `GUARD` entry, and its name in `guards![...]` in
 //! `lib.rs` (see [`crate::registry`]).
 
-use crate::admission::Ticket;
 use crate::client::ClientInfo;
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// Where on the request path a guard is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ pub enum Verdict {
     /// connects to the origin. No later guard is asked.
     Wait {
         reason: Cow<'static, str>,
-        ticket: Ticket,
+        ticket: Box<dyn Turn>,
         /// Response fields for the client (the waiting room's pass), like [`Verdict::Note`].
         headers: Vec<(&'static str, String)>,
     },
@@ -174,6 +174,34 @@ impl Verdict {
             reason: reason.into(),
             headers: Vec::new(),
         }
+    }
+}
+
+/// A turn a request waits for before it goes to the origin (origin admission's place in a
+/// lane). The chain and the edge know only this: how the turn is given is the guard's.
+pub trait Turn: Send + Sync + std::any::Any {
+    /// The turn is given already: nothing to wait for (counted as a pass).
+    fn immediate(&self) -> bool;
+    /// Waits for the turn (dropping the future gives the place up).
+    fn wait(self: Box<Self>) -> Pin<Box<dyn Future<Output = Result<Granted, NoTurn>> + Send>>;
+    /// For a guard's own tests: the concrete turn.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A turn given: what the request holds while the origin answers (dropping it ends the
+/// turn) and how long it waited.
+pub struct Granted {
+    pub hold: Box<dyn Send + Sync>,
+    pub waited: Duration,
+}
+
+/// Why a turn was not given, as the access log names it (`lane-full`, `timed-out`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoTurn(pub &'static str);
+
+impl NoTurn {
+    pub fn label(self) -> &'static str {
+        self.0
     }
 }
 

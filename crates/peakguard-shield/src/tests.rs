@@ -152,9 +152,22 @@ async fn maintenance_answers_503_except_the_allowed_and_the_cookie() {
     ));
 }
 
-async fn lane_of(chain: &GuardChain, req: &Req, trail: &mut Trail) -> Ticket {
+/// The chain's turn, seen as admission's ticket (the turn is held while this lives).
+struct Held(Box<dyn crate::guard::Turn>);
+
+impl std::ops::Deref for Held {
+    type Target = Ticket;
+    fn deref(&self) -> &Ticket {
+        self.0
+            .as_any()
+            .downcast_ref::<Ticket>()
+            .expect("admission's ticket")
+    }
+}
+
+async fn lane_of(chain: &GuardChain, req: &Req, trail: &mut Trail) -> Held {
     match chain.run(Phase::Origin, &req.facts(), None, trail).await {
-        Decision::Wait { ticket, .. } => ticket,
+        Decision::Wait { ticket, .. } => Held(ticket),
         _ => panic!("admission always hands out a ticket"),
     }
 }

@@ -3,7 +3,8 @@
 use crate::sites::Site;
 use bytes::Bytes;
 use peakguard_cache::{Accepted, Bypass};
-use peakguard_shield::{ClientInfo, Permit, Refused, Ticket, Trail};
+use peakguard_shield::guard::{NoTurn, Turn};
+use peakguard_shield::{ClientInfo, Trail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,11 +41,11 @@ pub struct RequestCtx {
     pub(super) trail: Trail,
     /// The origin phase's ticket (and the guard that gave it), awaited before connecting to
     /// the origin.
-    pub(super) ticket: Option<(&'static str, Ticket)>,
+    pub(super) ticket: Option<(&'static str, Box<dyn Turn>)>,
     /// The origin slot, held until the origin's response has ended.
-    pub(super) permit: Option<Permit>,
+    pub(super) permit: Option<Box<dyn Send + Sync>>,
     /// Origin admission refused this request (it got the stale copy or the busy page).
-    pub(super) refused: Option<Refused>,
+    pub(super) refused: Option<NoTurn>,
     /// The request body, read before the origin phase because a guard asked to see it
     /// (replayed to the origin by pingora's retry buffer).
     pub(super) body: Option<Bytes>,

@@ -115,7 +115,7 @@ impl EdgeProxy {
                             &format!("admitted after {:.3}s", admitted.waited.as_secs_f64()),
                         );
                     }
-                    ctx.permit = Some(admitted.permit);
+                    ctx.permit = Some(admitted.hold);
                 }
                 Err(refused) => {
                     ctx.refused = Some(refused);

@@ -56,7 +56,7 @@ pub struct AdmissionGuard {
 fn wait(admission: &Admission, lane: Lane, timeout: Duration, why: &str) -> Verdict {
     Verdict::Wait {
         reason: format!("{}{why}", lane.label()).into(),
-        ticket: admission.ticket(lane, timeout),
+        ticket: Box::new(admission.ticket(lane, timeout)),
         headers: Vec::new(),
     }
 }

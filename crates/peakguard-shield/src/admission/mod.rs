@@ -175,6 +175,36 @@ enum Place {
     Full,
 }
 
+/// Admission's turn, for the chain and the edge (which know no admission type).
+impl crate::guard::Turn for Ticket {
+    fn immediate(&self) -> bool {
+        Ticket::immediate(self)
+    }
+
+    fn wait(
+        self: Box<Self>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<crate::guard::Granted, crate::guard::NoTurn>>
+                + Send,
+        >,
+    > {
+        Box::pin(async move {
+            match Ticket::wait(*self).await {
+                Ok(admitted) => Ok(crate::guard::Granted {
+                    hold: Box::new(admitted.permit),
+                    waited: admitted.waited,
+                }),
+                Err(refused) => Err(crate::guard::NoTurn(refused.label())),
+            }
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A request's claim on an origin slot, taken without waiting.
 pub struct Ticket {
     inner: Arc<Inner>,

@@ -175,7 +175,7 @@ impl Decide {
         match &self.admission {
             Some(a) => Verdict::Wait {
                 reason: format!("{} ({reason})", Lane::Session.label()).into(),
-                ticket: a.ticket(Lane::Session, self.queue_timeout),
+                ticket: Box::new(a.ticket(Lane::Session, self.queue_timeout)),
                 headers,
             },
             None => Verdict::Note {
