@@ -19,6 +19,7 @@ pub mod freshness;
 pub mod hop;
 pub mod index;
 pub mod key;
+pub mod revalidate;
 pub mod rules;
 pub mod stats;
 pub mod storage;

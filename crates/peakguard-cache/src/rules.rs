@@ -101,6 +101,22 @@ impl SiteRules {
         self.tracking.matches(name)
     }
 
+    /// The request target the origin gets, when it differs from the client's: without the
+    /// tracking parameters, with `strip_tracking_upstream` (the origin then sees the URL
+    /// the cache key names).
+    pub fn upstream_target(&self, path_and_query: &str) -> Option<String> {
+        if !self.strip_tracking_upstream {
+            return None;
+        }
+        let (path, query) = crate::key::split_query(path_and_query);
+        let kept = crate::key::strip_params(query?, |n| self.is_tracking_param(n));
+        Some(if kept.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{kept}")
+        })
+    }
+
     /// Decides whether a request bypasses the cache. `cookies` are the raw `Cookie` header
     /// values; `path_and_query` is as received.
     pub fn bypass<'a>(

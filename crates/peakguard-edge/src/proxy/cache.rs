@@ -13,14 +13,16 @@ use pingora::proxy::Session;
 impl EdgeProxy {
     /// Cache only what the site's rules allow (WordPress cookies, paths, methods).
     pub(super) fn cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) {
-        if ctx.bypass.is_none() && ctx.site.is_some() {
+        if ctx.req.bypass.is_none() && ctx.req.site.is_some() {
             self.state.cache.enable(&mut session.cache);
         }
     }
 
     /// The key URL built in the request phase (host from `:authority` or `Host`).
     pub(super) fn key(&self, ctx: &RequestCtx) -> CacheKey {
-        self.state.cache.key(ctx.key_url.clone(), ctx.accepted)
+        self.state
+            .cache
+            .key(ctx.req.key_url.clone(), ctx.req.accepted)
     }
 
     /// After a 304, pingora passes the stored header merged with a few 304 fields; every
@@ -31,23 +33,14 @@ impl EdgeProxy {
         resp: &ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
-        let Some(site) = &ctx.site else {
+        let Some(site) = &ctx.req.site else {
             return Ok(self.state.cache.not_storable("no site"));
         };
         let cache = &self.state.cache;
-        let Some(fields) = ctx.not_modified_fields.take() else {
+        let Some(fields) = ctx.origin.not_modified_fields.take() else {
             return Ok(cache.response_cacheable(session.req_header(), resp, &site.rules));
         };
-        let mut merged = resp.clone();
-        for name in fields.keys() {
-            let mut values = fields.get_all(name).iter();
-            if let Some(first) = values.next() {
-                merged.insert_header(name.clone(), first.clone())?;
-                for v in values {
-                    merged.append_header(name.clone(), v.clone())?;
-                }
-            }
-        }
+        let merged = peakguard_cache::revalidate::merge(resp, &fields)?;
         Ok(cache.response_cacheable(session.req_header(), &merged, &site.rules))
     }
 
@@ -60,10 +53,10 @@ impl EdgeProxy {
     /// the request its turn (the stale copy beats the busy page).
     pub(super) fn serve_stale(&self, ctx: &mut RequestCtx, error: Option<&Error>) -> bool {
         if error.is_some() {
-            ctx.stale_error = true;
-            if ctx.refused.is_none() {
-                ctx.origin_error = true;
-                self.state.cache.note_origin_failure(&ctx.key_url);
+            ctx.answer.stale_error = true;
+            if ctx.origin.refused.is_none() {
+                ctx.origin.error = true;
+                self.state.cache.note_origin_failure(&ctx.req.key_url);
             }
         }
         self.state.cache.serve_stale_on_error()
@@ -77,13 +70,13 @@ impl EdgeProxy {
         is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Option<ForcedFreshness> {
-        ctx.stored_hit = CacheEngine::is_stored_hit(hit_handler);
+        ctx.answer.stored_hit = CacheEngine::is_stored_hit(hit_handler);
         let forced = self
             .state
             .cache
-            .hit_during_backoff(&ctx.key_url, meta, is_fresh);
+            .hit_during_backoff(&ctx.req.key_url, meta, is_fresh);
         if forced.is_some() {
-            ctx.stale_error = true;
+            ctx.answer.stale_error = true;
         }
         forced
     }

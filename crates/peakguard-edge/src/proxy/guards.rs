@@ -7,20 +7,20 @@ use pingora::http::RequestHeader;
 /// The request as the shield sees it (`None` before the site and client are known).
 macro_rules! facts {
     ($req:expr, $ctx:expr) => {
-        match (&$ctx.site, &$ctx.client) {
+        match (&$ctx.req.site, &$ctx.req.client) {
             (Some(site), Some(client)) => Some((
                 site,
                 RequestFacts {
                     site: &site.name,
                     client,
                     method: &$req.method,
-                    host: &$ctx.host,
-                    path_and_query: &$ctx.path_and_query,
+                    host: &$ctx.req.host,
+                    path_and_query: &$ctx.req.path_and_query,
                     raw_target: $req.raw_path(),
                     version: $req.version,
                     headers: &$req.headers,
-                    tls_listener: $ctx.tls,
-                    body: $ctx.body.as_deref(),
+                    tls_listener: $ctx.req.tls,
+                    body: $ctx.req.body.as_deref(),
                 },
             )),
             _ => None,
@@ -68,5 +68,7 @@ pub(super) async fn run(
     let Some((site, facts)) = facts!(req, ctx) else {
         return Decision::Pass;
     };
-    site.guards.run(phase, &facts, resp, &mut ctx.trail).await
+    site.guards
+        .run(phase, &facts, resp, &mut ctx.answer.trail)
+        .await
 }

@@ -1,6 +1,6 @@
 //! Responses the edge writes itself, and the request-body hygiene before anything else.
 
-use super::ctx::RequestCtx;
+use super::ctx::{Local, RequestCtx};
 use bytes::Bytes;
 use peakguard_shield::{LocalResponse, pages};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -108,7 +108,7 @@ pub(super) async fn drain_safe_method_body(
         return Ok(true);
     }
     if length.is_some_and(|l| l > MAX_DRAINED_BODY) {
-        ctx.local = Some("body-too-large");
+        ctx.answer.local = Some(Local::BodyTooLarge);
         session.set_keepalive(None);
         respond_local(
             session,
@@ -126,11 +126,11 @@ pub(super) async fn drain_safe_method_body(
     }
     match tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body()).await {
         Ok(Ok(())) => {
-            ctx.drained_body = true;
+            ctx.req.drained_body = true;
             Ok(true)
         }
         _ => {
-            ctx.local = Some("bad-body");
+            ctx.answer.local = Some(Local::BadBody);
             session.set_keepalive(None);
             respond_local(
                 session,

@@ -189,7 +189,7 @@ impl ProxyHttp for EdgeProxy {
 
     /// Refusals by origin admission are counted and logged per request, not as errors.
     fn suppress_error_log(&self, _session: &Session, ctx: &Self::CTX, _error: &Error) -> bool {
-        ctx.refused.is_some()
+        ctx.origin.refused.is_some()
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {

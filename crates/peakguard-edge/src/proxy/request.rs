@@ -2,7 +2,7 @@
 //! client is, the key and bypass, then the site's guards (redirect, maintenance…).
 
 use super::EdgeProxy;
-use super::ctx::RequestCtx;
+use super::ctx::{Local, RequestCtx};
 use super::guards;
 use super::local::{drain_safe_method_body, request_host, respond_guard, respond_local};
 use crate::state::ClientLimits;
@@ -37,7 +37,7 @@ impl EdgeProxy {
     ) -> Result<bool> {
         let live = self.state.live();
         if let Some(detail) = header_over_limits(session.req_header(), &live.clients) {
-            ctx.local = Some("header-too-large");
+            ctx.answer.local = Some(Local::HeaderTooLarge);
             session.set_keepalive(None);
             respond_local(
                 session,
@@ -60,7 +60,7 @@ impl EdgeProxy {
             return Ok(true);
         }
         let Some(host) = request_host(session.req_header()) else {
-            ctx.local = Some("no-host");
+            ctx.answer.local = Some(Local::NoHost);
             respond_local(
                 session,
                 "no-host",
@@ -72,8 +72,8 @@ impl EdgeProxy {
             return Ok(true);
         };
         let Some(site) = live.sites.find(&host).cloned() else {
-            ctx.local = Some("unknown-host");
-            ctx.host = host;
+            ctx.answer.local = Some(Local::UnknownHost);
+            ctx.req.host = host;
             respond_local(
                 session,
                 "unknown-host",
@@ -92,7 +92,7 @@ impl EdgeProxy {
         let req = session.req_header();
         // A byte range refers to the identity body.
         if !req.headers.contains_key(http::header::RANGE) {
-            ctx.accepted = Accepted::parse(
+            ctx.req.accepted = Accepted::parse(
                 req.headers
                     .get_all(http::header::ACCEPT_ENCODING)
                     .iter()
@@ -100,43 +100,43 @@ impl EdgeProxy {
             );
         }
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        ctx.client = Some(client_info(
+        ctx.req.client = Some(client_info(
             peer,
             header("x-forwarded-for"),
             header("x-forwarded-proto"),
-            ctx.scheme,
+            ctx.req.scheme,
             &live.trusted_proxies,
         ));
-        ctx.path_and_query = req
+        ctx.req.path_and_query = req
             .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/")
             .to_string();
-        ctx.key_url = cache_key_url(
+        ctx.req.key_url = cache_key_url(
             KeyParts {
-                scheme: ctx.scheme,
+                scheme: ctx.req.scheme,
                 host: &host,
-                path_and_query: &ctx.path_and_query,
+                path_and_query: &ctx.req.path_and_query,
             },
             &site.rules,
         );
-        ctx.bypass = site.rules.bypass(
+        ctx.req.bypass = site.rules.bypass(
             req.method.as_str(),
-            &ctx.path_and_query,
+            &ctx.req.path_and_query,
             req.headers
                 .get_all(http::header::COOKIE)
                 .iter()
                 .map(|v| v.as_bytes()),
         );
-        ctx.host = host;
-        ctx.site = Some(site);
+        ctx.req.host = host;
+        ctx.req.site = Some(site);
 
         match guards::run(Phase::Request, session.req_header(), None, ctx).await {
             Decision::Pass => Ok(false),
             Decision::Respond { guard, response } => {
-                ctx.local = Some(guard);
-                respond_guard(session, guard, response, ctx.drained_body).await?;
+                ctx.answer.local = Some(Local::Guard(guard));
+                respond_guard(session, guard, response, ctx.req.drained_body).await?;
                 Ok(true)
             }
             // The request phase is before the cache: waiting here would make hits wait.

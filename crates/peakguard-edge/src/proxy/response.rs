@@ -3,7 +3,7 @@
 //! proxying failed.
 
 use super::EdgeProxy;
-use super::ctx::RequestCtx;
+use super::ctx::{Local, RequestCtx};
 use super::local::respond_local;
 use super::upstream::{ADMISSION_REFUSED, BODY_TOO_LARGE, RETRY_AFTER_ORIGIN_DOWN};
 use crate::coding::{CodingModule, Facts};
@@ -26,24 +26,27 @@ impl EdgeProxy {
         if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(());
         }
-        let outcome = self.state.cache.outcome(&session.cache, ctx.stale_error);
+        let outcome = self
+            .state
+            .cache
+            .outcome(&session.cache, ctx.answer.stale_error);
         // RFC 9111 §5.1: the origin's Age goes on with a response fetched for this request
         // (one served through the cache comes with the stored header, which keeps no Age).
         if !outcome.from_cache()
             && !resp.headers.contains_key(http::header::AGE)
-            && let Some(age) = ctx.origin_age.clone()
+            && let Some(age) = ctx.origin.age.clone()
         {
             resp.insert_header(http::header::AGE, age)?;
         }
         // Constant values are static header values: a hit allocates nothing here.
         let filling = stored(session);
-        let status = match (&ctx.bypass, outcome) {
+        let status = match (&ctx.req.bypass, outcome) {
             (Some(b), _) => {
                 HeaderValue::try_from(format!("peakguard; fwd=bypass; detail=\"{}\"", b.label()))
                     .unwrap_or(HeaderValue::from_static("peakguard; fwd=bypass"))
             }
             (None, CacheOutcome::Hit) => HeaderValue::from_static("peakguard; hit"),
-            (None, CacheOutcome::StaleError) if ctx.refused.is_some() => {
+            (None, CacheOutcome::StaleError) if ctx.origin.refused.is_some() => {
                 HeaderValue::from_static("peakguard; hit; fwd=stale; detail=\"origin-busy\"")
             }
             (None, CacheOutcome::StaleError) => {
@@ -68,7 +71,7 @@ impl EdgeProxy {
         };
         resp.insert_header(CACHE_STATUS, status)?;
         // Fields guards asked for (a waiting-room pass).
-        for (name, value) in ctx.trail.headers.drain(..) {
+        for (name, value) in ctx.answer.trail.headers.drain(..) {
             resp.append_header(name, value)?;
         }
         self.plan_coding(session, resp, ctx, outcome);
@@ -94,10 +97,11 @@ impl EdgeProxy {
         session.set_keepalive(None);
         if *e.etype() == ADMISSION_REFUSED && session.response_written().is_none() {
             let retry = ctx
+                .req
                 .site
                 .as_ref()
                 .map_or(5, |s| s.busy_retry_after.as_secs().max(1));
-            ctx.local = Some("admission");
+            ctx.answer.local = Some(Local::OriginBusy);
             let _ = respond_local(
                 session,
                 "origin-busy",
@@ -112,10 +116,10 @@ impl EdgeProxy {
             };
         }
         if *e.etype() == BODY_TOO_LARGE && session.response_written().is_none() {
-            ctx.local = Some("body-too-large");
-            let limit = ctx.site.as_ref().map_or(0, |s| {
+            ctx.answer.local = Some(Local::BodyTooLarge);
+            let limit = ctx.req.site.as_ref().map_or(0, |s| {
                 s.body_limits
-                    .limit_for(ctx.path_and_query.split('?').next().unwrap_or("/"))
+                    .limit_for(ctx.req.path_and_query.split('?').next().unwrap_or("/"))
             });
             let page = peakguard_shield::body::too_large(limit);
             let _ = respond_local(session, "body-too-large", 413, &[], page.body).await;
@@ -126,7 +130,7 @@ impl EdgeProxy {
         }
         let upstream = matches!(e.esource(), ErrorSource::Upstream);
         if upstream && session.response_written().is_none() {
-            ctx.origin_error = true;
+            ctx.origin.error = true;
             let page = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
             let _ = respond_local(
                 session,
@@ -172,7 +176,7 @@ impl EdgeProxy {
         ctx: &RequestCtx,
         outcome: CacheOutcome,
     ) {
-        let from_store = ctx.stored_hit
+        let from_store = ctx.answer.stored_hit
             && matches!(
                 outcome,
                 CacheOutcome::Hit
@@ -182,7 +186,7 @@ impl EdgeProxy {
             );
         let policy = self.state.cache.compression();
         let facts = Facts {
-            accepted: &ctx.accepted,
+            accepted: &ctx.req.accepted,
             policy,
             from_store,
             no_body: session.req_header().method == http::Method::HEAD,
@@ -198,8 +202,8 @@ impl EdgeProxy {
     /// the `Location`/`Content-Location` URIs on the same host.
     fn invalidate_after_unsafe(&self, resp: &ResponseHeader, ctx: &RequestCtx) {
         let storage = self.state.cache.storage;
-        let mut purged = storage.purge_url(&ctx.key_url);
-        let Some(site) = &ctx.site else { return };
+        let mut purged = storage.purge_url(&ctx.req.key_url);
+        let Some(site) = &ctx.req.site else { return };
         for name in ["location", "content-location"] {
             let Some(v) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
                 continue;
@@ -212,7 +216,7 @@ impl EdgeProxy {
                         None => host,
                     };
                     if peakguard_cache::key::host_without_port(&host)
-                        != peakguard_cache::key::host_without_port(&ctx.host)
+                        != peakguard_cache::key::host_without_port(&ctx.req.host)
                     {
                         continue;
                     }
@@ -222,8 +226,8 @@ impl EdgeProxy {
                     };
                     cache_key_url(
                         KeyParts {
-                            scheme: ctx.scheme,
-                            host: &ctx.host,
+                            scheme: ctx.req.scheme,
+                            host: &ctx.req.host,
                             path_and_query: &pq,
                         },
                         &site.rules,
@@ -231,8 +235,8 @@ impl EdgeProxy {
                 }
                 Err(_) if v.starts_with('/') => cache_key_url(
                     KeyParts {
-                        scheme: ctx.scheme,
-                        host: &ctx.host,
+                        scheme: ctx.req.scheme,
+                        host: &ctx.req.host,
                         path_and_query: v,
                     },
                     &site.rules,
@@ -244,7 +248,7 @@ impl EdgeProxy {
         if purged > 0 {
             log::debug!(
                 "invalidated {purged} object(s) after an unsafe request to {}",
-                ctx.key_url
+                ctx.req.key_url
             );
         }
     }

@@ -2,7 +2,7 @@
 //! do), the peer, the request to the origin, and its response.
 
 use super::EdgeProxy;
-use super::ctx::RequestCtx;
+use super::ctx::{Local, RequestCtx};
 use super::guards;
 use super::local::{respond_guard, respond_local};
 use bytes::Bytes;
@@ -25,11 +25,11 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// origin still gets it whole. Too large or too slow: the status and page to answer.
 async fn read_inspected_body(
     session: &mut Session,
-) -> std::result::Result<Bytes, (u16, &'static str, Bytes)> {
+) -> std::result::Result<Bytes, (u16, Local, Bytes)> {
     let too_large = || {
         (
             413,
-            "body-too-large",
+            Local::BodyTooLarge,
             pages::page(
                 "Request too large",
                 "This kind of request cannot carry a body this large.",
@@ -62,7 +62,7 @@ async fn read_inspected_body(
         Ok(Ok(None)) => Err(too_large()),
         _ => Err((
             400,
-            "bad-body",
+            Local::BadBody,
             pages::page("Bad request", "The request body could not be read.", 0),
         )),
     }
@@ -76,13 +76,13 @@ impl EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
-        if ctx.body.is_none() && guards::want_body(session.req_header(), ctx) {
+        if ctx.req.body.is_none() && guards::want_body(session.req_header(), ctx) {
             match read_inspected_body(session).await {
-                Ok(body) => ctx.body = Some(body),
+                Ok(body) => ctx.req.body = Some(body),
                 Err((status, detail, page)) => {
-                    ctx.local = Some(detail);
+                    ctx.answer.local = Some(detail);
                     session.set_keepalive(None);
-                    respond_local(session, detail, status, &[], page).await?;
+                    respond_local(session, detail.label(), status, &[], page).await?;
                     return Ok(false);
                 }
             }
@@ -90,14 +90,14 @@ impl EdgeProxy {
         match guards::run(Phase::Origin, session.req_header(), None, ctx).await {
             Decision::Pass => Ok(true),
             Decision::Respond { guard, response } => {
-                ctx.local = Some(guard);
-                respond_guard(session, guard, response, ctx.body.is_some()).await?;
+                ctx.answer.local = Some(Local::Guard(guard));
+                respond_guard(session, guard, response, ctx.req.body.is_some()).await?;
                 Ok(false)
             }
             Decision::Wait { guard, ticket } => {
                 // Awaited in `peer`: a refusal there is an origin-side error, for which pingora
                 // serves the stale copy when there is one.
-                ctx.ticket = Some((guard, ticket));
+                ctx.origin.ticket = Some((guard, ticket));
                 Ok(true)
             }
         }
@@ -105,21 +105,21 @@ impl EdgeProxy {
 
     /// Waits for the origin slot (if a guard asked), then names the origin.
     pub(super) async fn peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        if let Some((guard, ticket)) = ctx.ticket.take() {
+        if let Some((guard, ticket)) = ctx.origin.ticket.take() {
             let immediate = ticket.immediate();
             match ticket.wait().await {
                 Ok(admitted) => {
                     if !immediate {
-                        ctx.trail.note(
+                        ctx.answer.trail.note(
                             guard,
                             &format!("admitted after {:.3}s", admitted.waited.as_secs_f64()),
                         );
                     }
-                    ctx.permit = Some(admitted.hold);
+                    ctx.origin.permit = Some(admitted.hold);
                 }
                 Err(refused) => {
-                    ctx.refused = Some(refused);
-                    ctx.trail.note(guard, refused.label());
+                    ctx.origin.refused = Some(refused);
+                    ctx.answer.trail.note(guard, refused.label());
                     return Err(Error::create(
                         ADMISSION_REFUSED,
                         ErrorSource::Upstream,
@@ -130,6 +130,7 @@ impl EdgeProxy {
             }
         }
         let site = ctx
+            .req
             .site
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no site chosen"))?;
@@ -150,13 +151,13 @@ impl EdgeProxy {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if req.headers.get(http::header::HOST).is_none() && !ctx.host.is_empty() {
-            req.insert_header(http::header::HOST, ctx.host.as_str())?;
+        if req.headers.get(http::header::HOST).is_none() && !ctx.req.host.is_empty() {
+            req.insert_header(http::header::HOST, ctx.req.host.as_str())?;
         }
         // Tells the origin a request came through peakguard (the WordPress plugin's Site
         // Health test reads it); a value a client sent is replaced.
         req.insert_header("x-peakguard-edge", "1")?;
-        if let Some(c) = &ctx.client {
+        if let Some(c) = &ctx.req.client {
             req.insert_header("x-forwarded-for", c.forwarded_for.as_str())?;
             req.insert_header("x-forwarded-proto", c.proto.as_str())?;
             req.insert_header("x-real-ip", c.ip.to_string())?;
@@ -164,39 +165,22 @@ impl EdgeProxy {
         // Identity from the origin when caching (one stored copy, compressed per client),
         // and when a guard read the request (login, XML-RPC): it may need to read the
         // response too.
-        if session.cache.enabled() || ctx.body.is_some() {
+        if session.cache.enabled() || ctx.req.body.is_some() {
             req.remove_header(&http::header::ACCEPT_ENCODING);
         }
-        if ctx.drained_body {
+        if ctx.req.drained_body {
             // Explicitly empty: without framing pingora would add `Transfer-Encoding: chunked`.
             req.remove_header(&http::header::TRANSFER_ENCODING);
             req.insert_header(http::header::CONTENT_LENGTH, "0")?;
         }
-        if let Some(site) = ctx
-            .site
-            .as_ref()
-            .filter(|s| s.rules.strip_tracking_upstream)
-        {
-            let pq = req
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default();
-            let (path, query) = peakguard_cache::key::split_query(&pq);
-            if let Some(q) = query {
-                let kept =
-                    peakguard_cache::key::strip_params(q, |n| site.rules.is_tracking_param(n));
-                let uri = if kept.is_empty() {
-                    path.to_string()
-                } else {
-                    format!("{path}?{kept}")
-                };
-                if let Ok(uri) = uri.parse() {
-                    req.set_uri(uri);
-                }
-            }
+        let target = ctx.req.site.as_ref().and_then(|s| {
+            s.rules
+                .upstream_target(req.uri.path_and_query().map_or("", |p| p.as_str()))
+        });
+        if let Some(uri) = target.and_then(|t| t.parse().ok()) {
+            req.set_uri(uri);
         }
-        ctx.origin_sent = Some(Instant::now());
+        ctx.origin.sent = Some(Instant::now());
         Ok(())
     }
 
@@ -215,12 +199,12 @@ impl EdgeProxy {
         if resp.status.is_informational() && resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(());
         }
-        if let Some(sent) = ctx.origin_sent {
-            ctx.origin_time = Some(sent.elapsed());
+        if let Some(sent) = ctx.origin.sent {
+            ctx.origin.time = Some(sent.elapsed());
         }
         // The origin's Age: a miss served through the cache gets it back (the stored copy keeps
         // it as an earlier creation time instead).
-        ctx.origin_age = resp.headers.get(http::header::AGE).cloned();
+        ctx.origin.age = resp.headers.get(http::header::AGE).cloned();
         let listed = peakguard_cache::hop::connection_listed(
             resp.headers.get_all(http::header::CONNECTION).iter(),
         );
@@ -228,21 +212,8 @@ impl EdgeProxy {
             resp.remove_header(name.as_str());
         }
         if resp.status == http::StatusCode::NOT_MODIFIED {
-            let mut fields = resp.headers.clone();
-            // Fields that describe this message, not the stored representation, and those
-            // the stored body depends on (RFC 9111 §3.2: its digest).
-            for name in [
-                "content-length",
-                "content-md5",
-                "transfer-encoding",
-                "content-encoding",
-                "content-range",
-                "connection",
-                "keep-alive",
-            ] {
-                fields.remove(name);
-            }
-            ctx.not_modified_fields = Some(fields);
+            ctx.origin.not_modified_fields =
+                Some(peakguard_cache::revalidate::fields_kept(&resp.headers));
         }
         let facts = ResponseFacts {
             status: resp.status.as_u16(),
@@ -251,7 +222,7 @@ impl EdgeProxy {
         if let Decision::Respond { guard, response } =
             guards::run(Phase::Response, session.req_header(), Some(&facts), ctx).await
         {
-            ctx.local = Some(guard);
+            ctx.answer.local = Some(Local::Guard(guard));
             let mut page = ResponseHeader::build(response.status, Some(4))?;
             page.insert_header("content-type", response.content_type)?;
             page.insert_header("cache-control", "no-store")?;
@@ -263,7 +234,7 @@ impl EdgeProxy {
                 session.set_keepalive(None);
             }
             *resp = page;
-            ctx.replacement = Some(response.body);
+            ctx.answer.replacement = Some(response.body);
             return Ok(());
         }
         let status = resp.status.as_u16();
@@ -272,15 +243,15 @@ impl EdgeProxy {
             headers: &resp.headers,
         };
         if guards::want_response_body(session.req_header(), ctx, &origin) {
-            ctx.response_body = Some((status, resp.headers.clone(), bytes::BytesMut::new()));
+            ctx.origin.response_body = Some((status, resp.headers.clone(), bytes::BytesMut::new()));
         }
         let page_request = matches!(
             session.req_header().method,
             http::Method::GET | http::Method::HEAD
         );
         if resp.status.is_server_error() {
-            ctx.origin_error = true;
-            let branded = ctx.site.as_ref().is_some_and(|s| s.branded_errors);
+            ctx.origin.error = true;
+            let branded = ctx.req.site.as_ref().is_some_and(|s| s.branded_errors);
             if branded && page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
                 let body = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
                 let mut page = ResponseHeader::build(503, Some(4))?;
@@ -289,7 +260,7 @@ impl EdgeProxy {
                 page.insert_header("cache-control", "no-store")?;
                 page.insert_header("content-length", body.len().to_string())?;
                 *resp = page;
-                ctx.replacement = Some(body);
+                ctx.answer.replacement = Some(body);
             }
         }
         Ok(())
@@ -299,14 +270,17 @@ impl EdgeProxy {
     /// it was refused before the origin was asked).
     pub(super) fn request_body(&self, body: &Option<Bytes>, ctx: &mut RequestCtx) -> Result<()> {
         let Some(chunk) = body else { return Ok(()) };
-        ctx.body_sent += chunk.len() as u64;
-        let Some(site) = &ctx.site else { return Ok(()) };
+        ctx.req.body_sent += chunk.len() as u64;
+        let Some(site) = &ctx.req.site else {
+            return Ok(());
+        };
         let path = ctx
+            .req
             .path_and_query
             .split_once('?')
-            .map_or(ctx.path_and_query.as_str(), |(p, _)| p);
+            .map_or(ctx.req.path_and_query.as_str(), |(p, _)| p);
         let limit = site.body_limits.limit_for(path);
-        if ctx.body_sent > limit {
+        if ctx.req.body_sent > limit {
             return Err(Error::create(
                 BODY_TOO_LARGE,
                 ErrorSource::Downstream,
@@ -327,16 +301,18 @@ impl EdgeProxy {
         end: bool,
         ctx: &mut RequestCtx,
     ) {
-        if let Some(page) = &ctx.replacement {
+        if let Some(page) = &ctx.answer.replacement {
             *body = if end { Some(page.clone()) } else { None };
         }
-        if let (Some((_, _, kept)), Some(chunk)) = (ctx.response_body.as_mut(), body.as_ref()) {
+        if let (Some((_, _, kept)), Some(chunk)) =
+            (ctx.origin.response_body.as_mut(), body.as_ref())
+        {
             let room = MAX_INSPECTED_BODY.saturating_sub(kept.len());
             kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         if end {
-            ctx.permit = None;
-            if let Some((status, headers, kept)) = ctx.response_body.take() {
+            ctx.origin.permit = None;
+            if let Some((status, headers, kept)) = ctx.origin.response_body.take() {
                 let origin = ResponseFacts {
                     status,
                     headers: &headers,
