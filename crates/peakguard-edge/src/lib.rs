@@ -14,6 +14,7 @@ pub mod admin;
 pub mod admin_room;
 pub mod coding;
 pub mod connection_gate;
+pub mod harness;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
@@ -59,6 +60,8 @@ pub enum EdgeError {
     },
     #[error("admin token: {0}")]
     Token(String),
+    #[error("the in-process test harness: {0}")]
+    Harness(String),
     #[error("TLS listener {addr}: {reason}")]
     Tls { addr: String, reason: String },
     #[error(
