@@ -5,8 +5,9 @@
 //! (purge, maintenance, metrics, status), the access log, reload on SIGHUP, graceful
 //! shutdown/upgrade, and the coding of responses on their way out (which ones, by the
 //! cache crate's policy and the client's `Accept-Encoding`; stored codings are the cache
-//! crate's). Must not touch: caching policy and pingora_cache types (the cache
-//! crate's), request policy such as who passes maintenance (the shield's).
+//! crate's); and [`harness`], the edge run in-process for tests. Must not touch: caching
+//! policy and pingora_cache types (the cache crate's), request policy such as who passes
+//! maintenance (the shield's).
 #![forbid(unsafe_code)]
 
 pub mod access_log;

@@ -1,7 +1,8 @@
 //! The monitor: the probes a serious host runs against a site and its server, and the
 //! alerts that reach a person.
 //!
-//! Owns: running each `[[probe]]` once (`run`, `run_all`) and what a run found
+//! Owns: the kinds of probe ([`probe::Probe`], one file each, listed in `probes![...]`),
+//! running each `[[probe]]` once (`run`, `run_all`) and what a run found
 //! (`ProbeResult`), written out as Prometheus text with the names blackbox_exporter uses
 //! (`metrics`); the running monitor (`Monitor`: probes on their intervals, thresholds, the
 //! last results, on its own thread) with its alert rules, silences and notifiers, and what
