@@ -2,9 +2,12 @@
 //! another: the admin API's extension point ([`AdminExtension`]: the backup daemon and the
 //! monitor add endpoints, `/metrics` and `/status` to the edge's admin API) and what the
 //! monitor reads in-process ([`EdgeCounters`] from the edge, [`BackupFreshness`] from the
-//! backup daemon) — one type each, filled by their owner, read by the monitor.
-//! Owns: these types only. Must not touch: sockets, files, any other peakguard crate.
+//! backup daemon) — one type each, filled by their owner, read by the monitor; and the
+//! admin listener of a process that runs no edge ([`server::serve`]: `peakguard monitor`).
+//! Owns: these types and that listener. Must not touch: files, any other peakguard crate.
 #![forbid(unsafe_code)]
+
+pub mod server;
 
 use std::collections::HashMap;
 

@@ -6,7 +6,8 @@
 //! (`ProbeResult`), written out as Prometheus text with the names blackbox_exporter uses
 //! (`metrics`); the running monitor (`Monitor`: probes on their intervals, thresholds, the
 //! last results, on its own thread) with its alert rules, silences and notifiers, and what
-//! it answers through an admin API (`api`, and `api_server` where no edge runs). Must not
+//! it answers through an admin API (`api`, an `AdminExtension`: the edge's admin API serves it,
+//! or peakguard-admin's listener where no edge runs). Must not
 //! touch: the request path, the edge's state or the cache; a probe is a client like any
 //! other, bounded by its timeout, and the edge's maintenance switch is read from its state
 //! file.
@@ -14,7 +15,6 @@
 
 pub mod alerts;
 mod api;
-mod api_server;
 mod db;
 mod memory;
 pub mod metrics;
@@ -48,7 +48,6 @@ probes![
     dns,
 ];
 
-pub use api_server::serve_api;
 pub use memory::Memory;
 pub use probe::{probe_kinds, values_of};
 pub use service::{Monitor, MonitorError};

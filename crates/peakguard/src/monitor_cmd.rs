@@ -124,10 +124,10 @@ pub fn run_monitor(args: MonitorArgs) -> Result<ExitCode> {
             }
         );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(peakguard_monitor::serve_api(
+        let server = tokio::spawn(peakguard_admin::server::serve(
             listener,
             token,
-            monitor.clone(),
+            vec![monitor.clone() as Arc<dyn peakguard_admin::AdminExtension>],
             stop_rx,
         ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -1,9 +1,10 @@
-//! `peakguard monitor`'s own admin listener (no edge on the machine): the monitor's endpoints
-//! and `/metrics` behind the same bearer token as the edge's admin API, `GET /healthz`
-//! without it. Bounded: at most [`MAX_CONNECTIONS`] connections at once (more wait in the
-//! kernel's backlog), each request's header read within 10 s.
+//! The admin listener of a peakguard process that runs no edge (`peakguard monitor`): the
+//! [`AdminExtension`]s' endpoints, `/metrics` and `/status` behind the same bearer token as
+//! the edge's admin API, `GET /healthz` without it. Bounded: at most [`MAX_CONNECTIONS`]
+//! connections at once (more wait in the kernel's backlog), each request's header read
+//! within 10 s. Where an edge runs, its admin API serves the same extensions.
 
-use crate::service::Monitor;
+use crate::AdminExtension;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -27,7 +28,11 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-fn answer(monitor: &Monitor, token: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(
+    parts: &[Arc<dyn AdminExtension>],
+    token: &str,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/healthz" {
         return reply(200, "text/plain", b"ok\n".to_vec());
@@ -46,39 +51,44 @@ fn answer(monitor: &Monitor, token: &str, req: &Request<Incoming>) -> Response<F
         );
     }
     if path == "/metrics" {
-        return reply(
-            200,
-            "text/plain; version=0.0.4",
-            monitor.metrics().into_bytes(),
-        );
+        let text: String = parts.iter().map(|p| p.metrics()).collect();
+        return reply(200, "text/plain; version=0.0.4", text.into_bytes());
     }
     if path == "/status" {
-        let body = serde_json::json!({ "monitor": monitor.status() });
+        let body: serde_json::Map<String, serde_json::Value> = parts
+            .iter()
+            .map(|p| (p.name().to_string(), p.status()))
+            .collect();
+        let body = serde_json::Value::Object(body);
         return reply(200, "application/json", format!("{body}\n").into_bytes());
     }
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    match monitor.handle(req.method().as_str(), path, &query) {
+    match parts
+        .iter()
+        .find_map(|p| p.handle(req.method().as_str(), path, &query))
+    {
         Some((status, body)) => reply(status, "application/json", format!("{body}\n").into_bytes()),
         None => reply(
             404,
             "application/json",
-            b"{\"error\":\"not found: /probes, /alerts, /metrics, /status, /healthz\"}\n".to_vec(),
+            b"{\"error\":\"not found: see /status for what this process serves; /metrics, /healthz\"}\n".to_vec(),
         ),
     }
 }
 
-/// Serves until `stop` turns true.
-pub async fn serve_api(
+/// Serves `parts` until `stop` turns true.
+pub async fn serve(
     listener: TcpListener,
     token: String,
-    monitor: Arc<Monitor>,
+    parts: Vec<Arc<dyn AdminExtension>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let token = Arc::new(token);
+    let parts = Arc::new(parts);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -94,11 +104,11 @@ pub async fn serve_api(
             },
             _ = stop.changed() => return,
         };
-        let monitor = monitor.clone();
+        let parts = parts.clone();
         let token = token.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let response = answer(&monitor, &token, &req);
+                let response = answer(&parts, &token, &req);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
