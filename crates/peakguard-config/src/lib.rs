@@ -35,8 +35,8 @@ pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{
-    AdmissionConfig, BodyConfig, Budget, DenyConfig, LimitsConfig, LoginConfig, ShieldConfig,
-    ShieldSettings, WaitingRoomConfig,
+    AdmissionConfig, BodyConfig, Budget, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
+    WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};
 pub use waf::{SetupValue, WafConfig, WafException, WafFailure, WafMode, WafSettings};

@@ -39,8 +39,6 @@ pub struct ShieldConfig {
     pub admission: AdmissionConfig,
     /// `[site.shield.limits]`: request budgets per client.
     pub limits: LimitsConfig,
-    /// `[site.shield.deny]`: clients refused outright.
-    pub deny: DenyConfig,
     /// `[site.shield.login]`: brute-force protection and enumeration blocking.
     pub login: LoginConfig,
     /// `[site.shield.waiting_room]`: a fair queue for new visitors when demand exceeds what
@@ -73,7 +71,6 @@ impl<'de> Deserialize<'de> for ShieldConfig {
                     match key.as_str() {
                         "admission" => c.admission = map.next_value()?,
                         "limits" => c.limits = map.next_value()?,
-                        "deny" => c.deny = map.next_value()?,
                         "login" => c.login = map.next_value()?,
                         "waiting_room" => c.waiting_room = map.next_value()?,
                         "body" => c.body = map.next_value()?,
@@ -91,14 +88,7 @@ impl<'de> Deserialize<'de> for ShieldConfig {
 }
 
 /// The sections [`ShieldConfig`] types itself (the others belong to guards).
-pub const TYPED_SECTIONS: [&str; 6] = [
-    "admission",
-    "body",
-    "deny",
-    "limits",
-    "login",
-    "waiting_room",
-];
+pub const TYPED_SECTIONS: [&str; 5] = ["admission", "body", "limits", "login", "waiting_room"];
 
 /// Request body sizes: a body over the limit is refused with 413 before the origin reads it
 /// (by its `Content-Length`, or as it streams).
@@ -314,18 +304,6 @@ impl Default for LimitsConfig {
             connections: 64,
         }
     }
-}
-
-/// Clients refused with 403 before anything else.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DenyConfig {
-    /// Addresses and networks (CIDRs).
-    pub ips: Vec<IpNet>,
-    /// Case-insensitive `User-Agent` fragments (`"sqlmap"`, `"masscan"`).
-    pub agents: Vec<String>,
-    /// Count and log, refuse nobody.
-    pub dry_run: bool,
 }
 
 /// Origin admission: a limit on concurrent requests to the origin (size it like PHP-FPM's

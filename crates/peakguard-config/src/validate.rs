@@ -307,14 +307,6 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
             );
         }
     }
-    for (n, agent) in site.shield.deny.agents.iter().enumerate() {
-        if agent.trim().is_empty() {
-            p(
-                format!("site[{i}].shield.deny.agents[{n}]"),
-                "empty entry: it would match every client; remove it".into(),
-            );
-        }
-    }
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),

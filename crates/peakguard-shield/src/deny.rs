@@ -4,17 +4,53 @@
 use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use crate::pages;
 use ipnet::IpNet;
-use peakguard_config::DenyConfig;
+use peakguard_config::SiteConfig;
+use serde::Deserialize;
 
-/// In the chain when the site has a deny list.
+/// In the chain when the site has a deny list (`[site.shield.deny]`, this guard's own table).
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "deny",
     build: |b| {
-        Ok(DenyGuard::from_config(&b.site.shield.deny)
+        let config: DenyConfig = b.table()?;
+        Ok(DenyGuard::from_config(&config)
             .map(|g| std::sync::Arc::new(g) as std::sync::Arc<dyn Guard>))
     },
-    check: None,
+    check: Some(check),
 };
+
+/// `[site.shield.deny]`: clients refused with 403 before anything else.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DenyConfig {
+    /// Addresses and networks (CIDRs).
+    pub ips: Vec<IpNet>,
+    /// Case-insensitive `User-Agent` fragments (`"sqlmap"`, `"masscan"`).
+    pub agents: Vec<String>,
+    /// Count and log, refuse nobody.
+    pub dry_run: bool,
+}
+
+fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
+    let config: DenyConfig = match value.clone().try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            let e: toml::de::Error = e;
+            return vec![(String::new(), e.message().trim().to_string())];
+        }
+    };
+    config
+        .agents
+        .iter()
+        .enumerate()
+        .filter(|(_, agent)| agent.trim().is_empty())
+        .map(|(n, _)| {
+            (
+                format!("agents[{n}]"),
+                "empty entry: it would match every client; remove it".to_string(),
+            )
+        })
+        .collect()
+}
 
 pub struct DenyGuard {
     ips: Vec<IpNet>,
@@ -67,5 +103,25 @@ impl Guard for DenyGuard {
             }
         }
         Verdict::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn its_table_is_checked_with_the_key() {
+        let site = SiteConfig::quick("http://127.0.0.1:1", peakguard_config::Profile::Wordpress);
+        let value: toml::Value = toml::from_str("agents = [\"sqlmap\", \" \"]").expect("toml");
+        assert_eq!(
+            check(&site, &value),
+            [(
+                "agents[1]".to_string(),
+                "empty entry: it would match every client; remove it".to_string()
+            )]
+        );
+        let value: toml::Value = toml::from_str("ips = [\"not-a-network\"]").expect("toml");
+        assert_eq!(check(&site, &value).len(), 1);
     }
 }

@@ -296,8 +296,10 @@ fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
 async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(true);
-    config.shield.deny.ips = vec!["198.51.100.0/24".parse().expect("cidr")];
-    config.shield.deny.agents = vec!["SQLMap".into()];
+    config.shield.guards.insert(
+        "deny".into(),
+        toml::from_str("ips = [\"198.51.100.0/24\"]\nagents = [\"SQLMap\"]").expect("toml"),
+    );
     config.shield.limits.enabled = true;
     let chain = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(
