@@ -35,7 +35,7 @@ pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{
-    AdmissionConfig, BodyConfig, Budget, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
+    AdmissionConfig, Budget, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
     WaitingRoomConfig,
 };
 pub use units::{ByteSize, Seconds};

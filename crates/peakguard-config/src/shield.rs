@@ -44,8 +44,6 @@ pub struct ShieldConfig {
     /// `[site.shield.waiting_room]`: a fair queue for new visitors when demand exceeds what
     /// the origin can take.
     pub waiting_room: WaitingRoomConfig,
-    /// `[site.shield.body]`: how large a request body may be.
-    pub body: BodyConfig,
     /// `[site.shield.NAME]` tables of guards that own their configuration (the shield's
     /// registry reads and checks them: see [`crate::GuardTable`]). A name no guard claims is
     /// an error of [`crate::parse_with`].
@@ -73,7 +71,6 @@ impl<'de> Deserialize<'de> for ShieldConfig {
                         "limits" => c.limits = map.next_value()?,
                         "login" => c.login = map.next_value()?,
                         "waiting_room" => c.waiting_room = map.next_value()?,
-                        "body" => c.body = map.next_value()?,
                         _ => {
                             let value: toml::Value = map.next_value()?;
                             c.guards.insert(key, value);
@@ -88,36 +85,7 @@ impl<'de> Deserialize<'de> for ShieldConfig {
 }
 
 /// The sections [`ShieldConfig`] types itself (the others belong to guards).
-pub const TYPED_SECTIONS: [&str; 5] = ["admission", "body", "limits", "login", "waiting_room"];
-
-/// Request body sizes: a body over the limit is refused with 413 before the origin reads it
-/// (by its `Content-Length`, or as it streams).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BodyConfig {
-    /// Any request.
-    pub max_size: crate::units::ByteSize,
-    /// Path prefixes where uploads go (media, plugin and theme uploads, imports).
-    pub upload_paths: Vec<String>,
-    /// Requests to the upload paths.
-    pub max_upload_size: crate::units::ByteSize,
-}
-
-impl Default for BodyConfig {
-    fn default() -> Self {
-        BodyConfig {
-            max_size: crate::units::ByteSize(16 << 20),
-            upload_paths: strings(&[
-                "/wp-admin/async-upload.php",
-                "/wp-admin/media-new.php",
-                "/wp-admin/update.php",
-                "/wp-admin/admin.php",
-                "/wp-json/wp/v2/media",
-            ]),
-            max_upload_size: crate::units::ByteSize(256 << 20),
-        }
-    }
-}
+pub const TYPED_SECTIONS: [&str; 4] = ["admission", "limits", "login", "waiting_room"];
 
 /// The waiting room. When it is full (or switched to queue everyone), a new visitor whose
 /// request would reach the origin gets a light page from the edge with their place in line

@@ -299,14 +299,6 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
     limits_problems(i, &site.shield.limits, p);
     login_problems(i, &site.shield.login, p);
     room_problems(i, &site.shield.waiting_room, p);
-    for (n, path) in site.shield.body.upload_paths.iter().enumerate() {
-        if !path.starts_with('/') {
-            p(
-                format!("site[{i}].shield.body.upload_paths[{n}]"),
-                format!("{path:?} must start with `/`"),
-            );
-        }
-    }
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),

@@ -83,12 +83,25 @@ impl Harness {
              [shield]\nstate_file = \"{d}/shield.json\"\nroom_key_file = \"{d}/room.key\"\n\
              {waf}{rest}\n"
         );
-        let config = peakguard_config::parse(&text, "harness")
+        // The guards' own tables are known; the monitor's probe kinds are not the edge's.
+        let tables = peakguard_shield::config_tables();
+        let extensions = peakguard_config::Extensions {
+            guard_tables: &tables,
+            ..Default::default()
+        };
+        let config = peakguard_config::parse_with(&text, "harness", &extensions)
             .map_err(|e| EdgeError::Harness(e.to_string()))?;
         let (server, state) = crate::build_server(ServeOptions {
             config,
             config_path: None,
-            read_config: Arc::new(peakguard_config::load),
+            read_config: Arc::new(|path| {
+                let tables = peakguard_shield::config_tables();
+                let extensions = peakguard_config::Extensions {
+                    guard_tables: &tables,
+                    ..Default::default()
+                };
+                peakguard_config::load_with(path, &extensions)
+            }),
             upgrade: false,
             extensions: Vec::new(),
         })?;

@@ -87,7 +87,7 @@ impl SiteTable {
                 origin: origin_of(sc)?,
                 guards,
                 busy_retry_after: sc.shield.admission.retry_after.0,
-                body_limits: peakguard_shield::body::BodyLimits::from_config(&sc.shield.body),
+                body_limits: peakguard_shield::body::BodyLimits::of_site(sc),
                 branded_errors: sc.profile == peakguard_config::Profile::Wordpress,
             });
             for h in &sc.hosts {

@@ -4,7 +4,61 @@
 
 use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use crate::pages;
-use peakguard_config::BodyConfig;
+use peakguard_config::{ByteSize, SiteConfig};
+use serde::Deserialize;
+
+/// `[site.shield.body]`: a body over the limit is refused with 413 before the origin reads
+/// it (by its `Content-Length`, or as it streams).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BodyConfig {
+    /// Any request.
+    pub max_size: ByteSize,
+    /// Path prefixes where uploads go (media, plugin and theme uploads, imports).
+    pub upload_paths: Vec<String>,
+    /// Requests to the upload paths.
+    pub max_upload_size: ByteSize,
+}
+
+impl Default for BodyConfig {
+    fn default() -> Self {
+        BodyConfig {
+            max_size: ByteSize(16 << 20),
+            upload_paths: [
+                "/wp-admin/async-upload.php",
+                "/wp-admin/media-new.php",
+                "/wp-admin/update.php",
+                "/wp-admin/admin.php",
+                "/wp-json/wp/v2/media",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_upload_size: ByteSize(256 << 20),
+        }
+    }
+}
+
+fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
+    let config: BodyConfig = match value.clone().try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            let e: toml::de::Error = e;
+            return vec![(String::new(), e.message().trim().to_string())];
+        }
+    };
+    config
+        .upload_paths
+        .iter()
+        .enumerate()
+        .filter(|(_, path)| !path.starts_with('/'))
+        .map(|(n, path)| {
+            (
+                format!("upload_paths[{n}]"),
+                format!("{path:?} must start with `/`"),
+            )
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone)]
 pub struct BodyLimits {
@@ -14,6 +68,12 @@ pub struct BodyLimits {
 }
 
 impl BodyLimits {
+    /// The site's limits (`[site.shield.body]`, checked when the file was read; its defaults
+    /// when absent).
+    pub fn of_site(site: &SiteConfig) -> Self {
+        Self::from_config(&crate::registry::read_table(site, GUARD.table).unwrap_or_default())
+    }
+
     pub fn from_config(c: &BodyConfig) -> Self {
         BodyLimits {
             max: c.max_size.0,
@@ -55,12 +115,13 @@ pub fn too_large(limit: u64) -> LocalResponse {
 /// Always in the chain.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "body-size",
+    table: "body",
     build: |b| {
         Ok(Some(std::sync::Arc::new(BodySizeGuard(
-            BodyLimits::from_config(&b.site.shield.body),
+            BodyLimits::from_config(&b.table()?),
         ))))
     },
-    check: None,
+    check: Some(check),
 };
 
 pub struct BodySizeGuard(pub BodyLimits);
@@ -92,7 +153,6 @@ impl Guard for BodySizeGuard {
 mod tests {
     use super::*;
     use crate::testing::Req;
-    use peakguard_config::ByteSize;
 
     #[test]
     fn uploads_may_be_larger_than_other_bodies() {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 /// In the chain when the site has a deny list (`[site.shield.deny]`, this guard's own table).
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "deny",
+    table: "deny",
     build: |b| {
         let config: DenyConfig = b.table()?;
         Ok(DenyGuard::from_config(&config)

@@ -118,6 +118,7 @@ pub async fn any_issued(store: &dyn Store, pairs: &[String]) -> Result<bool, Sto
 /// that turning it on later knows the sessions already issued.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "issued-cookies",
+    table: "issued_cookies",
     build: |b| {
         Ok(Some(Arc::new(IssuedCookiesGuard {
             store: b.shield.store.clone(),

@@ -191,6 +191,7 @@ impl Check {
 /// In the chain when the site has a budget on.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "limits",
+    table: "limits",
     build: |b| {
         Ok(
             LimitsGuard::from_config(&b.site.name, &b.site.shield.limits, b.shield.store.clone())

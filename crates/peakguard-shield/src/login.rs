@@ -140,6 +140,7 @@ fn locked_out(left: Duration, reason: String) -> Verdict {
 /// In the chain when login protection is on (the WordPress profile's default).
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "login",
+    table: "login",
     build: |b| {
         Ok(
             LoginGuard::from_config(&b.site.name, &b.site.shield.login, b.shield.store.clone())

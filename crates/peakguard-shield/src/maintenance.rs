@@ -66,6 +66,7 @@ pub type MaintenanceSwitch = Arc<RwLock<MaintenanceState>>;
 /// Always in the chain: the switch is the process's, the policy `[maintenance]`'s.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "maintenance",
+    table: "maintenance",
     build: |b| {
         Ok(Some(Arc::new(MaintenanceGuard {
             switch: b.shield.maintenance.clone(),

@@ -7,6 +7,7 @@ use bytes::Bytes;
 /// In the chain when the site sets `https_redirect`.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "https-redirect",
+    table: "https_redirect",
     build: |b| {
         Ok(b.site
             .https_redirect

@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 /// How one guard is made.
 pub struct GuardEntry {
-    /// The guard's name: its `guard` label in metrics and the access log, and the name of
-    /// the `[site.shield.NAME]` table it owns, if it owns one.
+    /// The guard's name: its `guard` label in metrics and the access log.
     pub name: &'static str,
+    /// The `[site.shield.TABLE]` it reads ([`Build::table`]; with `check`, one it owns).
+    pub table: &'static str,
     /// Makes the site's guard: `Ok(None)` when it is off for the site. An error (rules that
     /// do not compile) stops the whole configuration from being used: the running one stays.
     /// May take a while (the WAF compiles its rules): called off the async runtime.
@@ -36,14 +37,14 @@ pub struct Build<'a> {
     pub site: &'a SiteConfig,
     pub shared: &'a Shared,
     pub shield: &'a Shield,
-    /// The entry being built (its table's name).
-    name: &'static str,
+    /// The entry's table.
+    table: &'static str,
 }
 
 impl Build<'_> {
     /// The guard's own `[site.shield.NAME]` table, or its defaults when the site has none.
     pub fn table<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, String> {
-        read_table(self.site, self.name)
+        read_table(self.site, self.table)
     }
 
     /// The site's slot of type `T`, made by `init` the first time: it outlives reloads.
@@ -78,7 +79,7 @@ pub fn config_tables() -> Vec<GuardTable> {
         .iter()
         .filter_map(|g| {
             g.check.map(|check| GuardTable {
-                name: g.name,
+                name: g.table,
                 check,
             })
         })
@@ -97,7 +98,7 @@ pub(crate) fn build_all(
             site,
             shared,
             shield,
-            name: entry.name,
+            table: entry.table,
         };
         if let Some(guard) = (entry.build)(&b).map_err(|e| (entry.name, e))? {
             guards.push(guard);

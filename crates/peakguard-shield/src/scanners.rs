@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 pub const GUARD: GuardEntry = GuardEntry {
     name: "scanners",
+    table: "scanners",
     build,
     check: Some(check),
 };

@@ -12,6 +12,7 @@ use std::time::Duration;
 /// In the chain when `[site.shield.admission]` is on (the WordPress profile's default).
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "admission",
+    table: "admission",
     build: |b| {
         let Some(admission) = site_admission(b) else {
             return Ok(None);

@@ -21,6 +21,7 @@ pub const ROOM_HEADER: &str = "peakguard-waiting-room";
 /// In the chain when `[site.shield.waiting_room]` is on.
 pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "waiting-room",
+    table: "waiting_room",
     build: |b| {
         let w = &b.site.shield.waiting_room;
         if !w.enabled {

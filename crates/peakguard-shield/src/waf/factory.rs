@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// refuses), and the running rules stay as they were.
 pub const GUARD: GuardEntry = GuardEntry {
     name: "waf",
+    table: "waf",
     build: build_guard,
     check: None,
 };
