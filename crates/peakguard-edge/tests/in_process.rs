@@ -3,53 +3,13 @@
 //! the binary's `tests/edge_http.rs` with their assertions as they were; tests that need the
 //! CLI, signals or a second process stay there.
 
-#[path = "../../peakguard/tests/common/client.rs"]
-mod client;
+mod support;
 
-use client::*;
-use peakguard_edge::harness::Harness;
 use peakguard_sim as origin;
 use std::time::Duration;
+use support::*;
 
 const BROWSER_AE: &str = "gzip, deflate, br";
-
-/// An edge in this process, with its files in a directory removed after it stopped.
-struct Edge {
-    addr: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    token: String,
-    _harness: Harness,
-    _dir: tempfile::TempDir,
-}
-
-impl Edge {
-    fn start(sites: &str) -> Edge {
-        let dir = tempfile::tempdir().expect("dir");
-        let harness = Harness::start(dir.path(), sites).expect("the edge starts");
-        Edge {
-            addr: harness.addr,
-            admin: harness.admin,
-            token: harness.token.clone(),
-            _harness: harness,
-            _dir: dir,
-        }
-    }
-}
-
-impl Edge {
-    /// A GET on the admin API, with its token.
-    fn admin_get(&self, path: &str) -> Response {
-        let auth = format!("Bearer {}", self.token);
-        request(
-            self.admin,
-            "GET",
-            "127.0.0.1",
-            path,
-            &[("Authorization", auth.as_str())],
-            b"",
-        )
-    }
-}
 
 fn site(addr: std::net::SocketAddr, extra: &str) -> String {
     format!("[[site]]\nname = \"t\"\norigin = \"http://{addr}\"\n{extra}\n")

@@ -3,18 +3,17 @@
 //! the hidden request must never reach the origin, and the client must not get a response
 //! for it.
 
-mod common;
+mod support;
 use peakguard_sim as origin;
 
-use common::*;
 use std::time::Duration;
+use support::*;
 
-fn edge_with_origin(name: &str) -> (Edge, origin::SimOrigin) {
+fn edge_with_origin() -> (Edge, origin::SimOrigin) {
     let (addr, origin) = origin::start();
-    let edge = Edge::start(
-        name,
-        &format!("[[site]]\nname = \"t\"\norigin = \"http://{addr}\"\n"),
-    );
+    let edge = Edge::start(&format!(
+        "[[site]]\nname = \"t\"\norigin = \"http://{addr}\"\n"
+    ));
     (edge, origin)
 }
 
@@ -52,7 +51,7 @@ fn assert_not_smuggled(edge: &Edge, origin: &origin::SimOrigin, n: usize, case: 
 
 #[test]
 fn ambiguous_framing_never_smuggles_a_request() {
-    let (edge, origin) = edge_with_origin("smuggle");
+    let (edge, origin) = edge_with_origin();
     let cases = [
         (
             "CL+TE",
@@ -131,7 +130,7 @@ fn ambiguous_framing_never_smuggles_a_request() {
 
 #[test]
 fn a_request_body_on_a_cache_hit_is_drained() {
-    let (edge, origin) = edge_with_origin("drain");
+    let (edge, origin) = edge_with_origin();
     assert_eq!(get(edge.addr, "t", "/cacheable-drain").status, 200);
     let raw = format!(
         "GET /cacheable-drain HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{HIDDEN}",

@@ -2,13 +2,13 @@
 //! section): a scripted origin sends exact bytes, the real edge is asked over a socket.
 //! These are the classes of failure an external cache conformance suite found.
 
-mod common;
+mod support;
 
-use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use support::*;
 
 /// What the origin answers: the raw response for the n-th request (from 0) to a path, and
 /// the request head it got.
@@ -126,14 +126,11 @@ fn html(n: usize) -> Vec<u8> {
     page
 }
 
-fn edge_for(origin: &ScriptedOrigin, name: &str) -> Edge {
-    Edge::start(
-        name,
-        &format!(
-            "[[site]]\nname = \"t\"\nprofile = \"http\"\norigin = \"http://{}\"\n",
-            origin.addr
-        ),
-    )
+fn edge_for(origin: &ScriptedOrigin) -> Edge {
+    Edge::start(&format!(
+        "[[site]]\nname = \"t\"\nprofile = \"http\"\norigin = \"http://{}\"\n",
+        origin.addr
+    ))
 }
 
 fn browser_get(edge: &Edge, path: &str) -> Response {
@@ -169,7 +166,7 @@ fn age_is_carried_on_a_miss_and_added_to_on_a_hit() {
             b"aged",
         )
     }));
-    let edge = edge_for(&origin, "conf-age");
+    let edge = edge_for(&origin);
     let miss = browser_get(&edge, "/aged");
     assert_eq!(miss.status, 200);
     assert!(
@@ -208,7 +205,7 @@ fn tiny_and_non_text_bodies_are_sent_as_they_came() {
             &body,
         )
     }));
-    let edge = edge_for(&origin, "conf-coding");
+    let edge = edge_for(&origin);
     for path in ["/tiny", "/binary"] {
         for round in ["miss", "hit"] {
             let r = browser_get(&edge, path);
@@ -242,7 +239,7 @@ fn origin_502_and_504_are_forwarded_in_the_http_profile() {
             format!("origin says {status}").as_bytes(),
         )
     }));
-    let edge = edge_for(&origin, "conf-5xx");
+    let edge = edge_for(&origin);
     for (path, code) in [("/bad-gateway", 502), ("/gateway-timeout", 504)] {
         let r = get(edge.addr, "t", path);
         assert_eq!(r.status, code, "{path}");
@@ -286,7 +283,7 @@ fn a_304_updates_the_stored_fields_but_not_content_length() {
             b"stored body",
         )
     }));
-    let edge = edge_for(&origin, "conf-304");
+    let edge = edge_for(&origin);
     let first = get(edge.addr, "t", "/validated");
     assert_eq!(first.header("x-revision"), Some("1"));
     let second = get(edge.addr, "t", "/validated");
@@ -327,7 +324,7 @@ fn interim_1xx_responses_are_forwarded() {
         ));
         out
     }));
-    let edge = edge_for(&origin, "conf-1xx");
+    let edge = edge_for(&origin);
     let responses = exchange(
         edge.addr,
         b"GET /hints HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -372,7 +369,7 @@ fn an_invalid_cdn_cache_control_is_ignored() {
             b"cdn",
         )
     }));
-    let edge = edge_for(&origin, "conf-cdn");
+    let edge = edge_for(&origin);
     for (path, stored) in [
         ("/cdn-valid", true),
         ("/cdn-invalid", false),
