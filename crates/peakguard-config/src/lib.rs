@@ -34,10 +34,7 @@ pub use error::{ConfigError, Problem};
 pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
 pub use schema::*;
 pub use secret::Secret;
-pub use shield::{
-    AdmissionConfig, Budget, LimitsConfig, LoginConfig, ShieldConfig, ShieldSettings,
-    WaitingRoomConfig,
-};
+pub use shield::{AdmissionConfig, LoginConfig, ShieldConfig, ShieldSettings, WaitingRoomConfig};
 pub use units::{ByteSize, Seconds};
 pub use waf::{SetupValue, WafConfig, WafException, WafFailure, WafMode, WafSettings};
 pub use wordpress::{WordpressConfig, is_admin_bar_scope, is_purge_only, pick_token};

@@ -1,9 +1,7 @@
 //! `[site.shield]`: the request policies that protect a site's origin.
 
 use crate::units::Seconds;
-use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, de};
-use std::time::Duration;
 
 /// `[shield]`: what every site's shield shares.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,8 +35,6 @@ impl Default for ShieldSettings {
 pub struct ShieldConfig {
     /// `[site.shield.admission]`: how many requests reach the origin at once, and who waits.
     pub admission: AdmissionConfig,
-    /// `[site.shield.limits]`: request budgets per client.
-    pub limits: LimitsConfig,
     /// `[site.shield.login]`: brute-force protection and enumeration blocking.
     pub login: LoginConfig,
     /// `[site.shield.waiting_room]`: a fair queue for new visitors when demand exceeds what
@@ -68,7 +64,6 @@ impl<'de> Deserialize<'de> for ShieldConfig {
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "admission" => c.admission = map.next_value()?,
-                        "limits" => c.limits = map.next_value()?,
                         "login" => c.login = map.next_value()?,
                         "waiting_room" => c.waiting_room = map.next_value()?,
                         _ => {
@@ -85,7 +80,7 @@ impl<'de> Deserialize<'de> for ShieldConfig {
 }
 
 /// The sections [`ShieldConfig`] types itself (the others belong to guards).
-pub const TYPED_SECTIONS: [&str; 4] = ["admission", "limits", "login", "waiting_room"];
+pub const TYPED_SECTIONS: [&str; 3] = ["admission", "login", "waiting_room"];
 
 /// The waiting room. When it is full (or switched to queue everyone), a new visitor whose
 /// request would reach the origin gets a light page from the edge with their place in line
@@ -168,108 +163,6 @@ impl Default for LoginConfig {
             username_failures: 20,
             block_multicall: true,
             block_author_enumeration: true,
-        }
-    }
-}
-
-/// A request budget: `"600/1m"` (600 requests per minute per client), or `"off"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    pub requests: u64,
-    pub per: Duration,
-}
-
-impl Budget {
-    pub const OFF: Budget = Budget {
-        requests: 0,
-        per: Duration::ZERO,
-    };
-
-    pub const fn new(requests: u64, per_secs: u64) -> Self {
-        Budget {
-            requests,
-            per: Duration::from_secs(per_secs),
-        }
-    }
-
-    pub fn is_off(&self) -> bool {
-        self.requests == 0 || self.per.is_zero()
-    }
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let t = text.trim();
-        if t == "off" || t == "0" {
-            return Ok(Budget::OFF);
-        }
-        let (n, per) = t.split_once('/').ok_or_else(|| {
-            format!("invalid budget {text:?}: write requests/period such as \"600/1m\", or \"off\"")
-        })?;
-        let requests: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid budget {text:?}: {n:?} is not a number of requests"))?;
-        let per = humantime::parse_duration(per.trim()).map_err(|e| {
-            format!("invalid budget {text:?}: {per:?} is not a period ({e}); write e.g. \"1m\"")
-        })?;
-        Ok(Budget { requests, per })
-    }
-}
-
-impl<'de> Deserialize<'de> for Budget {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Budget::parse(&text).map_err(de::Error::custom)
-    }
-}
-
-/// Request budgets per client (its real address behind trusted proxies; an IPv6 client by
-/// its /64). A client over a budget gets 429 with `Retry-After` until its window has room
-/// again; a limited client stays limited even when the store is under pressure. Static
-/// files (images, CSS, JS, fonts) count against no budget.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Off by default: behind a proxy or CDN, set `server.trusted_proxies` first, or every
-    /// visitor shares the proxy's address and budget.
-    pub enabled: bool,
-    /// Count and log who would be limited, limit nobody.
-    pub dry_run: bool,
-    /// Clients (CIDRs) no budget applies to.
-    pub allow: Vec<IpNet>,
-    /// Pages (everything below that is not a static file).
-    pub pages: Budget,
-    /// `wp-login.php`.
-    pub login: Budget,
-    /// `xmlrpc.php`.
-    pub xmlrpc: Budget,
-    /// The REST API (`/wp-json/`, `?rest_route=`).
-    pub rest: Budget,
-    /// Searches (`?s=`): uncacheable and expensive.
-    pub search: Budget,
-    /// `wp-admin/admin-ajax.php`.
-    pub ajax: Budget,
-    /// Open connections per client, idle ones included; a new one over this is closed at
-    /// accept. The listeners are shared by every site: the largest of the sites applies, and
-    /// none when any site has no limit. 0 = no limit.
-    pub connections: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            enabled: false,
-            dry_run: false,
-            allow: vec![
-                "127.0.0.0/8".parse().expect("static CIDR"),
-                "::1/128".parse().expect("static CIDR"),
-            ],
-            pages: Budget::new(600, 60),
-            login: Budget::new(20, 60),
-            xmlrpc: Budget::new(20, 60),
-            rest: Budget::new(300, 60),
-            search: Budget::new(30, 60),
-            ajax: Budget::new(300, 60),
-            connections: 64,
         }
     }
 }

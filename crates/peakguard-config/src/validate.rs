@@ -3,7 +3,7 @@
 
 use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
-use crate::shield::{AdmissionConfig, LimitsConfig, LoginConfig, WaitingRoomConfig};
+use crate::shield::{AdmissionConfig, LoginConfig, WaitingRoomConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -296,7 +296,6 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
         backup_problems(i, backup, p);
     }
     admission_problems(i, &site.shield.admission, p);
-    limits_problems(i, &site.shield.limits, p);
     login_problems(i, &site.shield.login, p);
     room_problems(i, &site.shield.waiting_room, p);
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
@@ -353,31 +352,6 @@ fn backup_problems(i: usize, backup: &BackupConfig, p: &mut impl FnMut(String, S
             p(
                 key("bunker.password_file"),
                 "the bunker needs its own credentials: give `password_file` (or `password`)".into(),
-            );
-        }
-    }
-}
-
-fn limits_problems(i: usize, l: &LimitsConfig, p: &mut impl FnMut(String, String)) {
-    for (name, b) in [
-        ("pages", l.pages),
-        ("login", l.login),
-        ("xmlrpc", l.xmlrpc),
-        ("rest", l.rest),
-        ("search", l.search),
-        ("ajax", l.ajax),
-    ] {
-        if b.is_off() {
-            continue;
-        }
-        let secs = b.per.as_secs_f64();
-        if !(1.0..=86_400.0).contains(&secs) {
-            p(
-                format!("site[{i}].shield.limits.{name}"),
-                format!(
-                    "a budget's period must be between 1s and 24h, not {:?}",
-                    b.per
-                ),
             );
         }
     }

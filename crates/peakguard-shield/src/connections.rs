@@ -35,7 +35,7 @@ impl GateSettings {
     pub fn from_config(config: &Config) -> Self {
         let mut limit = 0usize;
         for site in &config.sites {
-            let l = &site.shield.limits;
+            let l = crate::limits::LimitsConfig::of_site(site);
             if !l.enabled || l.connections == 0 {
                 // One site without a limit: the shared listeners cannot refuse anyone.
                 return GateSettings::default();
@@ -44,7 +44,7 @@ impl GateSettings {
         }
         let mut exempt = config.server.trusted_proxies.clone();
         for site in &config.sites {
-            exempt.extend(site.shield.limits.allow.iter().copied());
+            exempt.extend(crate::limits::LimitsConfig::of_site(site).allow);
         }
         GateSettings { limit, exempt }
     }
@@ -243,7 +243,12 @@ mod tests {
                 "[[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://127.0.0.1:1\"\n[site.shield.limits]\nenabled = true\nconnections = 8\nallow = [\"192.0.2.0/24\"]\n[[site]]\nname = \"b\"\nhosts = [\"b.test\"]\norigin = \"http://127.0.0.1:1\"\n{b_limits}"
             )
         };
-        let parse = |t: &str| peakguard_config::parse(t, "t").expect("valid");
+        let tables = crate::config_tables();
+        let extensions = peakguard_config::Extensions {
+            guard_tables: &tables,
+            ..Default::default()
+        };
+        let parse = |t: &str| peakguard_config::parse_with(t, "t", &extensions).expect("valid");
         assert_eq!(GateSettings::from_config(&parse(&toml(""))).limit, 0);
         let both = GateSettings::from_config(&parse(&toml(
             "[site.shield.limits]\nenabled = true\nconnections = 16\n",

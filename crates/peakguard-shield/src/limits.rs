@@ -8,7 +8,9 @@ use crate::guard::{Guard, LocalResponse, RequestFacts, Verdict};
 use crate::pages;
 use crate::store::{Store, StoreError};
 use ipnet::IpNet;
-use peakguard_config::{Budget, LimitsConfig};
+mod config;
+
+pub use config::{Budget, LimitsConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -193,12 +195,13 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "limits",
     table: "limits",
     build: |b| {
+        let config: LimitsConfig = b.table()?;
         Ok(
-            LimitsGuard::from_config(&b.site.name, &b.site.shield.limits, b.shield.store.clone())
+            LimitsGuard::from_config(&b.site.name, &config, b.shield.store.clone())
                 .map(|g| Arc::new(g) as Arc<dyn Guard>),
         )
     },
-    check: None,
+    check: Some(config::check),
 };
 
 impl LimitsGuard {

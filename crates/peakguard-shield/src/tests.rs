@@ -300,7 +300,10 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
         "deny".into(),
         toml::from_str("ips = [\"198.51.100.0/24\"]\nagents = [\"SQLMap\"]").expect("toml"),
     );
-    config.shield.limits.enabled = true;
+    config.shield.guards.insert(
+        "limits".into(),
+        toml::from_str("enabled = true").expect("toml"),
+    );
     let chain = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(
         chain.names(),
