@@ -31,7 +31,7 @@ pub use alerts::{
 };
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
-pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
+pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec, ProbeSettings};
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{AdmissionConfig, LoginConfig, ShieldConfig, ShieldSettings, WaitingRoomConfig};
@@ -52,8 +52,7 @@ pub struct GuardTable {
 }
 
 /// What the crates above this one add to the configuration: the `[site.shield.NAME]` tables
-/// guards own (peakguard-shield) and the probe kinds the monitor registers beyond the
-/// built-in ones (peakguard-monitor). The binary gathers them; the edge re-reads its file
+/// guards own (peakguard-shield) and the kinds of probe (peakguard-monitor). The binary gathers them; the edge re-reads its file
 /// with the reader the binary gives it.
 #[derive(Clone, Copy, Default)]
 pub struct Extensions<'a> {
@@ -62,8 +61,8 @@ pub struct Extensions<'a> {
 }
 
 /// Parses and validates a configuration text. `origin` names the text in errors (a path).
-/// A `[site.shield.NAME]` table of a guard that owns its configuration, or a probe of a
-/// registered kind, is an error here: the CLI reads the file with [`parse_with`] and the
+/// A `[site.shield.NAME]` table of a guard that owns its configuration, or a `[[probe]]`,
+/// is an error here: the CLI reads the file with [`parse_with`] and the
 /// extensions.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     parse_with(text, origin, &Extensions::default())

@@ -1,21 +1,62 @@
 //! `kind = "backup"`: the age of a site's last good snapshot and how far its bunker is
 //! behind, from the backup daemon that runs beside the monitor in `serve`.
 
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
 use crate::sources::Sources;
-use peakguard_config::ProbeConfig;
+use peakguard_config::{ProbeConfig, Seconds};
+use serde::Deserialize;
 use std::time::{Duration, SystemTime};
 
-crate::probe::built_in_probe!("backup", |probe, _memory, sources| async move { run(probe, sources) });
+pub(crate) struct Backup;
+pub(crate) static PROBE: Registered<Backup> = Registered::NEW;
 
-pub(crate) fn run(probe: &ProbeConfig, sources: &Sources) -> ProbeResult {
+/// A `backup` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupSettings {
+    /// The `[[site]]` whose backups are watched.
+    site: Option<String>,
+    /// Fail when the last good snapshot is older (default: twice the site's `every`).
+    max_age: Option<Seconds>,
+    /// Fail when the bunker is further behind (default: `max_age`).
+    max_bunker_lag: Option<Seconds>,
+}
+
+impl Probe for Backup {
+    type Settings = BackupSettings;
+    const KIND: &'static str = "backup";
+    const VALUES: &'static [&'static str] = &["success", "duration", "age", "bunker_lag"];
+
+    fn check(s: &BackupSettings) -> Problems {
+        match s.site {
+            Some(_) => Vec::new(),
+            None => vec![(
+                "site".into(),
+                "a backup probe needs `site = \"NAME\"` (a [[site]] with [site.backup])".into(),
+            )],
+        }
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: BackupSettings,
+        _memory: &'a mut Memory,
+        sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(std::future::ready(run(probe, &settings, sources)))
+    }
+}
+
+fn run(probe: &ProbeConfig, s: &BackupSettings, sources: &Sources) -> ProbeResult {
     let Some(source) = &sources.backup else {
         return ProbeResult::failed(
             probe,
             "no backup daemon here: backup probes run inside `peakguard serve`, beside the site's [site.backup]".into(),
         );
     };
-    let site = probe.site.as_deref().unwrap_or_default();
+    let site = s.site.as_deref().unwrap_or_default();
     let all = source();
     let Some(f) = all.iter().find(|f| f.site == site) else {
         let known: Vec<&str> = all.iter().map(|f| f.site.as_str()).collect();
@@ -26,10 +67,10 @@ pub(crate) fn run(probe: &ProbeConfig, sources: &Sources) -> ProbeResult {
             ),
         );
     };
-    let max_age = probe
+    let max_age = s
         .max_age
         .map_or(Duration::from_secs(f.every_secs.max(60) * 2), |d| d.0);
-    let max_lag = probe.max_bunker_lag.map_or(max_age, |d| d.0);
+    let max_lag = s.max_bunker_lag.map_or(max_age, |d| d.0);
     let now = crate::result::unix(SystemTime::now()) as i64;
     let Some(last) = f.last_ok_unix else {
         return ProbeResult::failed(

@@ -2,11 +2,57 @@
 //! Unix socket or TCP, the password from `password_file` (0600) or `password`. No TLS: the
 //! probes are meant for the server on this machine or its private network.
 
+use crate::probe::Problems;
 use mysql_async::{Conn, OptsBuilder};
-use peakguard_config::ProbeConfig;
+use peakguard_config::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The keys of a database probe that say where and as whom it connects.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Connection {
+    /// The server's Unix socket (instead of `address`).
+    socket: Option<PathBuf>,
+    /// `host:port` to connect to.
+    address: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    password: Secret,
+    /// A file holding the password (0600; preferred over `password`).
+    password_file: Option<PathBuf>,
+    /// mariadb: the database to open (optional); wordpress: WordPress's database.
+    pub(crate) database: Option<String>,
+}
+
+impl Connection {
+    /// Problems of where and as whom a `kind` probe connects.
+    pub(crate) fn check(&self, kind: &str) -> Problems {
+        let mut problems: Problems = Vec::new();
+        match (&self.address, &self.socket) {
+            (None, None) => problems.push((
+                "address".into(),
+                format!(
+                    "a {kind} probe needs `socket = \"/run/mysqld/mysqld.sock\"` or `address = \"127.0.0.1:3306\"`"
+                ),
+            )),
+            (Some(_), Some(_)) => {
+                problems.push(("socket".into(), "give `socket` or `address`, not both".into()))
+            }
+            (Some(a), None) => problems.extend(crate::probe::check_host_port(kind, Some(a))),
+            (None, Some(_)) => {}
+        }
+        if self.user.is_none() {
+            problems.push((
+                "user".into(),
+                format!("a {kind} probe needs `user = \"...\"`"),
+            ));
+        }
+        problems
+    }
+}
 
 /// Opens a connection as the probe says; the error is a sentence for the result.
-pub(crate) async fn connect(probe: &ProbeConfig) -> Result<Conn, String> {
+pub(crate) async fn connect(probe: &Connection) -> Result<Conn, String> {
     let password = match &probe.password_file {
         Some(path) => peakguard_config::private_fs::read_private(path)
             .map_err(|e| format!("password_file: {e}"))?

@@ -1,12 +1,68 @@
 //! `kind = "disk"`: free space, free share and free inodes of a path's filesystem.
 
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::{DiskDetail, ProbeResult};
-use peakguard_config::ProbeConfig;
+use crate::sources::Sources;
+use peakguard_config::{ByteSize, ProbeConfig};
+use serde::Deserialize;
 
-crate::probe::built_in_probe!("disk", |probe, _memory, _sources| run(probe));
+pub(crate) struct Disk;
+pub(crate) static PROBE: Registered<Disk> = Registered::NEW;
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
-    let Some(path) = probe.path.clone() else {
+/// A `disk` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiskSettings {
+    /// A path on the filesystem to watch.
+    pub(crate) path: Option<String>,
+    /// Fail below this many free bytes.
+    pub(crate) min_free_bytes: Option<ByteSize>,
+    /// Fail below this share of free space, in percent.
+    pub(crate) min_free_percent: Option<f64>,
+    /// Fail below this many free inodes.
+    pub(crate) min_free_inodes: Option<u64>,
+}
+
+impl Probe for Disk {
+    type Settings = DiskSettings;
+    const KIND: &'static str = "disk";
+    const VALUES: &'static [&'static str] = &[
+        "success",
+        "duration",
+        "free_bytes",
+        "free_percent",
+        "free_inodes",
+    ];
+
+    fn check(s: &DiskSettings) -> Problems {
+        let mut problems = Vec::new();
+        if s.path.is_none() {
+            problems.push(("path".into(), "a disk probe needs `path = \"/var/www\"`".into()));
+        }
+        if let Some(pc) = s.min_free_percent
+            && !(0.0..=100.0).contains(&pc)
+        {
+            problems.push((
+                "min_free_percent".into(),
+                format!("{pc} is not a percentage (0-100)"),
+            ));
+        }
+        problems
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: DiskSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings))
+    }
+}
+
+async fn run(probe: &ProbeConfig, s: DiskSettings) -> ProbeResult {
+    let Some(path) = s.path.clone() else {
         return ProbeResult::failed(probe, "no path".into());
     };
     // statvfs may block on a slow or hung filesystem: on the blocking pool.
@@ -18,7 +74,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
                 probe,
                 format!(
                     "cannot read the filesystem of {:?}: {e}",
-                    probe.path.as_deref().unwrap_or("")
+                    s.path.as_deref().unwrap_or("")
                 ),
             );
         }
@@ -36,7 +92,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
         free_inodes: stat.f_favail,
     };
     let mut short = Vec::new();
-    if let Some(min) = probe.min_free_bytes
+    if let Some(min) = s.min_free_bytes
         && detail.free_bytes < min.0
     {
         short.push(format!(
@@ -45,13 +101,13 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
             bytes(min.0)
         ));
     }
-    if let Some(min) = probe.min_free_percent
+    if let Some(min) = s.min_free_percent
         && detail.free_percent < min
     {
         short.push(format!("{:.1} % free, below {min} %", detail.free_percent));
     }
     // Filesystems without inode accounting report 0 files in all: nothing to check.
-    if let Some(min) = probe.min_free_inodes
+    if let Some(min) = s.min_free_inodes
         && stat.f_files > 0
         && detail.free_inodes < min
     {

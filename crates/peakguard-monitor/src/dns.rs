@@ -17,8 +17,10 @@
 //! Values for alert rules: `addresses` (how many), `ttl` (seconds, the smallest of the
 //! answer's records), `expected` (1 when the answer is `expect`).
 
-use crate::probe::{CheckFn, Probe, RunFuture, own_settings};
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
+use crate::sources::Sources;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -29,12 +31,12 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 pub(crate) struct Dns;
-pub(crate) static PROBE: Dns = Dns;
+pub(crate) static PROBE: Registered<Dns> = Registered::NEW;
 
 /// A `dns` probe's own keys.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DnsSettings {
+pub(crate) struct DnsSettings {
     /// The name to resolve.
     query: String,
     /// `"A"` (default) or `"AAAA"`.
@@ -75,25 +77,22 @@ impl Record {
 }
 
 impl Probe for Dns {
-    fn kind(&self) -> &'static str {
-        "dns"
-    }
+    type Settings = DnsSettings;
+    const KIND: &'static str = "dns";
+    const VALUES: &'static [&'static str] =
+        &["success", "duration", "addresses", "ttl", "expected"];
 
-    fn values(&self) -> &'static [&'static str] {
-        &["success", "duration", "addresses", "ttl", "expected"]
-    }
-
-    fn check(&self) -> Option<CheckFn> {
-        Some(check)
+    fn check(s: &DnsSettings) -> Problems {
+        check(s)
     }
 
     fn run<'a>(
-        &'a self,
         probe: &'a ProbeConfig,
-        _memory: &'a mut crate::memory::Memory,
-        _sources: &'a crate::sources::Sources,
+        settings: DnsSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
     ) -> RunFuture<'a> {
-        Box::pin(run(probe))
+        Box::pin(run(probe, settings))
     }
 }
 
@@ -104,16 +103,7 @@ fn resolver_addr(text: &str) -> Option<SocketAddr> {
         .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
-fn check(probe: &ProbeConfig) -> Vec<(String, String)> {
-    let s: DnsSettings = match own_settings(probe) {
-        Ok(s) => s,
-        Err(e) => {
-            return vec![(
-                "query".into(),
-                format!("{e} (a dns probe takes query, record, resolver, expect, max_ttl)"),
-            )];
-        }
-    };
+fn check(s: &DnsSettings) -> Problems {
     let mut problems = Vec::new();
     if s.query.trim().is_empty() || s.query.contains(char::is_whitespace) {
         problems.push((
@@ -164,11 +154,7 @@ fn resolver(s: &DnsSettings) -> Result<TokioResolver, String> {
         .map_err(|e| format!("cannot make a resolver: {e}"))
 }
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
-    let s: DnsSettings = match own_settings(probe) {
-        Ok(s) => s,
-        Err(e) => return ProbeResult::failed(probe, e),
-    };
+async fn run(probe: &ProbeConfig, s: DnsSettings) -> ProbeResult {
     let resolver = match resolver(&s) {
         Ok(r) => r,
         Err(e) => return ProbeResult::failed(probe, e),

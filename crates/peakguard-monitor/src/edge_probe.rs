@@ -3,13 +3,68 @@
 //! waiting room's line, the 99th percentile of response times.
 
 use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
 use crate::sources::{EdgeCounters, Sources};
-use peakguard_config::ProbeConfig;
+use peakguard_config::{ProbeConfig, Seconds};
+use serde::Deserialize;
 
-crate::probe::built_in_probe!("edge", |probe, memory, sources| run(probe, memory, sources));
+pub(crate) struct Edge;
+pub(crate) static PROBE: Registered<Edge> = Registered::NEW;
 
 const DEFAULT_MIN_REQUESTS: u64 = 20;
+
+/// An `edge` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EdgeSettings {
+    /// Fail when more than this share of origin requests failed (0-1) over the interval.
+    max_origin_error_rate: Option<f64>,
+    /// Fail when fewer than this share of cacheable requests were hits (0-1).
+    min_hit_ratio: Option<f64>,
+    /// Fail when more visitors than this wait in the waiting room(s).
+    max_room_queue: Option<u64>,
+    /// Fail when the 99th percentile of response times is longer.
+    max_p99: Option<Seconds>,
+    /// Ratios count only over a window with at least this many requests (default 20).
+    min_requests: Option<u64>,
+}
+
+impl Probe for Edge {
+    type Settings = EdgeSettings;
+    const KIND: &'static str = "edge";
+    const VALUES: &'static [&'static str] = &[
+        "success",
+        "duration",
+        "requests",
+        "origin_error_rate",
+        "hit_ratio",
+        "room_queue",
+        "p99",
+    ];
+
+    fn check(s: &EdgeSettings) -> Problems {
+        [
+            ("max_origin_error_rate", s.max_origin_error_rate),
+            ("min_hit_ratio", s.min_hit_ratio),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.filter(|v| !(0.0..=1.0).contains(v))
+                .map(|v| (k.to_string(), format!("{v} is not a share between 0 and 1")))
+        })
+        .collect()
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: EdgeSettings,
+        memory: &'a mut Memory,
+        sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings, memory, sources))
+    }
+}
 
 /// The `q` quantile of the requests between two histogram readings, interpolated within
 /// its bucket as Prometheus' `histogram_quantile` does; `None` without requests. Past the
@@ -43,8 +98,9 @@ pub(crate) fn quantile(
     Some(lower_bound)
 }
 
-pub(crate) async fn run(
+async fn run(
     probe: &ProbeConfig,
+    s: EdgeSettings,
     memory: &mut Memory,
     sources: &Sources,
 ) -> ProbeResult {
@@ -69,7 +125,7 @@ pub(crate) async fn run(
     let hits = now.cache_hits.saturating_sub(before.cache_hits);
     let origin = now.origin_requests.saturating_sub(before.origin_requests);
     let failures = now.origin_failures.saturating_sub(before.origin_failures);
-    let min_requests = probe.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
+    let min_requests = s.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
     let mut result = ProbeResult::new(probe, true, String::new())
         .with("requests", requests as f64)
         .with("room_queue", now.room_waiting as f64);
@@ -79,7 +135,7 @@ pub(crate) async fn run(
         let rate = failures as f64 / origin as f64;
         result = result.with("origin_error_rate", rate);
         facts.push(format!("origin errors {:.1} %", rate * 100.0));
-        if let Some(max) = probe.max_origin_error_rate
+        if let Some(max) = s.max_origin_error_rate
             && origin >= min_requests
             && rate > max
         {
@@ -94,7 +150,7 @@ pub(crate) async fn run(
         let ratio = hits as f64 / lookups as f64;
         result = result.with("hit_ratio", ratio);
         facts.push(format!("hit ratio {:.1} %", ratio * 100.0));
-        if let Some(min) = probe.min_hit_ratio
+        if let Some(min) = s.min_hit_ratio
             && lookups >= min_requests
             && ratio < min
         {
@@ -109,7 +165,7 @@ pub(crate) async fn run(
     if let Some(p99) = quantile(0.99, &before.latency_buckets, &now.latency_buckets, count) {
         result = result.with("p99", p99);
         facts.push(format!("p99 {:.0}ms", p99 * 1000.0));
-        if let Some(max) = probe.max_p99
+        if let Some(max) = s.max_p99
             && count >= min_requests
             && p99 > max.0.as_secs_f64()
         {
@@ -123,7 +179,7 @@ pub(crate) async fn run(
     if now.room_waiting > 0 {
         facts.push(format!("{} in the waiting room", now.room_waiting));
     }
-    if let Some(max) = probe.max_room_queue
+    if let Some(max) = s.max_room_queue
         && now.room_waiting > max
     {
         problems.push(format!(

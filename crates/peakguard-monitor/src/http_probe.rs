@@ -4,11 +4,15 @@
 //! The keyword checks read the first [`KEEP`] bytes of the body; the rest is counted, up to
 //! [`READ_LIMIT`], then the read stops (the probe's timeout bounds it too).
 
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::{HttpDetail, Phase, ProbeResult};
+use crate::sources::Sources;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use peakguard_config::ProbeConfig;
+use peakguard_config::{ProbeConfig, Seconds};
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +21,82 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use url::Url;
 
-crate::probe::built_in_probe!("http", |probe, _memory, _sources| run(probe));
+pub(crate) struct Http;
+pub(crate) static PROBE: Registered<Http> = Registered::NEW;
+
+/// An `http` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSettings {
+    /// `http://` or `https://` URL.
+    pub(crate) url: Option<String>,
+    /// Accepted statuses; empty: any 2xx or 3xx.
+    #[serde(default)]
+    pub(crate) expect_status: Vec<u16>,
+    /// Text the body must contain.
+    pub(crate) keyword: Option<String>,
+    /// Text the body must not contain (`"Fatal error"`).
+    pub(crate) keyword_absent: Option<String>,
+    /// The longest acceptable response time (whole request, body included).
+    pub(crate) max_time: Option<Seconds>,
+    /// Follow redirects (at most 10); off: a 3xx is the answer.
+    #[serde(default)]
+    pub(crate) follow_redirects: bool,
+    /// The `Host` header (and TLS server name) instead of the URL's host.
+    pub(crate) host: Option<String>,
+    /// Connect here instead of resolving the URL's host (`"203.0.113.7:443"`): test the new
+    /// server before the DNS switch.
+    pub(crate) resolve: Option<String>,
+    /// Verify the server's certificate (chain and name) for `https://`.
+    #[serde(default = "crate::tls::yes")]
+    pub(crate) tls_verify: bool,
+}
+
+impl Probe for Http {
+    type Settings = HttpSettings;
+    const KIND: &'static str = "http";
+    const VALUES: &'static [&'static str] =
+        &["success", "duration", "status", "redirects", "body_bytes"];
+    const SILENCED_BY_MAINTENANCE: bool = true;
+
+    fn check(s: &HttpSettings) -> Problems {
+        let mut problems: Problems = Vec::new();
+        let mut p = |k: &str, m: String| problems.push((k.to_string(), m));
+        match s.url.as_deref().map(Url::parse) {
+            None => p("url", "an http probe needs `url = \"https://...\"`".into()),
+            Some(Err(e)) => p("url", format!("not a URL ({e})")),
+            Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") || u.host().is_none() => p(
+                "url",
+                "the URL must be http:// or https:// with a host".into(),
+            ),
+            Some(Ok(_)) => {
+                if let Some(r) = &s.resolve
+                    && r.parse::<SocketAddr>().is_err()
+                {
+                    p(
+                        "resolve",
+                        format!("{r:?} is not an address such as \"203.0.113.7:443\""),
+                    );
+                }
+                for status in &s.expect_status {
+                    if !(100..=599).contains(status) {
+                        p("expect_status", format!("{status} is not an HTTP status"));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: HttpSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings))
+    }
+}
 
 /// Body bytes kept for the keyword checks.
 const KEEP: usize = 1 << 20;
@@ -41,21 +120,21 @@ struct Fetched {
     body_bytes: u64,
 }
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
+async fn run(probe: &ProbeConfig, s: HttpSettings) -> ProbeResult {
     let started = Instant::now();
     let mut phases = [0f64; 5];
     let mut redirects = 0;
-    let Some(mut url) = probe.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
+    let Some(mut url) = s.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
         return ProbeResult::failed(probe, "no valid url".into());
     };
     let outcome = loop {
-        match fetch(probe, &url, &mut phases).await {
+        match fetch(&s, &url, &mut phases).await {
             Err(message) => break Err(message),
             Ok(f) => {
                 let next = f
                     .location
                     .as_deref()
-                    .filter(|_| probe.follow_redirects && (300..400).contains(&f.status))
+                    .filter(|_| s.follow_redirects && (300..400).contains(&f.status))
                     .and_then(|l| url.join(l).ok());
                 match next {
                     Some(next) if redirects < MAX_REDIRECTS => {
@@ -80,7 +159,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
         Ok(f) => {
             detail.status = f.status;
             detail.body_bytes = f.body_bytes;
-            match judge(probe, &f, elapsed) {
+            match judge(&s, &f, elapsed) {
                 Some(why) => ProbeResult::failed(probe, why),
                 None => ProbeResult::new(
                     probe,
@@ -95,32 +174,32 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
 }
 
 /// Why an answer fails the probe, if it does.
-fn judge(probe: &ProbeConfig, f: &Fetched, elapsed: std::time::Duration) -> Option<String> {
-    let status_ok = if probe.expect_status.is_empty() {
+fn judge(s: &HttpSettings, f: &Fetched, elapsed: std::time::Duration) -> Option<String> {
+    let status_ok = if s.expect_status.is_empty() {
         (200..400).contains(&f.status)
     } else {
-        probe.expect_status.contains(&f.status)
+        s.expect_status.contains(&f.status)
     };
     if !status_ok {
-        let wanted = if probe.expect_status.is_empty() {
+        let wanted = if s.expect_status.is_empty() {
             "2xx or 3xx".to_string()
         } else {
-            format!("{:?}", probe.expect_status)
+            format!("{:?}", s.expect_status)
         };
         return Some(format!("status {} (expected {wanted})", f.status));
     }
     let body = String::from_utf8_lossy(&f.body);
-    if let Some(k) = &probe.keyword
+    if let Some(k) = &s.keyword
         && !body.contains(k.as_str())
     {
         return Some(format!("the body lacks {k:?}"));
     }
-    if let Some(k) = &probe.keyword_absent
+    if let Some(k) = &s.keyword_absent
         && body.contains(k.as_str())
     {
         return Some(format!("the body contains {k:?}"));
     }
-    if let Some(max) = probe.max_time
+    if let Some(max) = s.max_time
         && elapsed > max.0
     {
         return Some(format!(
@@ -133,11 +212,11 @@ fn judge(probe: &ProbeConfig, f: &Fetched, elapsed: std::time::Duration) -> Opti
     None
 }
 
-async fn fetch(probe: &ProbeConfig, url: &Url, phases: &mut [f64; 5]) -> Result<Fetched, String> {
+async fn fetch(s: &HttpSettings, url: &Url, phases: &mut [f64; 5]) -> Result<Fetched, String> {
     let host = url.host_str().ok_or("the URL has no host")?;
     let port = url.port_or_known_default().ok_or("the URL has no port")?;
     let t = Instant::now();
-    let addr: SocketAddr = match &probe.resolve {
+    let addr: SocketAddr = match &s.resolve {
         Some(r) => r
             .parse()
             .map_err(|_| format!("resolve {r:?} is not an address"))?,
@@ -153,9 +232,9 @@ async fn fetch(probe: &ProbeConfig, url: &Url, phases: &mut [f64; 5]) -> Result<
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     phases[1] += t.elapsed().as_secs_f64();
-    let name = probe.host.as_deref().unwrap_or(host);
+    let name = s.host.as_deref().unwrap_or(host);
     let host_header = match url.port() {
-        Some(p) if probe.host.is_none() => format!("{name}:{p}"),
+        Some(p) if s.host.is_none() => format!("{name}:{p}"),
         _ => name.to_string(),
     };
     let target = match url.query() {
@@ -164,7 +243,7 @@ async fn fetch(probe: &ProbeConfig, url: &Url, phases: &mut [f64; 5]) -> Result<
     };
     if url.scheme() == "https" {
         let t = Instant::now();
-        let config = peakguard_tls::client_config(probe.tls_verify, vec![b"http/1.1".to_vec()])
+        let config = peakguard_tls::client_config(s.tls_verify, vec![b"http/1.1".to_vec()])
             .map_err(|e| format!("TLS setup: {e}"))?;
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| format!("{name:?} is not a TLS server name"))?;

@@ -3,15 +3,57 @@
 //! CAP_NET_RAW). Where neither may be opened the result says "not permitted" and how to
 //! allow it; it is a failed run, never a crash.
 
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
+use crate::sources::Sources;
 use peakguard_config::ProbeConfig;
+use serde::Deserialize;
 use std::net::IpAddr;
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
 
-crate::probe::built_in_probe!("icmp", |probe, _memory, _sources| run(probe));
+pub(crate) struct Icmp;
+pub(crate) static PROBE: Registered<Icmp> = Registered::NEW;
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
-    let Some(address) = probe.address.as_deref() else {
+/// An `icmp` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IcmpSettings {
+    /// A host name or an address (no port).
+    address: Option<String>,
+}
+
+impl Probe for Icmp {
+    type Settings = IcmpSettings;
+    const KIND: &'static str = "icmp";
+    const VALUES: &'static [&'static str] = &["success", "duration", "rtt"];
+
+    fn check(s: &IcmpSettings) -> Problems {
+        match s.address.as_deref() {
+            None => vec![(
+                "address".into(),
+                "an icmp probe needs `address = \"203.0.113.7\"` (or a host name)".into(),
+            )],
+            Some(a) if a.parse::<std::net::SocketAddr>().is_ok() => vec![(
+                "address".into(),
+                format!("{a:?}: ICMP has no port; give the host or address alone"),
+            )],
+            Some(_) => Vec::new(),
+        }
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: IcmpSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings))
+    }
+}
+
+async fn run(probe: &ProbeConfig, s: IcmpSettings) -> ProbeResult {
+    let Some(address) = s.address.as_deref() else {
         return ProbeResult::failed(probe, "no address".into());
     };
     let ip: IpAddr = match address.parse() {

@@ -30,7 +30,7 @@ macro_rules! probes {
     ($($probe:ident),* $(,)?) => {
         $(mod $probe;)*
         /// Every kind of probe (each module's `PROBE`).
-        pub static PROBES: &[&dyn probe::Probe] = &[$(&$probe::PROBE),*];
+        pub static PROBES: &[&dyn probe::AnyProbe] = &[$(&$probe::PROBE),*];
     };
 }
 
@@ -49,7 +49,7 @@ probes![
 ];
 
 pub use memory::Memory;
-pub use probe::{probe_kinds, values_of};
+pub use probe::{extensions, probe_kinds, values_of};
 pub use service::{Monitor, MonitorError};
 pub use sources::Sources;
 pub use track::Track;

@@ -2,16 +2,55 @@
 //! (`SHOW SLAVE STATUS`: `Seconds_Behind_Master`; not a replica, or replication stopped,
 //! fails).
 
+use crate::db::Connection;
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
+use crate::sources::Sources;
 use mysql_async::prelude::Queryable;
-use peakguard_config::ProbeConfig;
+use peakguard_config::{ProbeConfig, Seconds};
+use serde::Deserialize;
 use std::time::Instant;
 
-crate::probe::built_in_probe!("mariadb", |probe, _memory, _sources| run(probe));
+pub(crate) struct Mariadb;
+pub(crate) static PROBE: Registered<Mariadb> = Registered::NEW;
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
+/// A `mariadb` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MariadbSettings {
+    #[serde(flatten)]
+    connection: Connection,
+    /// Fail when this server is a replica more than this far behind (or not replicating);
+    /// unset: replication is not checked.
+    max_lag: Option<Seconds>,
+    /// The longest acceptable connect + `SELECT 1`.
+    max_time: Option<Seconds>,
+}
+
+impl Probe for Mariadb {
+    type Settings = MariadbSettings;
+    const KIND: &'static str = "mariadb";
+    const VALUES: &'static [&'static str] =
+        &["success", "duration", "query_time", "replication_lag"];
+
+    fn check(s: &MariadbSettings) -> Problems {
+        s.connection.check(Self::KIND)
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: MariadbSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings))
+    }
+}
+
+async fn run(probe: &ProbeConfig, s: MariadbSettings) -> ProbeResult {
     let started = Instant::now();
-    let mut conn = match crate::db::connect(probe).await {
+    let mut conn = match crate::db::connect(&s.connection).await {
         Ok(c) => c,
         Err(e) => return ProbeResult::failed(probe, e),
     };
@@ -34,7 +73,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
     }
     .with("query_time", query_time.as_secs_f64());
     if result.success
-        && let Some(max) = probe.max_time
+        && let Some(max) = s.max_time
         && total > max.0
     {
         result.success = false;
@@ -45,7 +84,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
         );
     }
     if result.success
-        && let Some(max_lag) = probe.max_lag
+        && let Some(max_lag) = s.max_lag
     {
         let row: Result<Option<mysql_async::Row>, _> = conn.query_first("SHOW SLAVE STATUS").await;
         match row {

@@ -1,35 +1,58 @@
 //! The monitor's extension point: a [`Probe`] is one kind of check (`kind = "..."`). A new
-//! kind is a file in this crate with its `PROBE` (the kind's name, the values its results
-//! carry for `[[alert]] when`, the checks of its own keys, how it runs) and its name on a
-//! line of `probes![...]` in `lib.rs`. A kind's own keys reach it in
-//! `ProbeConfig::settings` (read with [`own_settings`]); the built-in kinds still read
-//! their keys from `ProbeConfig`'s fields, checked in peakguard-config.
+//! kind is a file in this crate — its settings struct (the kind's own keys, with
+//! `deny_unknown_fields`), the values its results carry for `[[alert]] when`, the checks of
+//! its keys, how it runs — with a `static PROBE: Registered<…>` line, and its name on a line
+//! of `probes![...]` in `lib.rs`. The keys every probe has (name, interval, timeout…) are
+//! peakguard-config's `ProbeConfig`; a kind's own keys reach it as its settings struct, read
+//! from `ProbeConfig::settings` by [`own_settings`].
 
 use crate::memory::Memory;
 use crate::result::ProbeResult;
 use crate::sources::Sources;
 use peakguard_config::{ProbeConfig, ProbeKind, ProbeKindSpec};
+use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::LazyLock;
 
 /// A probe's run, bounded by the caller's timeout.
 pub type RunFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
 
-/// Checks a registered kind's own keys: (key, message).
-pub type CheckFn = fn(&ProbeConfig) -> Vec<(String, String)>;
+/// Problems of a probe's keys, as (key, what is wrong and what to write).
+pub type Problems = Vec<(String, String)>;
 
-/// One kind of probe.
-pub trait Probe: Sync {
+/// One kind of probe, as its file writes it.
+pub trait Probe: Send + Sync + 'static {
+    /// The kind's own keys.
+    type Settings: DeserializeOwned + Send + 'static;
     /// Its `kind = "..."`.
-    fn kind(&self) -> &'static str;
+    const KIND: &'static str;
     /// The values its results carry, by the names `[[alert]] when` compares.
-    fn values(&self) -> &'static [&'static str];
-    /// The checks of its own keys, for a kind that owns them (`None`: a built-in kind,
-    /// checked by peakguard-config).
-    fn check(&self) -> Option<CheckFn> {
-        None
+    const VALUES: &'static [&'static str];
+    /// Whether the edge's maintenance explains a failure of this kind (the default of an
+    /// alert's `silenced_by_maintenance`): a site probe, yes; a full disk, no.
+    const SILENCED_BY_MAINTENANCE: bool = false;
+    /// The checks of its keys' values beyond their types (a URL's scheme, a share in 0–1).
+    fn check(_settings: &Self::Settings) -> Problems {
+        Vec::new()
     }
     /// Runs once. The caller bounds it with the probe's timeout.
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: Self::Settings,
+        memory: &'a mut Memory,
+        sources: &'a Sources,
+    ) -> RunFuture<'a>;
+}
+
+/// A kind in the registry, whatever its settings' type.
+pub trait AnyProbe: Sync {
+    fn kind(&self) -> &'static str;
+    fn values(&self) -> &'static [&'static str];
+    fn silenced_by_maintenance(&self) -> bool;
+    /// Problems of the probe's own keys: unknown ones, wrong types, wrong values.
+    fn check(&self, probe: &ProbeConfig) -> Problems;
     fn run<'a>(
         &'a self,
         probe: &'a ProbeConfig,
@@ -38,8 +61,49 @@ pub trait Probe: Sync {
     ) -> RunFuture<'a>;
 }
 
+/// What a probe file registers: `pub(crate) static PROBE: Registered<Tcp> = Registered::NEW;`.
+pub struct Registered<P>(PhantomData<fn() -> P>);
+
+impl<P> Registered<P> {
+    pub const NEW: Registered<P> = Registered(PhantomData);
+}
+
+impl<P: Probe> AnyProbe for Registered<P> {
+    fn kind(&self) -> &'static str {
+        P::KIND
+    }
+
+    fn values(&self) -> &'static [&'static str] {
+        P::VALUES
+    }
+
+    fn silenced_by_maintenance(&self) -> bool {
+        P::SILENCED_BY_MAINTENANCE
+    }
+
+    fn check(&self, probe: &ProbeConfig) -> Problems {
+        let (settings, mut problems) = read_settings::<P::Settings>(probe);
+        if let Some(settings) = settings {
+            problems.extend(P::check(&settings));
+        }
+        problems
+    }
+
+    fn run<'a>(
+        &'a self,
+        probe: &'a ProbeConfig,
+        memory: &'a mut Memory,
+        sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        match own_settings::<P::Settings>(probe) {
+            Ok(settings) => P::run(probe, settings, memory, sources),
+            Err(e) => Box::pin(std::future::ready(ProbeResult::failed(probe, e))),
+        }
+    }
+}
+
 /// The probe of `kind`, if one is registered.
-pub fn find(kind: &ProbeKind) -> Option<&'static dyn Probe> {
+pub fn find(kind: &ProbeKind) -> Option<&'static dyn AnyProbe> {
     crate::PROBES
         .iter()
         .copied()
@@ -56,74 +120,163 @@ pub fn values_of(kind: &ProbeKind) -> &'static [&'static str] {
     find(kind).map_or(&[], |p| p.values())
 }
 
-/// The values of a built-in kind, as peakguard-config lists them.
-pub(crate) fn built_in_values(kind: &str) -> &'static [&'static str] {
-    peakguard_config::values_of(&ProbeKind::named(kind), &[])
-}
-
-/// The kinds that own their keys, for [`peakguard_config::Extensions::probe_kinds`].
-pub fn probe_kinds() -> Vec<ProbeKindSpec> {
-    crate::PROBES
-        .iter()
-        .filter_map(|p| {
-            p.check().map(|check| ProbeKindSpec {
+/// Every kind, for [`peakguard_config::Extensions::probe_kinds`].
+pub fn probe_kinds() -> &'static [ProbeKindSpec] {
+    static KINDS: LazyLock<Vec<ProbeKindSpec>> = LazyLock::new(|| {
+        crate::PROBES
+            .iter()
+            .map(|p| ProbeKindSpec {
                 name: p.kind(),
                 values: p.values(),
-                check,
+                check: check_any,
             })
-        })
-        .collect()
+            .collect()
+    });
+    &KINDS
 }
 
-/// A registered kind's own keys read as `T`; the error names what serde found wrong.
-pub fn own_settings<T: serde::de::DeserializeOwned>(probe: &ProbeConfig) -> Result<T, String> {
-    toml::Value::Table(probe.settings.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().trim().to_string())
+/// What the monitor adds to the configuration (its kinds of probe), for
+/// [`peakguard_config::parse_with`] and `load_with`.
+pub fn extensions() -> peakguard_config::Extensions<'static> {
+    peakguard_config::Extensions {
+        probe_kinds: probe_kinds(),
+        ..Default::default()
+    }
 }
 
-/// A built-in kind: its name and the function that runs it.
-macro_rules! built_in_probe {
-    ($kind:literal, |$probe:ident, $memory:ident, $sources:ident| $run:expr) => {
-        pub(crate) struct BuiltIn;
-        pub(crate) static PROBE: BuiltIn = BuiltIn;
-        impl crate::probe::Probe for BuiltIn {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-            fn values(&self) -> &'static [&'static str] {
-                crate::probe::built_in_values($kind)
-            }
-            fn run<'a>(
-                &'a self,
-                $probe: &'a peakguard_config::ProbeConfig,
-                $memory: &'a mut crate::memory::Memory,
-                $sources: &'a crate::sources::Sources,
-            ) -> crate::probe::RunFuture<'a> {
-                Box::pin($run)
-            }
-        }
+/// The checks of any probe's own keys: its kind's, with a key that belongs to another kind
+/// named as such (`path` belongs to kind = "disk", not "tcp").
+fn check_any(probe: &ProbeConfig) -> Problems {
+    let Some(kind) = find(&probe.kind) else {
+        return Vec::new(); // peakguard-config names the unknown kind
     };
-}
-pub(crate) use built_in_probe;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kind_is_registered_once_and_reports_values() {
-        let mut kinds: Vec<&str> = crate::PROBES.iter().map(|p| p.kind()).collect();
-        kinds.sort_unstable();
-        let n = kinds.len();
-        kinds.dedup();
-        assert_eq!(n, kinds.len(), "two probes share a kind");
-        for p in crate::PROBES {
-            assert!(p.values().contains(&"success"), "{}", p.kind());
-            assert_eq!(
-                find(&ProbeKind::named(p.kind())).map(|f| f.kind()),
-                Some(p.kind())
+    let mut problems = kind.check(probe);
+    for (key, message) in &mut problems {
+        if !message.starts_with(UNKNOWN_KEY) {
+            continue;
+        }
+        let Some(value) = probe.settings.table().get(key.as_str()) else {
+            continue;
+        };
+        let alone = ProbeConfig {
+            settings: toml::Table::from_iter([(key.clone(), value.clone())]).into(),
+            ..probe.clone()
+        };
+        let owners: Vec<String> = crate::PROBES
+            .iter()
+            .filter(|other| other.kind() != kind.kind())
+            .filter(|other| {
+                !other
+                    .check(&alone)
+                    .iter()
+                    .any(|(k, m)| k == key && m.starts_with(UNKNOWN_KEY))
+            })
+            .map(|other| format!("\"{}\"", other.kind()))
+            .collect();
+        if !owners.is_empty() {
+            *message = format!(
+                "`{key}` belongs to kind = {}, not \"{}\"",
+                owners.join(" or "),
+                kind.kind()
             );
         }
     }
+    problems
 }
+
+/// How the message of a key no field of the kind takes begins.
+const UNKNOWN_KEY: &str = "unknown key";
+
+/// A kind's own keys read as `T`, or one sentence saying what is wrong (for a run: the
+/// configuration was checked when it was loaded, so this only fails for a probe built by hand).
+pub fn own_settings<T: DeserializeOwned>(probe: &ProbeConfig) -> Result<T, String> {
+    match read_settings::<T>(probe) {
+        (Some(settings), problems) if problems.is_empty() => Ok(settings),
+        (_, problems) => Err(problems
+            .iter()
+            .map(|(k, m)| format!("{k}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+/// Reads a kind's own keys as `T`: each key `T` has no field for is a problem of its own, the
+/// others are read (so a wrong value is reported beside an unknown key), and a wrong type
+/// names its key.
+fn read_settings<T: DeserializeOwned>(probe: &ProbeConfig) -> (Option<T>, Problems) {
+    let kind = probe.kind.as_str();
+    let alone = |key: &str, value: &toml::Value| {
+        serde_path_to_error::deserialize::<_, T>(toml::Value::Table(toml::Table::from_iter([(
+            key.to_string(),
+            value.clone(),
+        )])))
+        .err()
+        .map(|e| e.inner().message().to_string())
+    };
+    let mut problems = Vec::new();
+    let mut known = toml::Table::new();
+    for (key, value) in probe.settings.table() {
+        match alone(key, value) {
+            Some(m) if m.starts_with("unknown field") => problems.push((
+                key.clone(),
+                format!("{UNKNOWN_KEY} `{key}` for kind = \"{kind}\""),
+            )),
+            _ => {
+                known.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    match serde_path_to_error::deserialize::<_, T>(toml::Value::Table(known.clone())) {
+        Ok(settings) => (Some(settings), problems),
+        Err(e) => {
+            let message = e.inner().message().trim().to_string();
+            let key = match e.path().to_string() {
+                path if path != "." => path,
+                // A key read through a flattened struct: the one that fails alone.
+                _ => between_backticks(&message, "missing field `")
+                    .or_else(|| {
+                        known.iter().find_map(|(k, v)| {
+                            alone(k, v)
+                                .filter(|m| !m.starts_with("missing field"))
+                                .map(|_| k.clone())
+                        })
+                    })
+                    .unwrap_or_else(|| "kind".to_string()),
+            };
+            let message = match between_backticks(&message, "missing field `") {
+                Some(field) => format!("a {kind} probe needs `{field}`"),
+                None => message,
+            };
+            problems.push((key, message));
+            (None, problems)
+        }
+    }
+}
+
+/// `NAME` in `"...PREFIXNAME`..."`.
+fn between_backticks(message: &str, prefix: &str) -> Option<String> {
+    let rest = &message[message.find(prefix)? + prefix.len()..];
+    rest.split_once('`').map(|(name, _)| name.to_string())
+}
+
+/// `address`, checked as `host:port` for a kind that connects to one.
+pub(crate) fn check_host_port(kind: &str, address: Option<&str>) -> Problems {
+    match address {
+        None => vec![(
+            "address".into(),
+            format!("a {kind} probe needs `address = \"host:port\"`"),
+        )],
+        Some(a) if !is_host_port(a) => vec![("address".into(), format!("{a:?} is not host:port"))],
+        Some(_) => Vec::new(),
+    }
+}
+
+fn is_host_port(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .is_some()
+}
+
+#[cfg(test)]
+mod tests;

@@ -121,9 +121,8 @@ impl ProbeResult {
 }
 
 impl ProbeResult {
-    /// The values a rule's `when` may compare (`peakguard_config::values_of` lists them per
-    /// kind): `None` when this result does not carry it (a failed TLS handshake has no
-    /// `days_left`).
+    /// The values a rule's `when` may compare (each probe's `VALUES` lists them): `None`
+    /// when this result does not carry it (a failed TLS handshake has no `days_left`).
     pub fn value(&self, name: &str) -> Option<f64> {
         match name {
             "success" => Some(f64::from(u8::from(self.success))),

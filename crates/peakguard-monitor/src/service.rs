@@ -216,23 +216,21 @@ async fn run(
 /// Runs probe `i` every interval until stopped. A run that panics counts as a failure.
 async fn probe_loop(inner: Arc<Inner>, i: usize, mut stop: watch::Receiver<bool>) {
     let probe = inner.probes[i].clone();
+    // A probe that remembers (the wordpress probe's first sightings) keeps it in a file; the
+    // file is only read and written by a probe that uses it.
     let fresh_memory = || {
-        if probe.kind == peakguard_config::ProbeKind::Wordpress {
-            let name: String = probe
-                .name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            crate::Memory::kept_in(inner.state_dir.join(format!("monitor-probe-{name}.json")))
-        } else {
-            crate::Memory::default()
-        }
+        let name: String = probe
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        crate::Memory::kept_in(inner.state_dir.join(format!("monitor-probe-{name}.json")))
     };
     let mut memory = fresh_memory();
     loop {

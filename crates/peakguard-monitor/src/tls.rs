@@ -5,20 +5,70 @@
 //! broken or expired, and (with `tls_verify`, the default) one against the system's trust
 //! store, whose verdict is the chain check.
 
+use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::{ProbeResult, TlsDetail};
+use crate::sources::Sources;
 use peakguard_config::ProbeConfig;
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-crate::probe::built_in_probe!("tls", |probe, _memory, _sources| run(probe));
+pub(crate) struct Tls;
+pub(crate) static PROBE: Registered<Tls> = Registered::NEW;
 
 /// Days left below which the probe fails when `min_days` is not set.
 const DEFAULT_MIN_DAYS: f64 = 14.0;
 
-pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
-    let Some(address) = probe.address.as_deref() else {
+/// A `tls` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSettings {
+    /// `host:port` to connect to.
+    address: Option<String>,
+    /// The name the certificate must be valid for (default: the address's host).
+    host: Option<String>,
+    /// Fail when the certificate (or one in its chain) expires within this many days.
+    min_days: Option<f64>,
+    /// Check the chain against the system's trust store and the name.
+    #[serde(default = "yes")]
+    tls_verify: bool,
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+impl Probe for Tls {
+    type Settings = TlsSettings;
+    const KIND: &'static str = "tls";
+    const VALUES: &'static [&'static str] = &["success", "duration", "days_left", "chain_valid"];
+    const SILENCED_BY_MAINTENANCE: bool = true;
+
+    fn check(s: &TlsSettings) -> Problems {
+        let mut problems = crate::probe::check_host_port(Self::KIND, s.address.as_deref());
+        if let Some(d) = s.min_days
+            && !(d >= 0.0 && d.is_finite())
+        {
+            problems.push(("min_days".into(), format!("{d} is not a number of days")));
+        }
+        problems
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: TlsSettings,
+        _memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings))
+    }
+}
+
+async fn run(probe: &ProbeConfig, s: TlsSettings) -> ProbeResult {
+    let Some(address) = s.address.as_deref() else {
         return ProbeResult::failed(probe, "no address".into());
     };
     let host = address
@@ -26,7 +76,7 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
         .map_or(address, |(h, _)| h)
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let name = probe.host.as_deref().unwrap_or(host).to_string();
+    let name = s.host.as_deref().unwrap_or(host).to_string();
     let chain = match handshake(address, &name, false).await {
         Ok(chain) => chain,
         Err(e) => return ProbeResult::failed(probe, e),
@@ -38,12 +88,12 @@ pub(crate) async fn run(probe: &ProbeConfig) -> ProbeResult {
         return ProbeResult::failed(probe, "the server sent no certificate we could read".into());
     };
     let days_left = (earliest - now) as f64 / 86_400.0;
-    let verified = if probe.tls_verify {
+    let verified = if s.tls_verify {
         Some(handshake(address, &name, true).await.map(|_| ()))
     } else {
         None
     };
-    let min_days = probe.min_days.unwrap_or(DEFAULT_MIN_DAYS);
+    let min_days = s.min_days.unwrap_or(DEFAULT_MIN_DAYS);
     let mut problems = Vec::new();
     if let Some(Err(e)) = &verified {
         problems.push(e.clone());

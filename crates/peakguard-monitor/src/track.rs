@@ -92,9 +92,10 @@ mod tests {
 
     #[test]
     fn one_blip_is_not_down_and_recovery_needs_its_successes() {
-        let c = peakguard_config::parse(
+        let c = peakguard_config::parse_with(
             "[[probe]]\nname = \"home\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nfailures_before_down = 2\nsuccesses_before_up = 3\n",
             "t",
+            &crate::extensions(),
         )
         .expect("valid");
         let p = &c.probes[0];

@@ -13,15 +13,77 @@
 //! A site with a persistent object cache (Redis, Memcached) keeps transients there, not in
 //! the database: the probe then finds no update data and says so.
 
+use crate::db::Connection;
 use crate::memory::Memory;
+use crate::probe::{Probe, Problems, Registered, RunFuture};
 use crate::result::ProbeResult;
+use crate::sources::Sources;
 use mysql_async::prelude::Queryable;
-use peakguard_config::ProbeConfig;
+use peakguard_config::{ProbeConfig, Seconds};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-crate::probe::built_in_probe!("wordpress", |probe, memory, _sources| run(probe, memory));
+pub(crate) struct Wordpress;
+pub(crate) static PROBE: Registered<Wordpress> = Registered::NEW;
+
+/// A `wordpress` probe's own keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WordpressSettings {
+    #[serde(flatten)]
+    connection: Connection,
+    /// The tables' prefix (`$table_prefix` in wp-config.php).
+    table_prefix: Option<String>,
+    /// A security release pending longer than this fails the probe (the "apply after 24 h"
+    /// practice); other pending updates only show in its values.
+    security_delay: Option<Seconds>,
+}
+
+impl Probe for Wordpress {
+    type Settings = WordpressSettings;
+    const KIND: &'static str = "wordpress";
+    const VALUES: &'static [&'static str] = &[
+        "success",
+        "duration",
+        "updates_pending",
+        "core_updates",
+        "plugin_updates",
+        "theme_updates",
+        "security_updates",
+        "security_overdue",
+    ];
+
+    fn check(s: &WordpressSettings) -> Problems {
+        let mut problems = s.connection.check(Self::KIND);
+        if s.connection.database.is_none() {
+            problems.push((
+                "database".into(),
+                "a wordpress probe needs `database` (DB_NAME in wp-config.php)".into(),
+            ));
+        }
+        if let Some(prefix) = &s.table_prefix
+            && !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            problems.push((
+                "table_prefix".into(),
+                format!("{prefix:?}: a table prefix is letters, digits and _"),
+            ));
+        }
+        problems
+    }
+
+    fn run<'a>(
+        probe: &'a ProbeConfig,
+        settings: WordpressSettings,
+        memory: &'a mut Memory,
+        _sources: &'a Sources,
+    ) -> RunFuture<'a> {
+        Box::pin(run(probe, settings, memory))
+    }
+}
 
 const DEFAULT_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -145,9 +207,9 @@ fn parse<'a, T: Deserialize<'a>>(name: &str, bytes: &'a [u8]) -> Result<T, Strin
     T::deserialize(&mut de).map_err(|e| format!("{name}: not the data WordPress writes ({e})"))
 }
 
-pub(crate) async fn run(probe: &ProbeConfig, memory: &mut Memory) -> ProbeResult {
-    let prefix = probe.table_prefix.as_deref().unwrap_or("wp_");
-    let mut conn = match crate::db::connect(probe).await {
+async fn run(probe: &ProbeConfig, s: WordpressSettings, memory: &mut Memory) -> ProbeResult {
+    let prefix = s.table_prefix.as_deref().unwrap_or("wp_");
+    let mut conn = match crate::db::connect(&s.connection).await {
         Ok(c) => c,
         Err(e) => return ProbeResult::failed(probe, e),
     };
@@ -191,7 +253,7 @@ pub(crate) async fn run(probe: &ProbeConfig, memory: &mut Memory) -> ProbeResult
         Err(e) => return ProbeResult::failed(probe, e),
     };
     let found = pending(core.as_ref(), plugins.as_ref(), themes.as_ref());
-    let delay = probe.security_delay.map_or(DEFAULT_DELAY, |d| d.0);
+    let delay = s.security_delay.map_or(DEFAULT_DELAY, |d| d.0);
     let now = crate::result::unix(std::time::SystemTime::now());
     let ages = memory.first_seen(&probe.name, found.iter().map(|p| p.key.clone()), now);
     let count = |kind: &str| found.iter().filter(|p| p.kind == kind).count() as f64;

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn start(toml: &str) -> Arc<Monitor> {
-    let config = peakguard_config::parse(toml, "test").unwrap_or_else(|e| panic!("{e}"));
+    let config = peakguard_config::parse_with(toml, "test", &peakguard_monitor::extensions())
+        .unwrap_or_else(|e| panic!("{e}"));
     Monitor::start(&config, "http://127.0.0.1:9".into())
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("probes configured")

@@ -6,7 +6,7 @@ use peakguard_monitor::{ProbeResult, run, run_all};
 use std::net::SocketAddr;
 
 fn probes(toml: &str) -> Vec<ProbeConfig> {
-    peakguard_config::parse(toml, "test")
+    peakguard_config::parse_with(toml, "test", &peakguard_monitor::extensions())
         .unwrap_or_else(|e| panic!("{e}"))
         .probes
 }
@@ -409,9 +409,10 @@ fn an_icmp_probe_pings_loopback_and_reports_the_round_trip() {
     let rtt = r.value("rtt").expect("rtt");
     assert!(rtt > 0.0 && rtt < 5.0, "{rtt}");
     assert!(r.message.contains("127.0.0.1 answered"), "{}", r.message);
-    let e = peakguard_config::parse(
+    let e = peakguard_config::parse_with(
         "[[probe]]\nname = 'lo'\nkind = \"icmp\"\naddress = \"127.0.0.1:80\"\n",
         "t",
+        &peakguard_monitor::extensions(),
     )
     .expect_err("a port");
     assert!(e.to_string().contains("ICMP has no port"), "{e}");

@@ -83,10 +83,9 @@ fn read_config(path: &std::path::Path) -> Result<Config, peakguard_config::Confi
 /// Calls `with` on the configuration's extensions (the guards' tables, the probe kinds).
 pub(crate) fn extensions_of<T>(with: impl FnOnce(&peakguard_config::Extensions<'_>) -> T) -> T {
     let guard_tables = peakguard_shield::config_tables();
-    let probe_kinds = peakguard_monitor::probe_kinds();
     with(&peakguard_config::Extensions {
         guard_tables: &guard_tables,
-        probe_kinds: &probe_kinds,
+        ..peakguard_monitor::extensions()
     })
 }
 

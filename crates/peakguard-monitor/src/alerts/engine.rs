@@ -361,10 +361,8 @@ impl Engine {
 }
 
 fn maintenance_explains(rule: &AlertRule, kind: &ProbeKind) -> bool {
-    rule.silenced_by_maintenance.unwrap_or(matches!(
-        kind,
-        ProbeKind::Http | ProbeKind::Tcp | ProbeKind::Tls
-    ))
+    rule.silenced_by_maintenance
+        .unwrap_or_else(|| crate::probe::find(kind).is_some_and(|p| p.silenced_by_maintenance()))
 }
 
 fn new_alert(
@@ -439,7 +437,8 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> peakguard_config::Config {
-        peakguard_config::parse(text, "test").expect("valid configuration")
+        peakguard_config::parse_with(text, "test", &crate::extensions())
+            .expect("valid configuration")
     }
 
     const BASE: &str = "[monitor]\ngroup_wait = \"10s\"\ngroup_interval = \"60s\"\nrepeat_interval = \"1h\"\n[[probe]]\nname = \"cert\"\nkind = \"tls\"\naddress = \"127.0.0.1:1\"\n[[probe]]\nname = \"home\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\n";

@@ -275,7 +275,7 @@ mod tests {
         let text = format!(
             "[[notifier]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://{closed}\"\nretries = 3\n"
         );
-        let config = peakguard_config::parse(&text, "t")
+        let config = peakguard_config::parse_with(&text, "t", &crate::extensions())
             .expect("valid")
             .notifiers[0]
             .clone();
