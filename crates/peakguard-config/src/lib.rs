@@ -1,7 +1,9 @@
 //! peakguard's configuration: the TOML schema, its defaults and its validation.
 //!
 //! Owns: turning one TOML text into a checked [`Config`], and errors that name the key,
-//! the line and what is allowed; where state, cache and sockets go by default ([`dirs`]); and
+//! the line and what is allowed — the tables other crates own (a guard's `[site.shield.NAME]`,
+//! a probe kind's own keys) kept as written and checked by their owners ([`Extensions`]);
+//! where state, cache and sockets go by default ([`dirs`]); and
 //! the checks that keep those places private ([`private_fs`]: owned by this user, closed to
 //! others, secrets 0600 and never read through a symbolic link). Must not touch: sockets,
 //! the cache, the runtime. Its I/O is reading the file the caller names and the private
@@ -31,10 +33,11 @@ pub use alerts::{
 };
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
+pub mod typed;
 pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec, ProbeSettings};
 pub use schema::*;
 pub use secret::Secret;
-pub use shield::{AdmissionConfig, LoginConfig, ShieldConfig, ShieldSettings, WaitingRoomConfig};
+pub use shield::{ShieldConfig, ShieldSettings};
 pub use units::{ByteSize, Seconds};
 pub use waf::{SetupValue, WafConfig, WafException, WafFailure, WafMode, WafSettings};
 pub use wordpress::{WordpressConfig, is_admin_bar_scope, is_purge_only, pick_token};
@@ -118,11 +121,7 @@ fn guard_tables(config: &Config, tables: &[GuardTable], problems: &mut Vec<(Stri
         for (name, value) in &site.shield.guards {
             let key = format!("site[{i}].shield.{name}");
             let Some(table) = tables.iter().find(|t| t.name == name) else {
-                let mut known: Vec<&str> = shield::TYPED_SECTIONS
-                    .iter()
-                    .copied()
-                    .chain(tables.iter().map(|t| t.name))
-                    .collect();
+                let mut known: Vec<&str> = tables.iter().map(|t| t.name).collect();
                 known.sort_unstable();
                 problems.push((
                     key,
@@ -176,8 +175,7 @@ fn apply_profiles(config: &mut Config, text: &str) {
             bypass_paths,
             bypass_query,
             stale_if_error,
-            stale_while_revalidate,
-            shield
+            stale_while_revalidate
         );
     }
 }

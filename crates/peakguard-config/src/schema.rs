@@ -408,8 +408,8 @@ impl SiteConfig {
         site
     }
 
-    /// The `http` profile has no default TTL, no WordPress rules, no origin admission and no
-    /// WordPress login protection.
+    /// The `http` profile has no default TTL and no WordPress rules (its guards read the
+    /// profile too: no origin admission, no WordPress login protection, unless given).
     pub fn apply_profile(&mut self, profile: Profile) {
         self.profile = profile;
         if profile == Profile::Http {
@@ -420,8 +420,6 @@ impl SiteConfig {
             self.bypass_query.clear();
             self.stale_if_error = Seconds::secs(0);
             self.stale_while_revalidate = Seconds::secs(0);
-            self.shield.admission.enabled = false;
-            self.shield.login.enabled = false;
         }
     }
 }

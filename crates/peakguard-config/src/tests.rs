@@ -153,78 +153,6 @@ fn compression_defaults_and_bad_values_name_their_key_and_line() {
 }
 
 #[test]
-fn admission_problems_name_key_and_line() {
-    let text = r#"
-[[site]]
-name = "shop"
-origin = "http://127.0.0.1:1"
-[site.shield.admission]
-limit = 0
-queue_timeout = "20m"
-checkout_paths = ["checkout/"]
-"#;
-    let err = parse(text, "t").expect_err("three problems");
-    let problems = err.problems();
-    let find = |key: &str| {
-        problems
-            .iter()
-            .find(|p| p.key == key)
-            .unwrap_or_else(|| panic!("no problem for {key}: {err}"))
-    };
-    let limit = find("site[0].shield.admission.limit");
-    assert_eq!(limit.line, Some(6), "{err}");
-    assert!(limit.message.contains("pm.max_children"), "{err}");
-    assert_eq!(find("site[0].shield.admission.queue_timeout").line, Some(7));
-    assert_eq!(
-        find("site[0].shield.admission.checkout_paths[0]").line,
-        Some(8)
-    );
-}
-
-#[test]
-fn admission_is_on_for_wordpress_and_off_for_the_http_profile_unless_given() {
-    let wp = parse("[[site]]\norigin = \"http://127.0.0.1:1\"\n", "t").expect("valid");
-    assert!(wp.sites[0].shield.admission.enabled);
-    assert_eq!(wp.sites[0].shield.admission.limit, 8);
-    let http = parse(
-        "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\n",
-        "t",
-    )
-    .expect("valid");
-    assert!(!http.sites[0].shield.admission.enabled);
-    let given = parse(
-        "[[site]]\norigin = \"http://127.0.0.1:1\"\nprofile = \"http\"\n[site.shield.admission]\nenabled = true\nlimit = 3\n",
-        "t",
-    )
-    .expect("valid");
-    assert!(given.sites[0].shield.admission.enabled);
-    assert_eq!(given.sites[0].shield.admission.limit, 3);
-}
-
-#[test]
-fn a_waiting_room_needs_a_pace_and_the_origin_wait_is_one() {
-    let room = |keys: &str| {
-        format!(
-            "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.shield.waiting_room]\nenabled = true\n{keys}"
-        )
-    };
-    let err = parse(&room(""), "t").expect_err("no pace");
-    let problem = err
-        .problems()
-        .iter()
-        .find(|p| p.key == "site[0].shield.waiting_room.active_users")
-        .unwrap_or_else(|| panic!("named: {err}"));
-    assert!(problem.message.contains("max_origin_wait"), "{err}");
-    for keys in [
-        "active_users = 50\n",
-        "new_users_per_minute = 60\n",
-        "max_origin_wait = \"2s\"\n",
-    ] {
-        assert!(parse(&room(keys), "t").is_ok(), "{keys}");
-    }
-}
-
-#[test]
 fn the_admin_api_stays_on_loopback_unless_allowed() {
     let site = "[[site]]\norigin = \"http://127.0.0.1:1\"\n";
     let err = parse(&format!("[admin]\nlisten = \"0.0.0.0:9080\"\n{site}"), "t")
@@ -308,8 +236,7 @@ fn the_wordpress_plugin_tokens_must_be_narrow() {
 
 #[test]
 fn a_guard_owned_table_is_checked_by_its_guard_and_an_unknown_one_named_with_its_line() {
-    let text = "[[site]]\nhosts = [\"shop.test\"]\n[site.shield.login]\nmax_failures = 5\n\
-                [site.shield.extra]\nlevel = 9\n";
+    let text = "[[site]]\nhosts = [\"shop.test\"]\n\n\n[site.shield.extra]\nlevel = 9\n";
     let err = parse(text, "t").expect_err("no guard owns [site.shield.extra]");
     let p = &err.problems()[0];
     assert_eq!(p.key, "site[0].shield.extra");
@@ -333,9 +260,5 @@ fn a_guard_owned_table_is_checked_by_its_guard_and_an_unknown_one_named_with_its
         ("site[0].shield.extra.level", Some(6), "at most 5")
     );
     let ok = parse_with(&text.replace("9", "3"), "t", &ext).expect("valid");
-    assert_eq!(
-        ok.sites[0].shield.login.max_failures, 5,
-        "typed sections stay typed"
-    );
     assert!(ok.sites[0].shield.guards.contains_key("extra"));
 }

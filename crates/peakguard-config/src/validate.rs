@@ -3,7 +3,6 @@
 
 use crate::backup::BackupConfig;
 use crate::schema::{Config, Profile, SiteConfig};
-use crate::shield::{AdmissionConfig, LoginConfig, WaitingRoomConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -295,9 +294,6 @@ fn site_problems(i: usize, site: &SiteConfig, p: &mut impl FnMut(String, String)
     if let Some(backup) = &site.backup {
         backup_problems(i, backup, p);
     }
-    admission_problems(i, &site.shield.admission, p);
-    login_problems(i, &site.shield.login, p);
-    room_problems(i, &site.shield.waiting_room, p);
     if site.profile == Profile::Http && site.default_ttl.0.as_secs() > 0 {
         p(
             key("default_ttl"),
@@ -353,158 +349,6 @@ fn backup_problems(i: usize, backup: &BackupConfig, p: &mut impl FnMut(String, S
                 key("bunker.password_file"),
                 "the bunker needs its own credentials: give `password_file` (or `password`)".into(),
             );
-        }
-    }
-}
-
-fn login_problems(i: usize, l: &LoginConfig, p: &mut impl FnMut(String, String)) {
-    let key = |k: &str| format!("site[{i}].shield.login.{k}");
-    if !l.enabled {
-        return;
-    }
-    if !(1..=1000).contains(&l.max_failures) {
-        p(
-            key("max_failures"),
-            format!("{} is out of range: use 1 to 1000", l.max_failures),
-        );
-    }
-    if !(1..=100_000).contains(&l.username_failures) {
-        p(
-            key("username_failures"),
-            format!("{} is out of range: use 1 to 100000", l.username_failures),
-        );
-    }
-    for (name, d) in [
-        ("window", l.window.0),
-        ("lockout", l.lockout.0),
-        ("max_lockout", l.max_lockout.0),
-    ] {
-        if d.as_secs() < 1 || d.as_secs() > 7 * 86_400 {
-            p(
-                key(name),
-                format!("{d:?} is out of range: use 1s to 7 days"),
-            );
-        }
-    }
-    if l.max_lockout.0 < l.lockout.0 {
-        p(
-            key("max_lockout"),
-            format!(
-                "{:?} is shorter than the first lockout ({:?})",
-                l.max_lockout.0, l.lockout.0
-            ),
-        );
-    }
-}
-
-fn room_problems(i: usize, r: &WaitingRoomConfig, p: &mut impl FnMut(String, String)) {
-    let key = |k: &str| format!("site[{i}].shield.waiting_room.{k}");
-    if !r.enabled {
-        return;
-    }
-    if r.active_users == 0 && r.new_users_per_minute == 0 && r.max_origin_wait.0.is_zero() {
-        p(
-            key("active_users"),
-            "the room needs a pace: set active_users (visitors at once), new_users_per_minute, or max_origin_wait (line up while the origin is behind), or several".into(),
-        );
-    }
-    for (name, d, min, max) in [
-        ("session", r.session.0, 10, 86_400),
-        ("refresh", r.refresh.0, 1, 600),
-        ("no_show", r.no_show.0, 5, 3600),
-        ("ticket_lifetime", r.ticket_lifetime.0, 60, 7 * 86_400),
-    ] {
-        if d.as_secs() < min || d.as_secs() > max {
-            p(
-                key(name),
-                format!("{d:?} is out of range: use {min}s to {max}s"),
-            );
-        }
-    }
-    if r.refresh.0 >= r.no_show.0 {
-        p(
-            key("no_show"),
-            format!(
-                "{:?} must be longer than refresh ({:?}): a visitor whose turn came needs a refresh to claim it",
-                r.no_show.0, r.refresh.0
-            ),
-        );
-    }
-}
-
-fn admission_problems(i: usize, a: &AdmissionConfig, p: &mut impl FnMut(String, String)) {
-    let key = |k: &str| format!("site[{i}].shield.admission.{k}");
-    if !(1..=10_000).contains(&a.limit) {
-        p(
-            key("limit"),
-            format!(
-                "{} concurrent origin requests is out of range: use 1 to 10000 (size it like PHP-FPM's pm.max_children), or enabled = false",
-                a.limit
-            ),
-        );
-    }
-    if a.adaptive && (a.min_limit == 0 || a.min_limit > a.max_limit || a.max_limit > 10_000) {
-        p(
-            key("max_limit"),
-            format!(
-                "the adaptive limit's bounds [{}, {}] are not valid: use 1 ≤ min_limit ≤ max_limit ≤ 10000",
-                a.min_limit, a.max_limit
-            ),
-        );
-    }
-    if !(1..=1_000_000).contains(&a.queue_size) {
-        p(
-            key("queue_size"),
-            format!(
-                "{} waiting requests per lane is out of range: use 1 to 1000000",
-                a.queue_size
-            ),
-        );
-    }
-    let timeout = a.queue_timeout.0;
-    if timeout < std::time::Duration::from_millis(100)
-        || timeout > std::time::Duration::from_secs(600)
-    {
-        p(
-            key("queue_timeout"),
-            format!(
-                "{timeout:?} is out of range: a request waits for the origin between 100ms and 10m"
-            ),
-        );
-    }
-    let retry = a.retry_after.0.as_secs();
-    if !(1..=3600).contains(&retry) {
-        p(
-            key("retry_after"),
-            format!("{retry}s is out of range: use 1s to 1h"),
-        );
-    }
-    for (name, list) in [
-        ("callback_paths", &a.callback_paths),
-        ("checkout_paths", &a.checkout_paths),
-    ] {
-        for (n, path) in list.iter().enumerate() {
-            if !path.starts_with('/') {
-                p(
-                    format!("site[{i}].shield.admission.{name}[{n}]"),
-                    format!("{path:?} must start with `/`"),
-                );
-            }
-        }
-    }
-    for (name, list) in [
-        ("callback_query", &a.callback_query),
-        ("checkout_query", &a.checkout_query),
-        ("session_cookies", &a.session_cookies),
-        ("bot_agents", &a.bot_agents),
-    ] {
-        for (n, entry) in list.iter().enumerate() {
-            if entry.trim().is_empty() {
-                p(
-                    format!("site[{i}].shield.admission.{name}[{n}]"),
-                    "empty entry; remove it".into(),
-                );
-            }
         }
     }
 }

@@ -172,7 +172,7 @@ fn secure_places(config: &Config) -> Result<(), EdgeError> {
 pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeError> {
     let mut room_templates = std::collections::BTreeMap::new();
     for site in &config.sites {
-        let room = &site.shield.waiting_room;
+        let room = &peakguard_shield::WaitingRoomConfig::of_site(site);
         if room.enabled && !room.template.as_os_str().is_empty() {
             let text = std::fs::read_to_string(&room.template).map_err(|source| {
                 EdgeError::RoomTemplate {
@@ -262,7 +262,11 @@ pub fn build_state(
     // The configuration fills in the defaults (peakguard_config::dirs).
     let shield_state_file = config.shield.state_file.clone();
     let room_key_file = config.shield.room_key_file.clone();
-    if config.sites.iter().any(|s| s.shield.waiting_room.enabled) {
+    if config
+        .sites
+        .iter()
+        .any(|s| peakguard_shield::WaitingRoomConfig::of_site(s).enabled)
+    {
         let keys =
             room_keys::load_or_create(&room_key_file).map_err(|source| EdgeError::RoomKeys {
                 path: room_key_file.display().to_string(),

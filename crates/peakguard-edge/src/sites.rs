@@ -86,7 +86,7 @@ impl SiteTable {
                 rules: SiteRules::from_config(sc),
                 origin: origin_of(sc)?,
                 guards,
-                busy_retry_after: sc.shield.admission.retry_after.0,
+                busy_retry_after: peakguard_shield::AdmissionConfig::of_site(sc).retry_after.0,
                 body_limits: peakguard_shield::body::BodyLimits::of_site(sc),
                 branded_errors: sc.profile == peakguard_config::Profile::Wordpress,
             });

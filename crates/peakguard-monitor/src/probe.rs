@@ -9,6 +9,7 @@
 use crate::memory::Memory;
 use crate::result::ProbeResult;
 use crate::sources::Sources;
+use peakguard_config::typed::from_value;
 use peakguard_config::{ProbeConfig, ProbeKind, ProbeKindSpec};
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -206,12 +207,12 @@ pub fn own_settings<T: DeserializeOwned>(probe: &ProbeConfig) -> Result<T, Strin
 fn read_settings<T: DeserializeOwned>(probe: &ProbeConfig) -> (Option<T>, Problems) {
     let kind = probe.kind.as_str();
     let alone = |key: &str, value: &toml::Value| {
-        serde_path_to_error::deserialize::<_, T>(toml::Value::Table(toml::Table::from_iter([(
+        from_value::<T>(toml::Value::Table(toml::Table::from_iter([(
             key.to_string(),
             value.clone(),
         )])))
         .err()
-        .map(|e| e.inner().message().to_string())
+        .map(|(_, message)| message)
     };
     let mut problems = Vec::new();
     let mut known = toml::Table::new();
@@ -226,12 +227,11 @@ fn read_settings<T: DeserializeOwned>(probe: &ProbeConfig) -> (Option<T>, Proble
             }
         }
     }
-    match serde_path_to_error::deserialize::<_, T>(toml::Value::Table(known.clone())) {
+    match from_value::<T>(toml::Value::Table(known.clone())) {
         Ok(settings) => (Some(settings), problems),
-        Err(e) => {
-            let message = e.inner().message().trim().to_string();
-            let key = match e.path().to_string() {
-                path if path != "." => path,
+        Err((key, message)) => {
+            let key = match key {
+                key if !key.is_empty() => key,
                 // A key read through a flattened struct: the one that fails alone.
                 _ => between_backticks(&message, "missing field `")
                     .or_else(|| {

@@ -39,12 +39,9 @@ impl Default for BodyConfig {
 }
 
 fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let config: BodyConfig = match value.clone().try_into() {
+    let config: BodyConfig = match crate::registry::checked_table(Some(value)) {
         Ok(c) => c,
-        Err(e) => {
-            let e: toml::de::Error = e;
-            return vec![(String::new(), e.message().trim().to_string())];
-        }
+        Err(problems) => return problems,
     };
     config
         .upload_paths

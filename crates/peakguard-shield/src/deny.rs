@@ -32,12 +32,9 @@ pub struct DenyConfig {
 }
 
 fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let config: DenyConfig = match value.clone().try_into() {
+    let config: DenyConfig = match crate::registry::checked_table(Some(value)) {
         Ok(c) => c,
-        Err(e) => {
-            let e: toml::de::Error = e;
-            return vec![(String::new(), e.message().trim().to_string())];
-        }
+        Err(problems) => return problems,
     };
     config
         .agents

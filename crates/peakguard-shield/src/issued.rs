@@ -122,7 +122,9 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     build: |b| {
         Ok(Some(Arc::new(IssuedCookiesGuard {
             store: b.shield.store.clone(),
-            names: SessionCookies::new(&b.site.shield.admission.session_cookies),
+            names: SessionCookies::new(
+                &crate::admission::AdmissionConfig::of_site(b.site).session_cookies,
+            ),
         })))
     },
     check: None,

@@ -50,12 +50,16 @@ guards![
     issued,
 ];
 
-pub use admission::{Admission, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket};
+pub use admission::{
+    Admission, AdmissionConfig, AdmissionSnapshot, Admitted, Lane, Permit, Refused, Ticket,
+};
 pub use chain::{Decision, GuardChain, GuardRegistry, Trail};
 pub use client::{ClientInfo, client_info};
 pub use guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
+pub use login::LoginConfig;
 pub use maintenance::{MaintenanceGuard, MaintenancePolicy, MaintenanceState, MaintenanceSwitch};
 pub use registry::{Build, GuardEntry, config_tables};
+pub use room::WaitingRoomConfig;
 
 use peakguard_config::SiteConfig;
 use std::collections::BTreeMap;

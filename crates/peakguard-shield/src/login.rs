@@ -6,11 +6,13 @@
 //! `wordpress_logged_in_*`. Counters and lockouts live in the shared store; a lockout is a
 //! held key, so store pressure never ends one early.
 
+mod config;
+pub use config::LoginConfig;
+
 use crate::guard::{Guard, LocalResponse, RequestFacts, ResponseFacts, Verdict};
 use crate::limits::client_key;
 use crate::pages;
 use crate::store::{Store, StoreError};
-use peakguard_config::LoginConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,11 +145,15 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     table: "login",
     build: |b| {
         Ok(
-            LoginGuard::from_config(&b.site.name, &b.site.shield.login, b.shield.store.clone())
+            LoginGuard::from_config(
+                &b.site.name,
+                &LoginConfig::of_site(b.site),
+                b.shield.store.clone(),
+            )
                 .map(|g| Arc::new(g) as Arc<dyn Guard>),
         )
     },
-    check: None,
+    check: Some(config::check),
 };
 
 impl LoginGuard {

@@ -64,13 +64,36 @@ pub fn read_table<T: serde::de::DeserializeOwned + Default>(
     site: &SiteConfig,
     name: &str,
 ) -> Result<T, String> {
-    match site.shield.guards.get(name) {
+    checked_table(site.shield.guards.get(name)).map_err(|problems| {
+        let said: Vec<String> = problems
+            .iter()
+            .map(|(key, message)| match key.as_str() {
+                "" => message.clone(),
+                key => format!("{key}: {message}"),
+            })
+            .collect();
+        format!("[site.shield.{name}]: {}", said.join("; "))
+    })
+}
+
+/// A guard's table read as `T` for its checks (its defaults when absent); a value that
+/// cannot be read is the one problem, named by its key inside the table.
+pub(crate) fn checked_table<T: serde::de::DeserializeOwned + Default>(
+    value: Option<&toml::Value>,
+) -> Result<T, Vec<(String, String)>> {
+    match value {
         None => Ok(T::default()),
-        Some(value) => value
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("[site.shield.{name}]: {}", e.message().trim())),
+        Some(value) => peakguard_config::typed::from_value(value.clone()).map_err(|p| vec![p]),
     }
+}
+
+/// A guard that the WordPress profile turns on and the http profile off: `enabled` as the
+/// table gives it, else by the site's profile.
+pub(crate) fn on_by_profile(site: &SiteConfig, value: Option<&toml::Value>) -> bool {
+    value
+        .and_then(|v| v.get("enabled"))
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(site.profile != peakguard_config::Profile::Http)
 }
 
 /// The tables guards own, for [`peakguard_config::parse_with`] and `load_with`.

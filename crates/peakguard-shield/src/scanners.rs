@@ -59,12 +59,9 @@ fn build(b: &Build<'_>) -> Result<Option<Arc<dyn Guard>>, String> {
 }
 
 fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let c: ScannersConfig = match value.clone().try_into() {
+    let c: ScannersConfig = match crate::registry::checked_table(Some(value)) {
         Ok(c) => c,
-        Err(e) => {
-            let e: toml::de::Error = e;
-            return vec![(String::new(), e.message().trim().to_string())];
-        }
+        Err(problems) => return problems,
     };
     let mut problems = Vec::new();
     for (list, entries) in [("allow", &c.allow), ("paths", &c.paths)] {

@@ -172,12 +172,24 @@ async fn lane_of(chain: &GuardChain, req: &Req, trail: &mut Trail) -> Held {
     }
 }
 
+/// Sets `key = value` in the site's `[site.shield.TABLE]`, as the file would.
+fn set(config: &mut SiteConfig, table: &str, key: &str, value: impl Into<toml::Value>) {
+    let entry = config
+        .shield
+        .guards
+        .entry(table.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(t) = entry.as_table_mut() {
+        t.insert(key.to_string(), value.into());
+    }
+}
+
 #[tokio::test]
 async fn admission_classifies_lanes_and_counts_only_real_waits() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
-    config.shield.admission.limit = 1;
-    config.shield.admission.adaptive = false;
+    set(&mut config, "admission", "limit", 1);
+    set(&mut config, "admission", "adaptive", false);
     let chain = shield.chain_for(&config, &shared()).expect("chain");
     let mut trail = Trail::default();
     let first = lane_of(&chain, &Req::get("/"), &mut trail).await;
@@ -274,20 +286,20 @@ async fn admission_classifies_lanes_and_counts_only_real_waits() {
 fn a_reload_keeps_the_sites_admission_and_applies_the_new_limit() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
-    config.shield.admission.limit = 2;
-    config.shield.admission.adaptive = false;
+    set(&mut config, "admission", "limit", 2);
+    set(&mut config, "admission", "adaptive", false);
     let _ = shield.chain_for(&config, &shared()).expect("chain");
-    config.shield.admission.limit = 5;
+    set(&mut config, "admission", "limit", 5);
     let _ = shield.chain_for(&config, &shared()).expect("chain");
     let snaps = shield.admission_snapshots();
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].limit, 5);
     // Adaptive (the default), it starts from the configured limit within its bounds.
-    config.shield.admission.adaptive = true;
-    config.shield.admission.limit = 8;
+    set(&mut config, "admission", "adaptive", true);
+    set(&mut config, "admission", "limit", 8);
     let _ = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(shield.admission_snapshots()[0].limit, 8);
-    config.shield.admission.max_limit = 6;
+    set(&mut config, "admission", "max_limit", 6);
     let _ = shield.chain_for(&config, &shared()).expect("chain");
     assert_eq!(shield.admission_snapshots()[0].limit, 6, "new bounds apply");
 }
@@ -349,8 +361,8 @@ async fn the_deny_list_comes_first_and_refuses_addresses_and_agents() {
 async fn a_visitor_the_waiting_room_let_in_waits_in_the_session_lane() {
     let shield = Shield::new(MaintenanceState::default(), 10_000);
     let mut config = site(false);
-    config.shield.waiting_room.enabled = true;
-    config.shield.waiting_room.active_users = 1000;
+    set(&mut config, "waiting_room", "enabled", true);
+    set(&mut config, "waiting_room", "active_users", 1000);
     let chain = shield.chain_for(&config, &shared()).expect("chain");
     // With room to spare, a newcomer is let in: the pass goes with the response and this
     // very request waits in the session lane.

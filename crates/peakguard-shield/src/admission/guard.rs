@@ -2,7 +2,7 @@
 //! request with session cookies first asks the store whether the origin issued one.
 
 use super::lanes::Claim;
-use super::{Admission, Lane, LaneRules};
+use super::{Admission, AdmissionConfig, Lane, LaneRules};
 use crate::guard::{Guard, RequestFacts, Verdict};
 use crate::issued;
 use crate::store::Store;
@@ -17,10 +17,10 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
         let Some(admission) = site_admission(b) else {
             return Ok(None);
         };
-        let a = &b.site.shield.admission;
+        let a = &AdmissionConfig::of_site(b.site);
         let adaptive = a.adaptive.then_some((a.min_limit, a.max_limit));
         admission.configure(a.limit, a.queue_size, adaptive);
-        let room_on = b.site.shield.waiting_room.enabled;
+        let room_on = crate::room::WaitingRoomConfig::of_site(b.site).enabled;
         Ok(Some(Arc::new(AdmissionGuard {
             admission,
             rules: LaneRules::from_config(a).with_room_pass(room_on.then(|| {
@@ -33,13 +33,13 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
             store: b.shield.store.clone(),
         })))
     },
-    check: None,
+    check: Some(super::config::check),
 };
 
 /// The site's admission when it is on: made once, kept across reloads (a reload must not
 /// forget who is at the origin); its guard reconfigures it.
 pub fn site_admission(b: &crate::registry::Build<'_>) -> Option<Admission> {
-    let a = &b.site.shield.admission;
+    let a = AdmissionConfig::of_site(b.site);
     a.enabled.then(|| {
         b.slot(|| Admission::new(&b.site.name, a.limit, a.queue_size))
             .as_ref()

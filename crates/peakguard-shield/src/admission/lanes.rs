@@ -3,7 +3,7 @@
 
 use crate::guard::RequestFacts;
 use crate::issued::SessionCookies;
-use peakguard_config::AdmissionConfig;
+use super::AdmissionConfig;
 
 /// Lanes in the order they are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

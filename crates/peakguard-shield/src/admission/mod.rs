@@ -8,10 +8,12 @@
 //! lane holds at most `queue_size` waiters (a full lane refuses at once), every wait ends at
 //! its deadline, and a waiter that gives up (timeout, client gone) leaves its lane at once.
 
+mod config;
 mod gradient;
 mod guard;
 mod lanes;
 
+pub use config::AdmissionConfig;
 pub use gradient::Gradient;
 pub use guard::{AdmissionGuard, GUARD, site_admission};
 pub use lanes::{Lane, LaneRules};

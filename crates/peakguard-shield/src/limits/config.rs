@@ -118,12 +118,9 @@ impl LimitsConfig {
 
 /// The table's problems: a budget's period must be between 1 s and 24 h.
 pub(super) fn check(_site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let l: LimitsConfig = match value.clone().try_into() {
+    let l: LimitsConfig = match crate::registry::checked_table(Some(value)) {
         Ok(c) => c,
-        Err(e) => {
-            let e: toml::de::Error = e;
-            return vec![(String::new(), e.message().trim().to_string())];
-        }
+        Err(problems) => return problems,
     };
     let mut problems = Vec::new();
     for (name, b) in [

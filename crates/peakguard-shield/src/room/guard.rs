@@ -23,7 +23,7 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
     name: "waiting-room",
     table: "waiting_room",
     build: |b| {
-        let w = &b.site.shield.waiting_room;
+        let w = &super::WaitingRoomConfig::of_site(b.site);
         if !w.enabled {
             return Ok(None);
         }
@@ -35,7 +35,7 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
         if !made {
             room.reconfigure(w);
         }
-        let a = &b.site.shield.admission;
+        let a = crate::admission::AdmissionConfig::of_site(b.site);
         Ok(Some(Arc::new(RoomGuard {
             room,
             keys: b.shield.room_keys.clone(),
@@ -45,7 +45,7 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
             template: b.shared.room_templates.get(&b.site.name).cloned(),
         })))
     },
-    check: None,
+    check: Some(super::config::check),
 };
 
 pub struct RoomGuard {

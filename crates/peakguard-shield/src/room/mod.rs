@@ -15,15 +15,16 @@
 //! All shared numbers live in the store (tickets issued, admitted, the mode, the opening,
 //! passes per 10-second bucket); a restart keeps the line.
 
+mod config;
 pub mod cookie;
 mod guard;
 mod page;
 
+pub use config::WaitingRoomConfig;
 pub use cookie::RoomKeys;
 pub use guard::{GUARD, PassCheck, ROOM_HEADER, RoomGuard};
 
 use crate::store::{Store, StoreError};
-use peakguard_config::WaitingRoomConfig;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
