@@ -31,7 +31,7 @@ use peakguard_config::Config;
 use peakguard_config::private_fs::{
     PrivateError, ensure_private_dir, ensure_private_parent, read_private, write_private,
 };
-use peakguard_shield::Shield;
+use peakguard_shield::{GuardConfig, Shield};
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::Server;
 use pingora::server::configuration::{Opt, ServerConf};

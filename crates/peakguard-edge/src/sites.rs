@@ -2,7 +2,7 @@
 
 use peakguard_cache::SiteRules;
 use peakguard_config::{Config, SiteConfig};
-use peakguard_shield::{GuardChain, Shield};
+use peakguard_shield::{GuardChain, GuardConfig, Shield};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //! counted between two counts of the kernel; past that, new clients pass uncounted until the
 //! next count.
 
+use crate::GuardConfig;
 use crate::limits::client_key;
 use ipnet::IpNet;
 use parking_lot::{Mutex, RwLock};

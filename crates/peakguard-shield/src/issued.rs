@@ -4,6 +4,7 @@
 //! remembered as a SHA-256 digest (never the value itself) in the shared store, for the
 //! cookie's `Max-Age` or [`DEFAULT_LIFETIME`], whichever is shorter.
 
+use crate::GuardConfig;
 use crate::guard::{Guard, RequestFacts, ResponseFacts, Verdict};
 use crate::store::{Store, StoreError};
 use sha2::{Digest, Sha256};

@@ -58,7 +58,7 @@ pub use client::{ClientInfo, client_info};
 pub use guard::{Guard, LocalResponse, Phase, RequestFacts, ResponseFacts, Verdict};
 pub use login::LoginConfig;
 pub use maintenance::{MaintenanceGuard, MaintenancePolicy, MaintenanceState, MaintenanceSwitch};
-pub use registry::{Build, GuardEntry, config_tables};
+pub use registry::{Build, GuardConfig, GuardEntry, config_tables};
 pub use room::WaitingRoomConfig;
 
 use peakguard_config::SiteConfig;

@@ -9,6 +9,7 @@
 mod config;
 pub use config::LoginConfig;
 
+use crate::GuardConfig;
 use crate::guard::{Guard, LocalResponse, RequestFacts, ResponseFacts, Verdict};
 use crate::limits::client_key;
 use crate::pages;

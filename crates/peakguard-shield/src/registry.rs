@@ -76,6 +76,30 @@ pub fn read_table<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
+/// A guard's own table, read one way by the guard, its check and whoever else needs it (the
+/// edge, another guard).
+pub trait GuardConfig: serde::de::DeserializeOwned + Default {
+    /// Its `[site.shield.TABLE]`.
+    const TABLE: &'static str;
+
+    /// Settles what the site's profile decides where the table does not say (admission and
+    /// login: `enabled`).
+    fn settle(&mut self, _site: &SiteConfig, _value: Option<&toml::Value>) {}
+
+    /// The site's table (checked when the file was read; the defaults when absent).
+    fn of_site(site: &SiteConfig) -> Self {
+        Self::read(site, site.shield.guards.get(Self::TABLE)).unwrap_or_default()
+    }
+
+    /// `value` read (the defaults when absent) and settled; the problems as (key inside the
+    /// table, message).
+    fn read(site: &SiteConfig, value: Option<&toml::Value>) -> Result<Self, Vec<(String, String)>> {
+        let mut config: Self = checked_table(value)?;
+        config.settle(site, value);
+        Ok(config)
+    }
+}
+
 /// A guard's table read as `T` for its checks (its defaults when absent); a value that
 /// cannot be read is the one problem, named by its key inside the table.
 pub(crate) fn checked_table<T: serde::de::DeserializeOwned + Default>(

@@ -68,3 +68,16 @@ impl Req {
         r
     }
 }
+
+/// A configuration read as the binary reads it, with the guards' tables.
+pub fn parse(
+    text: &str,
+    origin: &str,
+) -> Result<peakguard_config::Config, peakguard_config::ConfigError> {
+    let tables = crate::config_tables();
+    let extensions = peakguard_config::Extensions {
+        guard_tables: &tables,
+        ..Default::default()
+    };
+    peakguard_config::parse_with(text, origin, &extensions)
+}

@@ -1151,7 +1151,7 @@ fn scanner_probes_are_refused_before_wordpress_and_real_pages_are_not() {
     let path = format!("/.env?pgrun={run}-off");
     get(off.addr, &wp.host, &path);
     assert_eq!(origin_hits(&wp, &path), 1, "{path} reached WordPress");
-    // A mistyped key is named with its line when the file is checked.
+    // A mistyped key is named with its own line when the file is checked.
     let dir = fresh_dir("scanners-config");
     let file = dir.join("peakguard.toml");
     std::fs::write(
@@ -1167,7 +1167,7 @@ fn scanner_probes_are_refused_before_wordpress_and_real_pages_are_not() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains("line 3") && err.contains("site[0].shield.scanners") && err.contains("alow"),
+        err.contains("line 4") && err.contains("site[0].shield.scanners.alow"),
         "{err}"
     );
 }

@@ -81,25 +81,16 @@ impl Default for AdmissionConfig {
     }
 }
 
-impl AdmissionConfig {
-    /// The site's table (checked when the file was read; the defaults when absent).
-    pub fn of_site(site: &SiteConfig) -> Self {
-        Self::read(site, site.shield.guards.get("admission")).unwrap_or_default()
-    }
+impl crate::GuardConfig for AdmissionConfig {
+    const TABLE: &'static str = "admission";
 
-    /// `value` read, `enabled` by the profile unless given; the problems as (key inside the table, message).
-    pub(crate) fn read(
-        site: &SiteConfig,
-        value: Option<&toml::Value>,
-    ) -> Result<Self, Vec<(String, String)>> {
-        let mut config: Self = crate::registry::checked_table(value)?;
-        config.enabled = crate::registry::on_by_profile(site, value);
-        Ok(config)
+    fn settle(&mut self, site: &SiteConfig, value: Option<&toml::Value>) {
+        self.enabled = crate::registry::on_by_profile(site, value);
     }
 }
 
 pub(crate) fn check(site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let a = match AdmissionConfig::read(site, Some(value)) {
+    let a = match <AdmissionConfig as crate::GuardConfig>::read(site, Some(value)) {
         Ok(c) => c,
         Err(problems) => return problems,
     };
@@ -186,19 +177,8 @@ pub(crate) fn check(site: &SiteConfig, value: &toml::Value) -> Vec<(String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The configuration read as the binary reads it, with the guards' tables.
-    fn parse(
-        text: &str,
-        origin: &str,
-    ) -> Result<peakguard_config::Config, peakguard_config::ConfigError> {
-        let tables = crate::config_tables();
-        let extensions = peakguard_config::Extensions {
-            guard_tables: &tables,
-            ..Default::default()
-        };
-        peakguard_config::parse_with(text, origin, &extensions)
-    }
+    use crate::GuardConfig;
+    use crate::testing::parse;
 
     #[test]
     fn admission_problems_name_key_and_line() {

@@ -1,6 +1,7 @@
 //! The admission guard: every request bound for the origin takes a ticket in its lane. A
 //! request with session cookies first asks the store whether the origin issued one.
 
+use crate::GuardConfig;
 use super::lanes::Claim;
 use super::{Admission, AdmissionConfig, Lane, LaneRules};
 use crate::guard::{Guard, RequestFacts, Verdict};

@@ -109,11 +109,8 @@ impl Default for LimitsConfig {
 }
 
 
-impl LimitsConfig {
-    /// The site's limits (checked when the file was read; the defaults when absent).
-    pub fn of_site(site: &SiteConfig) -> Self {
-        crate::registry::read_table(site, super::GUARD.table).unwrap_or_default()
-    }
+impl crate::GuardConfig for LimitsConfig {
+    const TABLE: &'static str = "limits";
 }
 
 /// The table's problems: a budget's period must be between 1 s and 24 h.

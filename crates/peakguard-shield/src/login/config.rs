@@ -45,25 +45,16 @@ impl Default for LoginConfig {
 }
 
 
-impl LoginConfig {
-    /// The site's table (checked when the file was read; the defaults when absent).
-    pub fn of_site(site: &SiteConfig) -> Self {
-        Self::read(site, site.shield.guards.get("login")).unwrap_or_default()
-    }
+impl crate::GuardConfig for LoginConfig {
+    const TABLE: &'static str = "login";
 
-    /// `value` read, `enabled` by the profile unless given; the problems as (key inside the table, message).
-    pub(crate) fn read(
-        site: &SiteConfig,
-        value: Option<&toml::Value>,
-    ) -> Result<Self, Vec<(String, String)>> {
-        let mut config: Self = crate::registry::checked_table(value)?;
-        config.enabled = crate::registry::on_by_profile(site, value);
-        Ok(config)
+    fn settle(&mut self, site: &SiteConfig, value: Option<&toml::Value>) {
+        self.enabled = crate::registry::on_by_profile(site, value);
     }
 }
 
 pub(crate) fn check(site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let l = match LoginConfig::read(site, Some(value)) {
+    let l = match <LoginConfig as crate::GuardConfig>::read(site, Some(value)) {
         Ok(c) => c,
         Err(problems) => return problems,
     };

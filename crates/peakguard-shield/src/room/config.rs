@@ -51,24 +51,12 @@ impl Default for WaitingRoomConfig {
 }
 
 
-impl WaitingRoomConfig {
-    /// The site's table (checked when the file was read; the defaults when absent).
-    pub fn of_site(site: &SiteConfig) -> Self {
-        Self::read(site, site.shield.guards.get("waiting_room")).unwrap_or_default()
-    }
-
-    /// `value` read; the problems as (key inside the table, message).
-    pub(crate) fn read(
-        _site: &SiteConfig,
-        value: Option<&toml::Value>,
-    ) -> Result<Self, Vec<(String, String)>> {
-        let config: Self = crate::registry::checked_table(value)?;
-        Ok(config)
-    }
+impl crate::GuardConfig for WaitingRoomConfig {
+    const TABLE: &'static str = "waiting_room";
 }
 
 pub(crate) fn check(site: &SiteConfig, value: &toml::Value) -> Vec<(String, String)> {
-    let r = match WaitingRoomConfig::read(site, Some(value)) {
+    let r = match <WaitingRoomConfig as crate::GuardConfig>::read(site, Some(value)) {
         Ok(c) => c,
         Err(problems) => return problems,
     };
@@ -112,18 +100,7 @@ pub(crate) fn check(site: &SiteConfig, value: &toml::Value) -> Vec<(String, Stri
 // Moved from peakguard-config with the table they read.
 #[cfg(test)]
 mod tests {
-    /// The configuration read as the binary reads it, with the guards' tables.
-    fn parse(
-        text: &str,
-        origin: &str,
-    ) -> Result<peakguard_config::Config, peakguard_config::ConfigError> {
-        let tables = crate::config_tables();
-        let extensions = peakguard_config::Extensions {
-            guard_tables: &tables,
-            ..Default::default()
-        };
-        peakguard_config::parse_with(text, origin, &extensions)
-    }
+    use crate::testing::parse;
 
     #[test]
     fn a_waiting_room_needs_a_pace_and_the_origin_wait_is_one() {

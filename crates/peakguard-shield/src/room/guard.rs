@@ -2,6 +2,7 @@
 //! a pass or a session the origin issued goes on; anyone else gets a place in line when the
 //! room is full, and the page with it.
 
+use crate::GuardConfig;
 use super::page::{self, View};
 use super::{Place, Room, RoomKeys, RoomMode, Ticket, unix_now};
 use crate::admission::{Admission, Lane};
