@@ -2,11 +2,14 @@
 //! another: the admin API's extension point ([`AdminExtension`]: the backup daemon and the
 //! monitor add endpoints, `/metrics` and `/status` to the edge's admin API) and what the
 //! monitor reads in-process ([`EdgeCounters`] from the edge, [`BackupFreshness`] from the
-//! backup daemon) — one type each, filled by their owner, read by the monitor; and the
+//! backup daemon) — one type each, filled by their owner, read by the monitor; the admin API
+//! itself ([`api::answer`]: tokens, rights, audit, routing — one for every listener) and the
 //! admin listener of a process that runs no edge ([`server::serve`]: `peakguard monitor`).
-//! Owns: these types and that listener. Must not touch: files, any other peakguard crate.
+//! Owns: these types, the API and that listener. Must not touch: files, any other peakguard
+//! crate (peakguard-config's `AdminPermission` is the one type it reads).
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod server;
 
 use std::collections::HashMap;

@@ -17,14 +17,13 @@
 use crate::state::EdgeState;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
-use peakguard_config::AdminPermission;
+use peakguard_admin::api::{BoxFuture, Call, Own, Reply, Tokens, answer};
 use peakguard_shield::MaintenanceState;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 pub struct AdminApp {
     pub state: Arc<EdgeState>,
@@ -32,28 +31,8 @@ pub struct AdminApp {
 
 pub use peakguard_admin::AdminExtension;
 
-fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("content-length", body.len())
-        .header("cache-control", "no-store")
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Vec::new()))
-}
-
-fn json_reply(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
-    reply(
-        status,
-        "application/json",
-        format!("{value}\n").into_bytes(),
-    )
-}
-
-fn query_map(query: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+fn json_reply(status: StatusCode, value: serde_json::Value) -> Reply {
+    Reply::json(status.as_u16(), value)
 }
 
 /// Both schemes for a URL given without one.
@@ -68,56 +47,8 @@ fn with_schemes(url: &str) -> Vec<String> {
 /// The most tags one purge call may name.
 const MAX_TAGS_PER_PURGE: usize = 1000;
 
-/// The log target of the admin API's calls (the binary shows it at info by default): each
-/// call with the name of the token that made it.
-pub const AUDIT: &str = "peakguard_audit";
-
-/// Who called: the admin token, or a scoped token's name and rights.
-struct Caller {
-    name: String,
-    permissions: Vec<AdminPermission>,
-}
-
-/// The right a call needs: `POST /purge` purge, `POST /maintenance` maintenance, any other
-/// `GET` read, anything else (waiting-room switches, silences, backups on demand) all.
-/// `GET /token` (who am I) needs only a valid token: `None`.
-fn needed(method: &str, path: &str) -> Option<AdminPermission> {
-    Some(match (method, path) {
-        ("GET", "/token") => return None,
-        ("POST", "/purge") => AdminPermission::Purge,
-        ("POST", "/maintenance") => AdminPermission::Maintenance,
-        ("GET", _) => AdminPermission::Read,
-        _ => AdminPermission::All,
-    })
-}
-
 impl AdminApp {
-    fn caller(&self, session: &ServerSession) -> Option<Caller> {
-        let given = session
-            .req_header()
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())?;
-        let bearer =
-            |token: &str| bool::from(given.as_bytes().ct_eq(format!("Bearer {token}").as_bytes()));
-        if bearer(&self.state.admin_token) {
-            return Some(Caller {
-                name: "admin".into(),
-                permissions: vec![AdminPermission::All],
-            });
-        }
-        self.state
-            .scoped_tokens
-            .read()
-            .iter()
-            .find(|(_, token, _)| bearer(token))
-            .map(|(name, _, permissions)| Caller {
-                name: name.clone(),
-                permissions: permissions.clone(),
-            })
-    }
-
-    fn purge(&self, q: &HashMap<String, String>) -> Response<Vec<u8>> {
+    fn purge(&self, q: &HashMap<String, String>) -> Reply {
         let storage = self.state.cache.storage;
         let purged = if let Some(url) = q.get("url") {
             with_schemes(url)
@@ -168,8 +99,8 @@ impl AdminApp {
         json_reply(StatusCode::OK, json!({ "purged": purged }))
     }
 
-    fn maintenance(&self, method: &http::Method, q: &HashMap<String, String>) -> Response<Vec<u8>> {
-        if method == http::Method::POST {
+    fn maintenance(&self, method: &str, q: &HashMap<String, String>) -> Reply {
+        if method == "POST" {
             let on = match q.get("state").map(String::as_str) {
                 Some("on") => true,
                 Some("off") => false,
@@ -207,10 +138,11 @@ impl AdminApp {
         json_reply(StatusCode::OK, serde_json::to_value(m).unwrap_or_default())
     }
 
-    async fn status(&self) -> Response<Vec<u8>> {
+    async fn status(&self) -> serde_json::Map<String, serde_json::Value> {
         let s = self.state.cache.snapshot();
         let m = &self.state.metrics;
-        let mut status = json!({
+        let live = self.state.live();
+        let status = json!({
                 "uptime_secs": self.state.started.elapsed().as_secs(),
                 "maintenance": self.state.shield.maintenance.read().on,
                 "requests": m.total_requests(),
@@ -219,18 +151,16 @@ impl AdminApp {
                     "memory_bytes": s.memory_bytes, "memory_objects": s.memory_objects,
                     "disk_bytes": s.disk_bytes, "disk_objects": s.disk_objects,
                 },
+                "shield": self.shield_status().await,
+                "waf": self
+                    .state
+                    .shield
+                    .waf_statuses(live.sites.all().map(|s| s.name.as_str())),
         });
-        status["shield"] = self.shield_status().await;
-        let live = self.state.live();
-        status["waf"] = json!(
-            self.state
-                .shield
-                .waf_statuses(live.sites.all().map(|s| s.name.as_str()))
-        );
-        for ext in &self.state.extensions {
-            status[ext.name()] = ext.status();
+        match status {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
         }
-        json_reply(StatusCode::OK, status)
     }
 
     /// Each site's guards in order, and each origin admission: limit, requests at the
@@ -293,64 +223,11 @@ fn normalize_url(url: &str) -> String {
     )
 }
 
-#[async_trait]
-impl ServeHttp for AdminApp {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let req = session.req_header();
-        let path = req.uri.path().to_string();
-        let method = req.method.clone();
-        let q = query_map(req.uri.query());
-        if path == "/healthz" {
-            return reply(StatusCode::OK, "text/plain", b"ok\n".to_vec());
-        }
-        let Some(caller) = self.caller(session) else {
-            return json_reply(
-                StatusCode::UNAUTHORIZED,
-                json!({"error": "missing or wrong bearer token (Authorization: Bearer TOKEN; see admin.token / admin.token_file)"}),
-            );
-        };
-        if let Some(need) = needed(method.as_str(), &path)
-            && !caller
-                .permissions
-                .iter()
-                .any(|p| *p == AdminPermission::All || *p == need)
-        {
-            log::warn!(
-                target: AUDIT,
-                "admin {method} {path} refused to token {:?} (it may {:?}, this needs {need:?})",
-                caller.name,
-                caller.permissions
-            );
-            return json_reply(
-                StatusCode::FORBIDDEN,
-                json!({"error": format!("token {:?} may not do this (it has {:?}; {method} {path} needs {need:?})", caller.name, caller.permissions)}),
-            );
-        }
-        if path == "/metrics" {
-            log::debug!(target: AUDIT, "admin {method} {path} by {:?}", caller.name);
-        } else {
-            log::info!(target: AUDIT, "admin {method} {path} by {:?}", caller.name);
-        }
-        match (method.as_str(), path.as_str()) {
-            ("GET", "/metrics") => {
-                let mut body = self.state.metrics.render(
-                    &self.state.cache.snapshot(),
-                    self.state.shield.maintenance.read().on,
-                );
-                self.state.shield.render_metrics(&mut body).await;
-                for ext in &self.state.extensions {
-                    body.push_str(&ext.metrics());
-                }
-                reply(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4",
-                    body.into_bytes(),
-                )
-            }
-            ("GET", "/token") => json_reply(
-                StatusCode::OK,
-                json!({"name": caller.name, "permissions": caller.permissions, "version": env!("CARGO_PKG_VERSION")}),
-            ),
+impl AdminApp {
+    /// The edge's own endpoints.
+    async fn own(&self, call: &Call) -> Option<Reply> {
+        let q = &call.query;
+        Some(match (call.method.as_str(), call.path.as_str()) {
             ("GET", "/cache") => match q.get("url") {
                 Some(url) => {
                     let storage = self.state.cache.storage;
@@ -368,30 +245,67 @@ impl ServeHttp for AdminApp {
                     json!({"error": "say which page: GET /cache?url=http://host/path"}),
                 ),
             },
-            ("GET", "/status") => self.status().await,
-            ("POST", "/purge") => self.purge(&q),
-            ("GET" | "POST", "/maintenance") => self.maintenance(&method, &q),
+            ("POST", "/purge") => self.purge(q),
+            (method @ ("GET" | "POST"), "/maintenance") => self.maintenance(method, q),
             ("GET", "/shield") => json_reply(StatusCode::OK, self.shield_status().await),
             (m, p) => {
-                if let Some((code, value)) = crate::admin_room::handle(&self.state, m, p, &q).await
-                {
-                    return json_reply(code, value);
-                }
-                if let Some((code, value)) = self
-                    .state
-                    .extensions
-                    .iter()
-                    .find_map(|ext| ext.handle(m, p, &q))
-                {
-                    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-                    return json_reply(code, value);
-                }
-                json_reply(
-                    StatusCode::NOT_FOUND,
-                    json!({"error": format!("no such admin endpoint: {method} {path}")}),
-                )
+                let (code, value) = crate::admin_room::handle(&self.state, m, p, q).await?;
+                json_reply(code, value)
             }
-        }
+        })
+    }
+}
+
+impl Own for AdminApp {
+    fn metrics(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            let mut body = self.state.metrics.render(
+                &self.state.cache.snapshot(),
+                self.state.shield.maintenance.read().on,
+            );
+            self.state.shield.render_metrics(&mut body).await;
+            body
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, serde_json::Map<String, serde_json::Value>> {
+        Box::pin(self.status())
+    }
+
+    fn handle<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Option<Reply>> {
+        Box::pin(self.own(call))
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let authorization = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let call = Call::new(
+            req.method.as_str(),
+            req.uri.path(),
+            req.uri.query(),
+            authorization,
+        );
+        let caller = authorization.and_then(|a| {
+            Tokens {
+                admin: &self.state.admin_token,
+                scoped: &self.state.scoped_tokens.read(),
+            }
+            .caller(a)
+        });
+        let reply = answer(&call, caller, Some(self), &self.state.extensions).await;
+        Response::builder()
+            .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .header("content-type", reply.content_type)
+            .header("content-length", reply.body.len())
+            .header("cache-control", "no-store")
+            .body(reply.body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
     }
 }
 

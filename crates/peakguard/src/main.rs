@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     if !quiet {
         // Every admin API call, with the name of the token that made it (an audit trail).
-        logger.filter_module(peakguard_edge::admin::AUDIT, log::LevelFilter::Info);
+        logger.filter_module(peakguard_admin::api::AUDIT, log::LevelFilter::Info);
         // Which rule set each site's WAF runs, at start and on every change.
         logger.filter_module(peakguard_shield::waf::LOG_TARGET, log::LevelFilter::Info);
     }

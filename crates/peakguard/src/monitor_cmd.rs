@@ -99,6 +99,7 @@ pub fn run_monitor(args: MonitorArgs) -> Result<ExitCode> {
         );
     }
     let token = peakguard_edge::admin_token(&config).context("the admin token")?;
+    let scoped = peakguard_edge::scoped_tokens(&config).context("[[admin.tokens]]")?;
     let monitor = Monitor::start(&config, format!("http://{}", config.admin.listen))
         .context("starting the monitor")?
         .context("no probes")?;
@@ -127,6 +128,7 @@ pub fn run_monitor(args: MonitorArgs) -> Result<ExitCode> {
         let server = tokio::spawn(peakguard_admin::server::serve(
             listener,
             token,
+            scoped,
             vec![monitor.clone() as Arc<dyn peakguard_admin::AdminExtension>],
             stop_rx,
         ));
