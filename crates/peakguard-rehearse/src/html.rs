@@ -6,11 +6,10 @@ use crate::report::Report;
 use crate::stats::Summary;
 use std::fmt::Write;
 
+/// Text and attribute values in double quotes, escaped as the shield's pages are
+/// (html-escape).
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    html_escape::encode_double_quoted_attribute(s).into_owned()
 }
 
 /// A round step for about `n` ticks over `max`.

@@ -4,12 +4,10 @@
 
 use bytes::Bytes;
 
-/// The one HTML escaper of the shield's pages (text and attribute values).
+/// The shield's pages' escaping (text, and attribute values in double quotes): html-escape's,
+/// as the rehearse report's.
 pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    html_escape::encode_double_quoted_attribute(text).into_owned()
 }
 
 /// The branded frame. `head` and `body` are HTML, already escaped.
