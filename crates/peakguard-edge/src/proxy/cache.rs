@@ -1,7 +1,7 @@
 //! The cache phase: whether to cache, the key, storability, variance, stale serving.
 
 use super::EdgeProxy;
-use super::ctx::RequestCtx;
+use super::ctx::{OriginFailure, RequestCtx};
 use peakguard_cache::CacheEngine;
 use peakguard_cache::hook_types::{
     CacheKey, CacheMeta, ForcedFreshness, HashBinary, HitHandler, RespCacheable,
@@ -55,7 +55,7 @@ impl EdgeProxy {
         if error.is_some() {
             ctx.answer.stale_error = true;
             if ctx.origin.refused.is_none() {
-                ctx.origin.error = true;
+                ctx.origin.failed(OriginFailure::StaleServed);
                 self.state.cache.note_origin_failure(&ctx.req.key_url);
             }
         }

@@ -42,8 +42,8 @@ pub struct Incoming {
 pub struct FromOrigin {
     pub(super) sent: Option<Instant>,
     pub(super) time: Option<Duration>,
-    /// The origin failed (no answer, or a 5xx).
-    pub(super) error: bool,
+    /// How the origin failed, where a hook saw it fail.
+    pub(super) failure: Option<OriginFailure>,
     /// The header fields of a 304 received while revalidating (RFC 9111 §4.3.4: they update
     /// the stored response; pingora merges only a few of them).
     pub(super) not_modified_fields: Option<http::HeaderMap>,
@@ -59,6 +59,25 @@ pub struct FromOrigin {
     /// The origin's status, header fields and response body, collected (bounded) for a
     /// guard that asked to see it.
     pub(super) response_body: Option<(u16, http::HeaderMap, bytes::BytesMut)>,
+}
+
+/// How the origin failed: each is seen by another of Pingora's hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFailure {
+    /// It answered a 5xx (`upstream_response_filter`).
+    ServerError,
+    /// No usable answer, and nothing was sent to the client yet (`fail_to_proxy`).
+    NoAnswer,
+    /// It failed while a stored copy could stand in: the stale copy was served
+    /// (`should_serve_stale`).
+    StaleServed,
+}
+
+impl FromOrigin {
+    /// The origin failed this way; the first failure seen is kept.
+    pub(super) fn failed(&mut self, how: OriginFailure) {
+        self.failure.get_or_insert(how);
+    }
 }
 
 /// What is answered.

@@ -26,7 +26,7 @@ impl EdgeProxy {
         };
         let coalesced = session.cache.lock_duration().is_some() && !session.cache.upstream_used();
         // A request admission refused never reached the origin: not an origin error.
-        let origin_error = ctx.origin.error
+        let origin_error = ctx.origin.failure.is_some()
             || (ctx.origin.refused.is_none()
                 && e.is_some_and(|e| matches!(e.esource(), ErrorSource::Upstream)));
         let total = ctx.start.elapsed();

@@ -3,7 +3,7 @@
 //! proxying failed.
 
 use super::EdgeProxy;
-use super::ctx::{Local, RequestCtx};
+use super::ctx::{Local, OriginFailure, RequestCtx};
 use super::local::respond_local;
 use super::upstream::{ADMISSION_REFUSED, BODY_TOO_LARGE, RETRY_AFTER_ORIGIN_DOWN};
 use crate::coding::{CodingModule, Facts};
@@ -130,7 +130,7 @@ impl EdgeProxy {
         }
         let upstream = matches!(e.esource(), ErrorSource::Upstream);
         if upstream && session.response_written().is_none() {
-            ctx.origin.error = true;
+            ctx.origin.failed(OriginFailure::NoAnswer);
             let page = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
             let _ = respond_local(
                 session,

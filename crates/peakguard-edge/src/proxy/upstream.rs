@@ -2,7 +2,7 @@
 //! do), the peer, the request to the origin, and its response.
 
 use super::EdgeProxy;
-use super::ctx::{Local, RequestCtx};
+use super::ctx::{Local, OriginFailure, RequestCtx};
 use super::guards;
 use super::local::{respond_guard, respond_local};
 use bytes::Bytes;
@@ -250,7 +250,7 @@ impl EdgeProxy {
             http::Method::GET | http::Method::HEAD
         );
         if resp.status.is_server_error() {
-            ctx.origin.error = true;
+            ctx.origin.failed(OriginFailure::ServerError);
             let branded = ctx.req.site.as_ref().is_some_and(|s| s.branded_errors);
             if branded && page_request && matches!(resp.status.as_u16(), 500 | 502 | 503 | 504) {
                 let body = pages::unavailable(RETRY_AFTER_ORIGIN_DOWN);
