@@ -181,78 +181,47 @@ fn warning() -> String {
     "warning".into()
 }
 
-/// What a notifier speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotifierKind {
-    /// POST of the JSON body Alertmanager's own webhooks send (version 4).
-    Webhook,
-    /// Push to an Alertmanager's v2 API (`url` = its base URL); it groups and routes.
-    Alertmanager,
-    /// A Slack-compatible incoming webhook (`{"text": ...}`; Mattermost, Rocket.Chat).
-    Slack,
-    /// E-mail over SMTP.
-    Email,
-}
+/// What a notifier speaks: the `kind = "..."` of a notifier peakguard-monitor registers
+/// (`webhook`, `alertmanager`, `slack`, `email`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct NotifierKind(String);
 
 impl NotifierKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifierKind::Webhook => "webhook",
-            NotifierKind::Alertmanager => "alertmanager",
-            NotifierKind::Slack => "slack",
-            NotifierKind::Email => "email",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The kind named `name`.
+    pub fn named(name: &str) -> NotifierKind {
+        NotifierKind(name.to_string())
     }
 }
 
-/// How an SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No TLS: only accepted for a server on loopback.
-    None,
+/// A kind of notifier the monitor registers: its name and the checks of its own keys.
+#[derive(Clone, Copy)]
+pub struct NotifierKindSpec {
+    pub name: &'static str,
+    /// Problems of the notifier's own keys ([`NotifierConfig::settings`]), as (key, message).
+    pub check: fn(&NotifierConfig) -> Vec<(String, String)>,
 }
 
-/// `[[notifier]]`: where alerts go.
+/// `[[notifier]]`: where alerts go — the keys every notifier has, and its kind's own keys in
+/// `settings`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NotifierConfig {
     pub name: String,
     pub kind: NotifierKind,
-    /// webhook, slack: the URL posted to; alertmanager: its base URL
-    /// (`http://127.0.0.1:9093`).
-    pub url: Option<String>,
     /// One attempt's limit.
     #[serde(default = "ten_seconds")]
     pub timeout: Seconds,
     /// Attempts after the first, with a growing pause (1 s, 2 s, 4 s… at most a minute).
     #[serde(default = "five")]
     pub retries: u32,
-    /// webhook: `Authorization: Bearer …`.
-    #[serde(default)]
-    pub bearer_token: crate::Secret,
-
-    // email
-    /// `host:port` of the SMTP server.
-    pub smtp: Option<String>,
-    #[serde(default = "starttls")]
-    pub security: SmtpSecurity,
-    /// Verify the SMTP server's certificate (off only for a test server).
-    #[serde(default = "yes")]
-    pub tls_verify: bool,
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: crate::Secret,
-    /// A file holding the password (preferred over `password`).
-    pub password_file: Option<PathBuf>,
-    pub from: Option<String>,
-    #[serde(default)]
-    pub to: Vec<String>,
+    /// Every other key: the kind's own (a webhook's `url`, an email notifier's `smtp`), read
+    /// and checked by its notifier.
+    #[serde(flatten)]
+    pub settings: crate::OwnKeys,
 }
 
 fn ten_seconds() -> Seconds {
@@ -260,12 +229,6 @@ fn ten_seconds() -> Seconds {
 }
 fn five() -> u32 {
     5
-}
-fn starttls() -> SmtpSecurity {
-    SmtpSecurity::Starttls
-}
-fn yes() -> bool {
-    true
 }
 
 /// The values a probe kind's results carry, which `when` may compare (from its spec in
@@ -281,6 +244,7 @@ pub fn values_of(kind: &ProbeKind, kinds: &[ProbeKindSpec]) -> &'static [&'stati
 pub fn validate_alerts(
     config: &crate::Config,
     kinds: &[ProbeKindSpec],
+    notifier_kinds: &[NotifierKindSpec],
     problems: &mut Vec<(String, String)>,
 ) {
     let m = &config.monitor;
@@ -364,81 +328,23 @@ pub fn validate_alerts(
         if names.insert(n.name.as_str(), i).is_some() {
             p("name", format!("{:?} names two notifiers", n.name));
         }
-        match n.kind {
-            NotifierKind::Webhook | NotifierKind::Slack | NotifierKind::Alertmanager => {
-                match n.url.as_deref().map(url::Url::parse) {
-                    None => p(
-                        "url",
-                        format!(
-                            "a {} notifier needs `url = \"https://...\"`",
-                            n.kind.as_str()
-                        ),
-                    ),
-                    Some(Err(e)) => p("url", format!("not a URL ({e})")),
-                    Some(Ok(u)) if !matches!(u.scheme(), "http" | "https") => {
-                        p("url", "the URL must be http:// or https://".into())
-                    }
-                    Some(Ok(_)) => {}
-                }
-                for (k, given) in [
-                    ("smtp", n.smtp.is_some()),
-                    ("from", n.from.is_some()),
-                    ("to", !n.to.is_empty()),
-                    ("username", n.username.is_some()),
-                ] {
-                    if given {
-                        p(k, format!("`{k}` belongs to kind = \"email\""));
-                    }
+        match notifier_kinds.iter().find(|k| k.name == n.kind.as_str()) {
+            Some(spec) => {
+                for (k, m) in (spec.check)(n) {
+                    p(&k, m);
                 }
             }
-            NotifierKind::Email => {
-                match n.smtp.as_deref() {
-                    None => p(
-                        "smtp",
-                        "an email notifier needs `smtp = \"mail.example.com:587\"`".into(),
+            None => {
+                let mut known: Vec<&str> = notifier_kinds.iter().map(|k| k.name).collect();
+                known.sort_unstable();
+                p(
+                    "kind",
+                    format!(
+                        "unknown kind {:?}; the kinds are: {}",
+                        n.kind.as_str(),
+                        known.join(", ")
                     ),
-                    Some(a)
-                        if a.rsplit_once(':')
-                            .and_then(|(_, port)| port.parse::<u16>().ok())
-                            .is_none() =>
-                    {
-                        p("smtp", format!("{a:?} is not host:port"))
-                    }
-                    Some(a) => {
-                        let host = a.rsplit_once(':').map_or(a, |(h, _)| h);
-                        let loopback = host == "localhost"
-                            || host
-                                .trim_matches(['[', ']'])
-                                .parse::<std::net::IpAddr>()
-                                .is_ok_and(|ip| ip.is_loopback());
-                        if n.security == SmtpSecurity::None && !loopback {
-                            p(
-                                "security",
-                                format!(
-                                    "security = \"none\" would send the password and the alerts in clear to {host}: only a server on loopback may be plain; use \"starttls\" (port 587) or \"tls\" (465)"
-                                ),
-                            );
-                        }
-                    }
-                }
-                if n.from.as_deref().is_none_or(|f| !f.contains('@')) {
-                    p(
-                        "from",
-                        "an email notifier needs `from = \"peakguard@example.com\"`".into(),
-                    );
-                }
-                if n.to.is_empty() || n.to.iter().any(|t| !t.contains('@')) {
-                    p(
-                        "to",
-                        "an email notifier needs `to = [\"ops@example.com\"]`".into(),
-                    );
-                }
-                if n.url.is_some() {
-                    p(
-                        "url",
-                        "`url` belongs to webhook, slack and alertmanager notifiers".into(),
-                    );
-                }
+                );
             }
         }
     }
@@ -489,10 +395,18 @@ mod tests {
         check: |_| Vec::new(),
     };
 
+    /// The webhook kind as the monitor registers it (its keys are its own: none checked here).
+    const WEBHOOK: crate::NotifierKindSpec = crate::NotifierKindSpec {
+        name: "webhook",
+        check: |_| Vec::new(),
+    };
+
     fn problems(text: &str) -> String {
         let kinds = [TLS];
+        let notifiers = [WEBHOOK];
         let extensions = crate::Extensions {
             probe_kinds: &kinds,
+            notifier_kinds: &notifiers,
             ..Default::default()
         };
         match crate::parse_with(text, "t", &extensions) {
@@ -525,13 +439,5 @@ mod tests {
         let bad_when = format!("{base}[[alert]]\nname = \"X\"\nwhen = \"sometimes\"\n");
         let e = problems(&bad_when);
         assert!(e.contains("write `down`") && e.contains("line"), "{e}");
-        let clear_smtp = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:25\"\nsecurity = \"none\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n";
-        assert!(problems(clear_smtp).contains("only a server on loopback"));
-        let loop_smtp = clear_smtp.replace("mail.example.com", "127.0.0.1");
-        assert_eq!(problems(&loop_smtp), "");
-        let no_to = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:587\"\nfrom = \"a@b.c\"\n";
-        assert!(problems(no_to).contains("notifier[0].to"));
-        let hook_with_smtp = "[[notifier]]\nname = \"h\"\nkind = \"slack\"\nurl = \"https://hooks.example.com/x\"\nsmtp = \"a:1\"\n";
-        assert!(problems(hook_with_smtp).contains("belongs to kind = \"email\""));
     }
 }

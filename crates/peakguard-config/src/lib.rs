@@ -16,6 +16,7 @@ pub mod dirs;
 mod error;
 mod locate;
 mod monitor;
+mod own_keys;
 pub mod private_fs;
 pub mod redact;
 pub mod rule_path;
@@ -28,13 +29,14 @@ pub mod waf;
 mod wordpress;
 
 pub use alerts::{
-    AlertRule, Condition, MonitorSettings, NotifierConfig, NotifierKind, Op, SmtpSecurity,
+    AlertRule, Condition, MonitorSettings, NotifierConfig, NotifierKind, NotifierKindSpec, Op,
     valid_label_name, values_of,
 };
 pub use backup::{BackupConfig, BunkerConfig, DatabaseConfig, RetentionConfig};
 pub use error::{ConfigError, Problem};
 pub mod typed;
-pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec, ProbeSettings};
+pub use monitor::{ProbeConfig, ProbeKind, ProbeKindSpec};
+pub use own_keys::OwnKeys;
 pub use schema::*;
 pub use secret::Secret;
 pub use shield::{ShieldConfig, ShieldSettings};
@@ -61,6 +63,7 @@ pub struct GuardTable {
 pub struct Extensions<'a> {
     pub guard_tables: &'a [GuardTable],
     pub probe_kinds: &'a [ProbeKindSpec],
+    pub notifier_kinds: &'a [NotifierKindSpec],
 }
 
 /// Parses and validates a configuration text. `origin` names the text in errors (a path).
@@ -96,7 +99,7 @@ pub fn parse_with(
         &dirs::DefaultDirs::of_this_process(),
         |section, key| table.get(section).and_then(|s| s.get(key)).is_some(),
     );
-    let mut problems = validate::validate(&config, extensions.probe_kinds);
+    let mut problems = validate::validate(&config, extensions);
     guard_tables(&config, extensions.guard_tables, &mut problems);
     if problems.is_empty() {
         return Ok(config);

@@ -53,31 +53,7 @@ pub struct ProbeConfig {
     /// Every other key: the kind's own (an http probe's `url`, a dns probe's `query`), read
     /// and checked by its probe.
     #[serde(flatten)]
-    pub settings: ProbeSettings,
-}
-
-/// A probe's own keys, as written. Its `Debug` shows the keys only: a database probe's
-/// `password` is among the values.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct ProbeSettings(toml::Table);
-
-impl ProbeSettings {
-    pub fn table(&self) -> &toml::Table {
-        &self.0
-    }
-}
-
-impl From<toml::Table> for ProbeSettings {
-    fn from(table: toml::Table) -> Self {
-        ProbeSettings(table)
-    }
-}
-
-impl std::fmt::Debug for ProbeSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
+    pub settings: crate::OwnKeys,
 }
 
 fn default_interval() -> Seconds {

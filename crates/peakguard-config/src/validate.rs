@@ -6,10 +6,8 @@ use crate::schema::{Config, Profile, SiteConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-pub fn validate(
-    config: &Config,
-    probe_kinds: &[crate::monitor::ProbeKindSpec],
-) -> Vec<(String, String)> {
+pub fn validate(config: &Config, extensions: &crate::Extensions<'_>) -> Vec<(String, String)> {
+    let probe_kinds = extensions.probe_kinds;
     let mut problems = Vec::new();
     let mut names = HashMap::new();
     for (i, probe) in config.probes.iter().enumerate() {
@@ -21,7 +19,12 @@ pub fn validate(
             ));
         }
     }
-    crate::alerts::validate_alerts(config, probe_kinds, &mut problems);
+    crate::alerts::validate_alerts(
+        config,
+        probe_kinds,
+        extensions.notifier_kinds,
+        &mut problems,
+    );
     let mut token_names = HashMap::new();
     for (i, t) in config.admin.tokens.iter().enumerate() {
         let key = |k: &str| format!("admin.tokens[{i}].{k}");

@@ -19,6 +19,7 @@ mod db;
 mod memory;
 pub mod metrics;
 pub mod notify;
+mod own_keys;
 pub mod probe;
 mod result;
 mod service;
@@ -49,7 +50,8 @@ probes![
 ];
 
 pub use memory::Memory;
-pub use probe::{extensions, probe_kinds, values_of};
+pub use notify::notifier_kinds;
+pub use probe::{probe_kinds, values_of};
 pub use service::{Monitor, MonitorError};
 pub use sources::Sources;
 pub use track::Track;
@@ -58,6 +60,16 @@ pub use result::{DiskDetail, HttpDetail, Phase, ProbeResult, TlsDetail};
 
 use peakguard_config::ProbeConfig;
 use std::time::Instant;
+
+/// What the monitor adds to the configuration (its kinds of probe and of notifier), for
+/// [`peakguard_config::parse_with`] and `load_with`.
+pub fn extensions() -> peakguard_config::Extensions<'static> {
+    peakguard_config::Extensions {
+        probe_kinds: probe_kinds(),
+        notifier_kinds: notifier_kinds(),
+        ..Default::default()
+    }
+}
 
 /// Runs one probe once, alone (no memory of earlier runs, no in-process sources: edge and
 /// backup probes say they need `serve`); never longer than its timeout.

@@ -5,14 +5,32 @@
 //! `retries` times; failures are counted in the notifier's status and metrics, and
 //! `failing` stays set until a send succeeds.
 
-mod email;
 pub mod payload;
+mod post;
+
+/// Declares each notifier kind's module and [`NOTIFIERS`].
+macro_rules! notifiers {
+    ($($kind:ident),* $(,)?) => {
+        $(mod $kind;)*
+        /// Every kind of notifier (each module's `NOTIFIER`).
+        pub static NOTIFIERS: &[&dyn AnyNotifier] = &[$(&$kind::NOTIFIER),*];
+    };
+}
+
+// A new kind of notifier: its file in this folder, and its name on a line of this list.
+notifiers![webhook, alertmanager, slack, email];
 
 use crate::alerts::{Alert, GroupNotice};
+use crate::own_keys::{KeyedKind, Kind, Problems, name_owners, read_settings};
 use parking_lot::Mutex;
-use peakguard_config::{NotifierConfig, NotifierKind};
+use peakguard_config::{NotifierConfig, NotifierKind, NotifierKindSpec, OwnKeys};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 
@@ -60,15 +78,125 @@ pub enum SendError {
     Failed(String),
 }
 
-/// How one message is sent (the notifier's kind).
-enum Sender {
-    Http {
-        client: reqwest::Client,
-        url: String,
-        kind: NotifierKind,
-        bearer: Option<String>,
-    },
-    Email(Box<email::Mailer>),
+/// A send in progress.
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// How one kind of notifier sends a message (a message it does not take is `Ok`).
+pub trait Deliver: Send + Sync {
+    fn send<'a>(&'a self, message: &'a Message) -> SendFuture<'a>;
+}
+
+/// One kind of notifier, as its file writes it.
+pub trait Notify: Send + Sync + 'static {
+    /// The kind's own keys.
+    type Settings: DeserializeOwned + Send + 'static;
+    /// Its `kind = "..."`.
+    const KIND: &'static str;
+    /// It takes group notifications; off: it takes the alerts themselves and groups them
+    /// (Alertmanager).
+    const TAKES_GROUPS: bool = true;
+    /// The checks of its keys' values beyond their types.
+    fn check(_settings: &Self::Settings) -> Problems {
+        Vec::new()
+    }
+    /// What sends for the notifier `config` (its name, its timeout); `external_url` links
+    /// back to this monitor.
+    fn sender(
+        config: &NotifierConfig,
+        settings: Self::Settings,
+        external_url: &str,
+    ) -> Result<Box<dyn Deliver>, SendError>;
+}
+
+/// A kind in the registry, whatever its settings' type.
+pub trait AnyNotifier: KeyedKind {
+    fn takes_groups(&self) -> bool;
+    fn sender(
+        &self,
+        config: &NotifierConfig,
+        external_url: &str,
+    ) -> Result<Box<dyn Deliver>, SendError>;
+}
+
+/// What a notifier file registers: `pub(crate) static NOTIFIER: Registered<Slack> = Registered::NEW;`.
+pub struct Registered<N>(PhantomData<fn() -> N>);
+
+impl<N> Registered<N> {
+    pub const NEW: Registered<N> = Registered(PhantomData);
+}
+
+fn kind_of<N: Notify>() -> Kind<'static> {
+    Kind {
+        name: N::KIND,
+        of: "notifier",
+    }
+}
+
+impl<N: Notify> KeyedKind for Registered<N> {
+    fn kind(&self) -> &'static str {
+        N::KIND
+    }
+
+    fn check(&self, keys: &OwnKeys) -> Problems {
+        let (settings, mut problems) = read_settings::<N::Settings>(kind_of::<N>(), keys);
+        if let Some(settings) = settings {
+            problems.extend(N::check(&settings));
+        }
+        problems
+    }
+}
+
+impl<N: Notify> AnyNotifier for Registered<N> {
+    fn takes_groups(&self) -> bool {
+        N::TAKES_GROUPS
+    }
+
+    fn sender(
+        &self,
+        config: &NotifierConfig,
+        external_url: &str,
+    ) -> Result<Box<dyn Deliver>, SendError> {
+        let settings = crate::own_keys::own_settings(kind_of::<N>(), &config.settings)
+            .map_err(SendError::Failed)?;
+        N::sender(config, settings, external_url)
+    }
+}
+
+/// The notifier kind `kind`, if one is registered.
+pub fn find(kind: &NotifierKind) -> Option<&'static dyn AnyNotifier> {
+    NOTIFIERS
+        .iter()
+        .copied()
+        .find(|n| n.kind() == kind.as_str())
+}
+
+/// Every kind, for [`peakguard_config::Extensions::notifier_kinds`].
+pub fn notifier_kinds() -> &'static [NotifierKindSpec] {
+    static KINDS: LazyLock<Vec<NotifierKindSpec>> = LazyLock::new(|| {
+        NOTIFIERS
+            .iter()
+            .map(|n| NotifierKindSpec {
+                name: n.kind(),
+                check: check_any,
+            })
+            .collect()
+    });
+    &KINDS
+}
+
+/// The checks of any notifier's own keys, with a key of another kind named as such.
+fn check_any(config: &NotifierConfig) -> Problems {
+    let Some(kind) = find(&config.kind) else {
+        return Vec::new(); // peakguard-config names the unknown kind
+    };
+    let mut problems = kind.check(&config.settings);
+    name_owners(
+        &mut problems,
+        kind.kind(),
+        &config.settings,
+        NOTIFIERS.iter().map(|k| *k as &dyn KeyedKind),
+    );
+    problems
 }
 
 impl Notifier {
@@ -79,40 +207,20 @@ impl Notifier {
         external_url: String,
         stop: watch::Receiver<bool>,
     ) -> Result<Notifier, SendError> {
-        let sender = match config.kind {
-            NotifierKind::Email => Sender::Email(Box::new(email::Mailer::new(&config)?)),
-            kind => {
-                let client = reqwest::Client::builder()
-                    .timeout(config.timeout.0)
-                    .user_agent(concat!("peakguard/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| SendError::Failed(format!("an HTTP client: {e}")))?;
-                let base = config.url.clone().unwrap_or_default();
-                let url = if kind == NotifierKind::Alertmanager {
-                    format!("{}/api/v2/alerts", base.trim_end_matches('/'))
-                } else {
-                    base
-                };
-                Sender::Http {
-                    client,
-                    url,
-                    kind,
-                    bearer: (!config.bearer_token.is_empty())
-                        .then(|| config.bearer_token.expose().to_string()),
-                }
-            }
-        };
+        let kind = find(&config.kind).ok_or_else(|| {
+            SendError::Failed(format!("no notifier of kind {:?}", config.kind.as_str()))
+        })?;
+        let sender = kind.sender(&config, &external_url)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let status = Arc::new(Mutex::new(NotifierStatus {
             name: config.name.clone(),
-            kind: config.kind.as_str(),
+            kind: kind.kind(),
             ..NotifierStatus::default()
         }));
         tokio::spawn(work(
             sender,
             config.name.clone(),
             config.retries,
-            external_url,
             rx,
             status.clone(),
             stop,
@@ -137,7 +245,7 @@ impl Notifier {
 
     /// Whether this notifier takes group notifications (all but Alertmanager).
     pub fn takes_groups(&self) -> bool {
-        self.config.kind != NotifierKind::Alertmanager
+        find(&self.config.kind).is_some_and(|k| k.takes_groups())
     }
 
     /// Whether an alert of a rule with this `notify` list goes here.
@@ -147,10 +255,9 @@ impl Notifier {
 }
 
 async fn work(
-    sender: Sender,
+    sender: Box<dyn Deliver>,
     name: String,
     retries: u32,
-    external_url: String,
     mut rx: mpsc::Receiver<Message>,
     status: Arc<Mutex<NotifierStatus>>,
     mut stop: watch::Receiver<bool>,
@@ -162,7 +269,7 @@ async fn work(
         };
         let mut pause = Duration::from_secs(1);
         for attempt in 0..=retries {
-            match send(&sender, &name, &message, &external_url).await {
+            match sender.send(&message).await {
                 Ok(()) => {
                     let mut s = status.lock();
                     s.sent += 1;
@@ -205,64 +312,48 @@ async fn work(
     }
 }
 
-async fn send(
-    sender: &Sender,
-    name: &str,
-    message: &Message,
-    external_url: &str,
-) -> Result<(), SendError> {
-    match sender {
-        Sender::Email(mailer) => match message {
-            Message::Group(notice) => mailer.send(notice).await,
-            Message::Push(_) => Ok(()),
-        },
-        Sender::Http {
-            client,
-            url,
-            kind,
-            bearer,
-        } => {
-            let body = match (kind, message) {
-                (NotifierKind::Alertmanager, Message::Push(alerts)) => {
-                    payload::alertmanager_v2(alerts, external_url, SystemTime::now())
-                }
-                (NotifierKind::Slack, Message::Group(n)) => payload::slack(n),
-                (NotifierKind::Webhook, Message::Group(n)) => {
-                    payload::webhook_v4(name, n, external_url)
-                }
-                _ => return Ok(()),
-            };
-            let mut request = client.post(url).json(&body);
-            if let Some(token) = bearer {
-                request = request.bearer_auth(token);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| SendError::Failed(format!("POST {url}: {e}")))?;
-            let status = response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                let text = response.text().await.unwrap_or_default();
-                let text: String = text.chars().take(200).collect();
-                Err(SendError::Failed(format!(
-                    "POST {url}: HTTP {status}{}",
-                    if text.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", text.trim())
-                    }
-                )))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::time::Instant;
+
+    fn problems(text: &str) -> String {
+        match peakguard_config::parse_with(text, "t", &crate::extensions()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    // Moved from peakguard-config with the keys they check: a notifier's keys are its kind's.
+    #[test]
+    fn each_kind_checks_its_own_keys() {
+        let clear_smtp = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:25\"\nsecurity = \"none\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n";
+        assert!(problems(clear_smtp).contains("only a server on loopback"));
+        let loop_smtp = clear_smtp.replace("mail.example.com", "127.0.0.1");
+        assert_eq!(problems(&loop_smtp), "");
+        let no_to = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"mail.example.com:587\"\nfrom = \"a@b.c\"\n";
+        assert!(problems(no_to).contains("notifier[0].to"));
+        let hook_with_smtp = "[[notifier]]\nname = \"h\"\nkind = \"slack\"\nurl = \"https://hooks.example.com/x\"\nsmtp = \"a:1\"\n";
+        assert!(problems(hook_with_smtp).contains("belongs to kind = \"email\""));
+    }
+
+    #[test]
+    fn every_kind_is_registered_once() {
+        let mut kinds: Vec<&str> = NOTIFIERS.iter().map(|n| n.kind()).collect();
+        kinds.sort_unstable();
+        let n = kinds.len();
+        kinds.dedup();
+        assert_eq!(n, kinds.len(), "two notifiers share a kind");
+        let text = "[[notifier]]\nname = \"m\"\nkind = \"email\"\nsmtp = \"127.0.0.1:25\"\nsecurity = \"none\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\npassword = \"hunter2\"\nusername = \"u\"\n";
+        let config = peakguard_config::parse_with(text, "t", &crate::extensions()).expect("valid");
+        let shown = format!("{:?}", config.notifiers);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let e = problems("[[notifier]]\nname = \"x\"\nkind = \"pager\"\n");
+        assert!(
+            e.contains("unknown kind \"pager\"") && e.contains("slack"),
+            "{e}"
+        );
+    }
 
     /// On a paused clock: the retries' pauses (1 s, 2 s, 4 s) pass at once, and are measured
     /// exactly (the failures are connections refused on loopback).

@@ -4,7 +4,7 @@ fn parse(
     text: &str,
     origin: &str,
 ) -> Result<peakguard_config::Config, peakguard_config::ConfigError> {
-    peakguard_config::parse_with(text, origin, &extensions())
+    peakguard_config::parse_with(text, origin, &crate::extensions())
 }
 
 #[test]
