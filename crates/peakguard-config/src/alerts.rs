@@ -334,18 +334,13 @@ pub fn validate_alerts(
                     p(&k, m);
                 }
             }
-            None => {
-                let mut known: Vec<&str> = notifier_kinds.iter().map(|k| k.name).collect();
-                known.sort_unstable();
-                p(
-                    "kind",
-                    format!(
-                        "unknown kind {:?}; the kinds are: {}",
-                        n.kind.as_str(),
-                        known.join(", ")
-                    ),
-                );
-            }
+            None => p(
+                "kind",
+                crate::own_keys::unknown_kind(
+                    n.kind.as_str(),
+                    notifier_kinds.iter().map(|k| k.name),
+                ),
+            ),
         }
     }
 }

@@ -82,18 +82,10 @@ pub fn validate_probe(
                 p(&k, m);
             }
         }
-        None => {
-            let mut known: Vec<&str> = kinds.iter().map(|k| k.name).collect();
-            known.sort_unstable();
-            p(
-                "kind",
-                format!(
-                    "unknown kind {:?}; the kinds are: {}",
-                    probe.kind.as_str(),
-                    known.join(", ")
-                ),
-            );
-        }
+        None => p(
+            "kind",
+            crate::own_keys::unknown_kind(probe.kind.as_str(), kinds.iter().map(|k| k.name)),
+        ),
     }
     if probe.name.trim().is_empty() {
         p(

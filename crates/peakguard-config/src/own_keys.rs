@@ -26,3 +26,10 @@ impl std::fmt::Debug for OwnKeys {
         f.debug_set().entries(self.0.keys()).finish()
     }
 }
+
+/// What an unknown `kind = "..."` gets: the kinds there are.
+pub(crate) fn unknown_kind<'k>(kind: &str, known: impl Iterator<Item = &'k str>) -> String {
+    let mut known: Vec<&str> = known.collect();
+    known.sort_unstable();
+    format!("unknown kind {kind:?}; the kinds are: {}", known.join(", "))
+}
