@@ -9,6 +9,7 @@
 
 use crate::AdminExtension;
 use peakguard_config::AdminPermission;
+use peakguard_journal::{Event, Journal};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -136,8 +137,66 @@ fn needed(method: &str, path: &str) -> Option<AdminPermission> {
 
 /// Answers one call: `/healthz` without a token; else the caller (`None`: no valid token;
 /// the listener finds it with [`Tokens::caller`]) and its rights, then `/metrics`,
-/// `/status`, `/token`, the process's own endpoints and the extensions'.
+/// `/status`, `/token`, the process's own endpoints and the extensions'. A call that may
+/// change something (any method but `GET`) that got past the token and rights checks is
+/// appended to `journal` — who, what, the site, the parameters (secrets redacted) and the
+/// answer's status — before the answer goes back.
 pub async fn answer(
+    call: &Call,
+    caller: Option<Caller>,
+    own: Option<&dyn Own>,
+    parts: &[Arc<dyn AdminExtension>],
+    journal: Option<&Journal>,
+) -> Reply {
+    let who = caller.as_ref().map(|c| c.name.clone());
+    let reply = route(call, caller, own, parts).await;
+    if let (Some(journal), Some(who)) = (journal, who)
+        && call.method != "GET"
+        && !matches!(reply.status, 401 | 403)
+    {
+        let event = journal_event(call, who, &reply);
+        let journal = journal.clone();
+        match tokio::task::spawn_blocking(move || journal.append(event)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!(target: AUDIT, "{e}"),
+            Err(e) => log::error!(target: AUDIT, "the journal's writer stopped: {e}"),
+        }
+    }
+    reply
+}
+
+/// The journal's line for a call: its parameters in order, secrets redacted; its result the
+/// status, and the error an error answer gave.
+fn journal_event(call: &Call, who: String, reply: &Reply) -> Event {
+    let mut pairs: Vec<(&String, &String)> = call.query.iter().collect();
+    pairs.sort();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let detail = peakguard_config::redact::query(&format!("?{query}"))
+        .trim_start_matches('?')
+        .to_string();
+    let error = (reply.status >= 400)
+        .then(|| serde_json::from_slice::<Value>(&reply.body).ok())
+        .flatten()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+    Event {
+        who,
+        what: format!("{} {}", call.method, call.path),
+        site: call
+            .query
+            .get("site")
+            .or_else(|| call.query.get("host"))
+            .cloned(),
+        detail,
+        result: match error {
+            Some(e) => format!("{}: {e}", reply.status),
+            None => reply.status.to_string(),
+        },
+    }
+}
+
+async fn route(
     call: &Call,
     caller: Option<Caller>,
     own: Option<&dyn Own>,
@@ -259,6 +318,7 @@ mod tests {
         let parts: Vec<Arc<dyn AdminExtension>> = vec![Arc::new(Part)];
         let call = Call::new(method, path, None, Some(&format!("Bearer {token}")));
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("runtime")
             .block_on(answer(
@@ -266,6 +326,7 @@ mod tests {
                 call.authorization.as_deref().and_then(|a| tokens.caller(a)),
                 None,
                 &parts,
+                None,
             ))
     }
 
@@ -286,5 +347,47 @@ mod tests {
         assert_eq!(call("GET", "/nothing", "admin-token-0123456").status, 404);
         let who = call("GET", "/token", "read-token-0123456");
         assert!(String::from_utf8_lossy(&who.body).contains("\"reader\""));
+    }
+
+    #[test]
+    fn a_changing_call_that_got_through_is_journaled_with_its_secrets_redacted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let journal = Journal::new(dir.path().join("journal.jsonl"));
+        let tokens = Tokens {
+            admin: "admin-token-0123456",
+            scoped: &[],
+        };
+        let parts: Vec<Arc<dyn AdminExtension>> = vec![Arc::new(Part)];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        for (method, path, query, token) in [
+            (
+                "POST",
+                "/part",
+                "site=shop&token=s3cret",
+                "admin-token-0123456",
+            ),
+            ("GET", "/status", "", "admin-token-0123456"),
+            ("POST", "/part", "", "wrong-token-0000000"),
+            ("POST", "/nothing", "", "admin-token-0123456"),
+        ] {
+            let call = Call::new(method, path, Some(query), Some(&format!("Bearer {token}")));
+            let caller = call.authorization.as_deref().and_then(|a| tokens.caller(a));
+            rt.block_on(answer(&call, caller, None, &parts, Some(&journal)));
+        }
+        let entries = peakguard_journal::read(journal.path()).expect("read");
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert_eq!(entries[0].who, "admin");
+        assert_eq!(entries[0].what, "POST /part");
+        assert_eq!(entries[0].site.as_deref(), Some("shop"));
+        assert_eq!(entries[0].detail, "site=shop&token=***");
+        assert_eq!(entries[0].result, "200");
+        assert!(
+            entries[1].result.starts_with("404: no such admin endpoint"),
+            "{entries:?}"
+        );
+        assert_eq!(peakguard_journal::verify(journal.path()), Ok(2));
     }
 }

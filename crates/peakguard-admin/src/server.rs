@@ -12,6 +12,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use peakguard_config::AdminPermission;
+use peakguard_journal::Journal;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -28,17 +29,20 @@ fn reply(r: Reply) -> Response<Full<Bytes>> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-/// Serves `parts` to the holders of `token` and `scoped` tokens until `stop` turns true.
+/// Serves `parts` to the holders of `token` and `scoped` tokens until `stop` turns true;
+/// what changes something goes to `journal`.
 pub async fn serve(
     listener: TcpListener,
     token: String,
     scoped: Vec<(String, String, Vec<AdminPermission>)>,
     parts: Vec<Arc<dyn AdminExtension>>,
+    journal: Journal,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let tokens = Arc::new((token, scoped));
     let parts = Arc::new(parts);
+    let journal = Arc::new(journal);
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -56,10 +60,12 @@ pub async fn serve(
         };
         let parts = parts.clone();
         let tokens = tokens.clone();
+        let journal = journal.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let parts = parts.clone();
                 let tokens = tokens.clone();
+                let journal = journal.clone();
                 async move {
                     let authorization = req
                         .headers()
@@ -78,7 +84,8 @@ pub async fn serve(
                         }
                         .caller(a)
                     });
-                    let answered = answer(&call, caller, None, &parts).await;
+                    let answered =
+                        answer(&call, caller, None, &parts, Some(journal.as_ref())).await;
                     Ok::<_, std::convert::Infallible>(reply(answered))
                 }
             });

@@ -86,6 +86,7 @@ pub(crate) fn apply(config: &mut Config, dirs: &DefaultDirs, given: impl Fn(&str
         dirs.runtime.join("upgrade.sock"),
     );
     fill(&mut config.admin.token_file, dirs.state.join("admin.token"));
+    fill(&mut config.journal.file, dirs.state.join("journal.jsonl"));
     fill(
         &mut config.maintenance.state_file,
         dirs.state.join("maintenance.json"),

@@ -198,6 +198,7 @@ pub fn defaults() -> Config {
         monitor: MonitorSettings::default(),
         alerts: Vec::new(),
         notifiers: Vec::new(),
+        journal: schema::JournalConfig::default(),
     };
     dirs::apply(
         &mut config,

@@ -41,6 +41,18 @@ pub struct Config {
     /// Where alerts go (`[[notifier]]`).
     #[serde(default, rename = "notifier")]
     pub notifiers: Vec<crate::alerts::NotifierConfig>,
+    /// The journal of interventions (`[journal]`).
+    #[serde(default)]
+    pub journal: JournalConfig,
+}
+
+/// `[journal]`: where every intervention is appended (hash-chained; `peakguard journal`
+/// reads and verifies it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Empty: `journal.jsonl` in the state directory.
+    pub file: PathBuf,
 }
 
 /// The listeners and process-wide settings.

@@ -298,7 +298,14 @@ impl ServeHttp for AdminApp {
             }
             .caller(a)
         });
-        let reply = answer(&call, caller, Some(self), &self.state.extensions).await;
+        let reply = answer(
+            &call,
+            caller,
+            Some(self),
+            &self.state.extensions,
+            Some(&self.state.journal),
+        )
+        .await;
         Response::builder()
             .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
             .header("content-type", reply.content_type)

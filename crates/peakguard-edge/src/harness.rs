@@ -74,12 +74,16 @@ impl Harness {
             "[waf]",
             format!("[waf]\nlog = \"{d}/waf.jsonl\"\ncrs_home = \"{d}/crs\"\n"),
         );
+        let journal = unless(
+            "[journal]",
+            format!("[journal]\nfile = \"{d}/journal.jsonl\"\n"),
+        );
         let text = format!(
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\npid_file = \"{d}/edge.pid\"\n\
              upgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\n\
              graceful_shutdown_timeout = \"3s\"\n{server_extra}\n\
              [admin]\nlisten = \"{admin}\"\ntoken = \"{token}\"\n\
-             [cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}\
+             [cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}\
              [shield]\nstate_file = \"{d}/shield.json\"\nroom_key_file = \"{d}/room.key\"\n\
              {waf}{rest}\n"
         );

@@ -296,6 +296,7 @@ pub fn build_state(
         read_config,
         started: std::time::Instant::now(),
         extensions,
+        journal: peakguard_journal::Journal::new(&config.journal.file),
     });
     state.restore_shield();
     Ok(state)

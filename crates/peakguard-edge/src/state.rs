@@ -49,6 +49,8 @@ pub struct EdgeState {
     pub started: std::time::Instant,
     /// Endpoints, metrics and status served for other parts (the backup daemon).
     pub extensions: Vec<Arc<dyn crate::admin::AdminExtension>>,
+    /// Where the admin API's interventions are appended.
+    pub journal: peakguard_journal::Journal,
 }
 
 impl EdgeState {

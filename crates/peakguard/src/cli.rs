@@ -90,6 +90,18 @@ pub enum Command {
     /// (a configuration mistake, an unknown --only name).
     #[command(verbatim_doc_comment)]
     Probe(ProbeArgs),
+    /// Read the journal: every intervention made through the admin API (purges, maintenance,
+    /// waiting-room switches, backups, silences), with when, which token, on which site and
+    /// the result. Each line carries the hash of the one before it: --verify finds a line
+    /// edited, removed or moved, and names it.
+    ///
+    ///   peakguard journal --since 12h --site shop
+    ///   peakguard journal --verify
+    ///
+    /// Exit status: 0 read (and, with --verify, intact), 1 --verify found a broken line,
+    /// 2 it could not be read.
+    #[command(verbatim_doc_comment)]
+    Journal(JournalArgs),
     /// Run the probes, alert rules and notifiers continuously, alone (on a machine without an
     /// edge; `peakguard serve` runs them itself when the configuration has `[[probe]]`).
     ///
@@ -154,6 +166,27 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub only: Vec<String>,
     /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct JournalArgs {
+    /// Configuration file (default ./peakguard.toml; without one, the default journal in
+    /// the state directory).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Only entries from this long ago (`12h`, `7days`) or since this time
+    /// (`2026-12-07T08:00:00Z`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only the entries of this site.
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Check every line's hash and its place in the chain; say the first broken line.
+    #[arg(long)]
+    pub verify: bool,
+    /// Print the entries as JSON lines, as stored.
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@ mod admin_client;
 mod backup_cmd;
 mod cli;
 mod demo;
+mod journal_cmd;
 mod monitor_cmd;
 mod probe_cmd;
 mod rehearse;
@@ -275,6 +276,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Probe(args) => probe_cmd::run(args),
+        Command::Journal(args) => journal_cmd::run(args),
         Command::Monitor(args) => monitor_cmd::run_monitor(args),
         Command::Alerts(args) => monitor_cmd::alerts(args),
         Command::Waf(args) => match args.action {

@@ -130,6 +130,7 @@ pub fn run_monitor(args: MonitorArgs) -> Result<ExitCode> {
             token,
             scoped,
             vec![monitor.clone() as Arc<dyn peakguard_admin::AdminExtension>],
+            peakguard_journal::Journal::new(&config.journal.file),
             stop_rx,
         ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

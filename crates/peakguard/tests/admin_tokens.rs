@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{Edge, TOKEN, request};
+use common::{Edge, TOKEN};
 
 const PURGE_ONLY: &str = "wp-purge-only-0123456789abcdef";
 
 fn call(edge: &Edge, method: &str, path: &str, token: &str) -> common::Response {
-    request(
-        edge.admin,
-        method,
-        "admin",
-        path,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"",
-    )
+    common::admin_call(edge, method, path, token)
 }
 
 #[test]

@@ -77,13 +77,19 @@ impl Edge {
             None => ("", rest),
         };
         // The maintenance flag in the test's directory, unless the test sets its own section.
+        // The journal in the test's directory too.
+        let journal = if rest.contains("[journal]") {
+            String::new()
+        } else {
+            format!("[journal]\nfile = \"{d}/journal.jsonl\"\n")
+        };
         let maintenance = if rest.contains("[maintenance]") {
             String::new()
         } else {
             format!("[maintenance]\nstate_file = \"{d}/maintenance.json\"\n")
         };
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
         )
     }
 
@@ -305,5 +311,17 @@ pub fn crs4_site_waf() -> String {
         "crs_dir = \"{}\"\nplugins = [\"{}\"]\n",
         shared_crs4().display(),
         shared_wordpress_plugin().display()
+    )
+}
+
+/// A call to the edge's admin API with a bearer token.
+pub fn admin_call(edge: &Edge, method: &str, path: &str, token: &str) -> Response {
+    request(
+        edge.admin,
+        method,
+        "admin",
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
     )
 }
