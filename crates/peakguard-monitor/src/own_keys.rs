@@ -22,6 +22,11 @@ pub(crate) const UNKNOWN_KEY: &str = "unknown key";
 /// A kind's own keys read as `T`, or one sentence saying what is wrong (for a run: the
 /// configuration was checked when it was loaded, so this only fails for one built by hand).
 pub fn own_settings<T: DeserializeOwned>(kind: Kind<'_>, keys: &OwnKeys) -> Result<T, String> {
+    // Checked keys (every run of a loaded configuration) read at once; the key-by-key reading
+    // is only for saying what is wrong.
+    if let Ok(settings) = from_value::<T>(toml::Value::Table(keys.table().clone())) {
+        return Ok(settings);
+    }
     match read_settings::<T>(kind, keys) {
         (Some(settings), problems) if problems.is_empty() => Ok(settings),
         (_, problems) => Err(problems
@@ -100,14 +105,15 @@ pub trait KeyedKind: Sync {
     fn check(&self, keys: &OwnKeys) -> Problems;
 }
 
-/// Renames each unknown-key problem after the other kinds that have that key (`path`
-/// belongs to kind = "disk", not "tcp").
-pub(crate) fn name_owners<'k>(
-    problems: &mut Problems,
-    kind: &str,
+/// The problems of `kind`'s own `keys`, each unknown key named after the other `kinds` that
+/// have it (`path` belongs to kind = "disk", not "tcp").
+pub(crate) fn check_among<'k>(
+    kind: &dyn KeyedKind,
     keys: &OwnKeys,
     kinds: impl Iterator<Item = &'k dyn KeyedKind> + Clone,
-) {
+) -> Problems {
+    let mut problems = kind.check(keys);
+    let kind = kind.kind();
     for (key, message) in problems.iter_mut() {
         if !message.starts_with(UNKNOWN_KEY) {
             continue;
@@ -134,4 +140,5 @@ pub(crate) fn name_owners<'k>(
             );
         }
     }
+    problems
 }

@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 pub type RunFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
 
 pub use crate::own_keys::Problems;
-use crate::own_keys::{KeyedKind, Kind, name_owners, read_settings};
+use crate::own_keys::{KeyedKind, Kind, check_among, read_settings};
 
 /// One kind of probe, as its file writes it.
 pub trait Probe: Send + Sync + 'static {
@@ -158,14 +158,11 @@ fn check_any(probe: &ProbeConfig) -> Problems {
     let Some(kind) = find(&probe.kind) else {
         return Vec::new(); // peakguard-config names the unknown kind
     };
-    let mut problems = kind.check(&probe.settings);
-    name_owners(
-        &mut problems,
-        kind.kind(),
+    check_among(
+        kind,
         &probe.settings,
         crate::PROBES.iter().map(|k| *k as &dyn KeyedKind),
-    );
-    problems
+    )
 }
 
 /// `address`, checked as `host:port` for a kind that connects to one.

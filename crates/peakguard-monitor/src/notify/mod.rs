@@ -21,7 +21,7 @@ macro_rules! notifiers {
 notifiers![webhook, alertmanager, slack, email];
 
 use crate::alerts::{Alert, GroupNotice};
-use crate::own_keys::{KeyedKind, Kind, Problems, name_owners, read_settings};
+use crate::own_keys::{KeyedKind, Kind, Problems, check_among, read_settings};
 use parking_lot::Mutex;
 use peakguard_config::{NotifierConfig, NotifierKind, NotifierKindSpec, OwnKeys};
 use serde::Serialize;
@@ -189,14 +189,11 @@ fn check_any(config: &NotifierConfig) -> Problems {
     let Some(kind) = find(&config.kind) else {
         return Vec::new(); // peakguard-config names the unknown kind
     };
-    let mut problems = kind.check(&config.settings);
-    name_owners(
-        &mut problems,
-        kind.kind(),
+    check_among(
+        kind,
         &config.settings,
         NOTIFIERS.iter().map(|k| *k as &dyn KeyedKind),
-    );
-    problems
+    )
 }
 
 impl Notifier {
