@@ -1120,7 +1120,7 @@ fn serve_backs_up_on_schedule_and_on_demand_and_the_bunker_survives_its_server_d
     std::fs::create_dir_all(&bunker_dir).expect("bunker dir");
     std::fs::write(dir.join("bunker-password"), "bunker secret").expect("password");
     let extra = format!(
-        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{}\"\nevery = \"10m\"\n[site.backup.bunker]\nrepository = \"rest:http://127.0.0.1:{rest_port}/\"\npassword_file = \"{d}/bunker-password\"\n",
+        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{}\"\nevery = \"10m\"\n[site.backup.bunker]\nrepository = \"rest:http://127.0.0.1:{rest_port}/\"\npassword_file = \"{d}/bunker-password\"\n[site.backup.bunker.options]\nretry = \"1\"\n",
         site.display(),
         wp_config().display(),
         d = dir.display(),
@@ -1167,7 +1167,7 @@ fn serve_backs_up_on_schedule_and_on_demand_and_the_bunker_survives_its_server_d
         metrics.contains("peakguard_backup_runs_total{site=\"shop\",result=\"ok\"} 2"),
         "{metrics}"
     );
-    // Down long enough for the copy to give up (rustic's REST client retries ~30 s).
+    // Down long enough for the copy to give up (with `retry = "1"`, after one more try).
     wait_for("the failed copy to show", Duration::from_secs(120), || {
         admin(&edge, "GET", "/backups")["shop"]["bunker"]["copies_failed"].as_u64() >= Some(1)
     });

@@ -267,7 +267,7 @@ fn backup_probes_in_serve_see_the_last_snapshots_age_and_the_bunkers_lag() {
     std::fs::write(dir.join("bunker-password"), "bunker secret").expect("password");
     let wp_config = std::env::var("WP_CONFIG").expect("WP_CONFIG (scripts/wp-env.sh env)");
     let extra = format!(
-        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{wp_config}\"\nevery = \"1h\"\n[site.backup.bunker]\nrepository = \"rest:http://127.0.0.1:{dead_port}/\"\npassword_file = \"{d}/bunker-password\"\n[monitor]\nstate_file = \"{d}/monitor.json\"\n[[probe]]\nname = \"backups\"\nkind = \"backup\"\nsite = \"shop\"\nmax_age = \"1h\"\nmax_bunker_lag = \"3s\"\ninterval = \"500ms\"\n[[probe]]\nname = \"backups-strict\"\nkind = \"backup\"\nsite = \"shop\"\nmax_age = \"3s\"\nmax_bunker_lag = \"1h\"\ninterval = \"500ms\"\n",
+        "[[site]]\nname = \"shop\"\norigin = \"http://127.0.0.1:1\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{d}/state\"\nwp_config = \"{wp_config}\"\nevery = \"1h\"\n[site.backup.bunker]\nrepository = \"rest:http://127.0.0.1:{dead_port}/\"\npassword_file = \"{d}/bunker-password\"\n[site.backup.bunker.options]\nretry = \"false\"\n[monitor]\nstate_file = \"{d}/monitor.json\"\n[[probe]]\nname = \"backups\"\nkind = \"backup\"\nsite = \"shop\"\nmax_age = \"1h\"\nmax_bunker_lag = \"3s\"\ninterval = \"500ms\"\n[[probe]]\nname = \"backups-strict\"\nkind = \"backup\"\nsite = \"shop\"\nmax_age = \"3s\"\nmax_bunker_lag = \"1h\"\ninterval = \"500ms\"\n",
         site.display(),
         d = dir.display(),
     );
