@@ -7,6 +7,9 @@
 #
 #   A_BIN=/tmp/pg-system B_BIN=/tmp/pg-mimalloc bench/edge-ab.sh
 #   B_SERVER='write_buffer = "16KiB"' bench/edge-ab.sh        (same binary, other settings)
+#   A_STATS='enabled = false' WATCH=1 bench/edge-ab.sh         (statistics off vs on, with
+#                                                               /stats read every second, as
+#                                                               an open console does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-6}
@@ -18,6 +21,9 @@ A_BIN=${A_BIN:-target/release/peakguard}
 B_BIN=${B_BIN:-$A_BIN}
 A_SERVER=${A_SERVER:-}
 B_SERVER=${B_SERVER:-}
+A_STATS=${A_STATS:-}   # keys of [stats] for A and B
+B_STATS=${B_STATS:-}
+WATCH=${WATCH:-0}      # 1: GET /stats?last=60m on both every second during the runs
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export PG_E2E_DIR=${PG_E2E_DIR:-/tmp/peakguard-ab-wp}
 export PG_E2E_NGINX_PORT=${PG_E2E_NGINX_PORT:-27180} PG_E2E_DB_PORT=${PG_E2E_DB_PORT:-27106}
@@ -31,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 scripts/wp-env.sh up >&2
 
-start() { # name bin port admin server-extra
+start() { # name bin port admin server-extra stats-extra
   cat >"$B/$1.toml" <<CNF
 [server]
 listen = ["127.0.0.1:$3"]
@@ -49,6 +55,11 @@ state_file = "$B/$1-maintenance.json"
 [shield]
 state_file = "$B/$1-shield.json"
 room_key_file = "$B/$1-room.key"
+[journal]
+file = "$B/$1-journal.jsonl"
+[stats]
+dir = "$B/$1-stats"
+$6
 [[site]]
 name = "wp"
 origin = "http://127.0.0.1:$PG_E2E_NGINX_PORT"
@@ -61,8 +72,17 @@ declare -A PORT=([a]=27201 [b]=27203) PID=()
 for port in 27201 27203; do
   ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "port $port is in use" >&2; exit 1; }
 done
-start a "$A_BIN" 27201 27202 "$A_SERVER"
-start b "$B_BIN" 27203 27204 "$B_SERVER"
+start a "$A_BIN" 27201 27202 "$A_SERVER" "$A_STATS"
+start b "$B_BIN" 27203 27204 "$B_SERVER" "$B_STATS"
+if [ "$WATCH" = 1 ]; then
+  ( while :; do
+      for admin in 27202 27204; do
+        curl -s -o /dev/null -H 'Authorization: Bearer bench' "http://127.0.0.1:$admin/stats?last=60m" || true
+      done
+      sleep 1
+    done ) &
+  pids+=($!)
+fi
 for _ in $(seq 1 50); do
   curl -s -o /dev/null -H 'Host: wp.test' "http://127.0.0.1:27201$URL_PATH" && \
   curl -s -o /dev/null -H 'Host: wp.test' "http://127.0.0.1:27203$URL_PATH" && break
@@ -96,7 +116,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 mean() { echo "$1" | awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.2f", s / NF }'; }
 echo
-echo "A = $A_BIN ${A_SERVER:-(defaults)}; B = $B_BIN ${B_SERVER:-(defaults)}; $ROUNDS rounds of ${DURATION}s, alternating."
+echo "A = $A_BIN ${A_SERVER:-(defaults)} [stats] ${A_STATS:-(defaults)}; B = $B_BIN ${B_SERVER:-(defaults)} [stats] ${B_STATS:-(defaults)}; WATCH=$WATCH; $ROUNDS rounds of ${DURATION}s, alternating."
 echo
 echo "| client | conns | A req/s | B req/s | B / A req/s | A CPU s/100k | B CPU s/100k | B / A CPU |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -87,6 +87,7 @@ pub(crate) fn apply(config: &mut Config, dirs: &DefaultDirs, given: impl Fn(&str
     );
     fill(&mut config.admin.token_file, dirs.state.join("admin.token"));
     fill(&mut config.journal.file, dirs.state.join("journal.jsonl"));
+    fill(&mut config.stats.dir, dirs.state.join("stats"));
     fill(
         &mut config.maintenance.state_file,
         dirs.state.join("maintenance.json"),

@@ -199,6 +199,8 @@ pub fn defaults() -> Config {
         alerts: Vec::new(),
         notifiers: Vec::new(),
         journal: schema::JournalConfig::default(),
+        stats: schema::StatsConfig::default(),
+        campaigns: Vec::new(),
     };
     dirs::apply(
         &mut config,

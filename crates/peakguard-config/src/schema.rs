@@ -44,6 +44,85 @@ pub struct Config {
     /// The journal of interventions (`[journal]`).
     #[serde(default)]
     pub journal: JournalConfig,
+    /// The statistics the console and the report show (`[stats]`).
+    #[serde(default)]
+    pub stats: StatsConfig,
+    /// Marketing campaigns whose visits, conversions and revenue are followed
+    /// (`[[campaign]]`).
+    #[serde(default, rename = "campaign")]
+    pub campaigns: Vec<CampaignConfig>,
+}
+
+/// `[[campaign]]`: a name, a window, the `utm_*` values it covers (an empty one matches
+/// any; at least one is given), and optionally what it cost.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignConfig {
+    pub name: String,
+    /// When it starts and ends: `2026-11-27T00:00:00Z` (RFC 3339).
+    pub start: String,
+    pub end: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    /// What it cost (in `currency`): gives the cost per acquisition.
+    pub cost: Option<f64>,
+    /// ISO 4217 (`EUR`).
+    pub currency: String,
+}
+
+impl CampaignConfig {
+    /// Unix seconds of `start` and `end`, or what is wrong with them.
+    pub fn window(&self) -> Result<(i64, i64), String> {
+        let at = |key: &str, text: &str| -> Result<i64, String> {
+            humantime::parse_rfc3339_weak(text)
+                .map_err(|e| format!("{key} {text:?}: {e}; write e.g. \"2026-11-27T00:00:00Z\""))?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .map_err(|_| format!("{key} {text:?} is before 1970"))
+        };
+        let (start, end) = (at("start", &self.start)?, at("end", &self.end)?);
+        if end <= start {
+            return Err(format!(
+                "end {:?} must be after start {:?}",
+                self.end, self.start
+            ));
+        }
+        Ok((start, end))
+    }
+}
+
+/// `[stats]`: per-request statistics, counted off the request path into time series on
+/// disk (minutes and hours), read by the admin API's `/stats`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    pub enabled: bool,
+    /// Empty: `stats/` in the state directory.
+    pub dir: PathBuf,
+    /// How long minutes are kept (at least 1 hour).
+    pub keep_minutes: Seconds,
+    /// How long hours are kept (at least as long as minutes).
+    pub keep_hours: Seconds,
+    /// How often the minute and hour being counted are saved: at most this much is lost in a
+    /// crash (1 s – 1 min).
+    pub save_every: Seconds,
+    /// Path prefixes whose successful GET is a conversion (WooCommerce's order confirmation
+    /// by default).
+    pub goals: Vec<String>,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            dir: PathBuf::new(),
+            keep_minutes: Seconds::secs(14 * 86_400),
+            keep_hours: Seconds::secs(400 * 86_400),
+            save_every: Seconds::secs(10),
+            goals: vec!["/checkout/order-received/".into()],
+        }
+    }
 }
 
 /// `[journal]`: where every intervention is appended (hash-chained; `peakguard journal`

@@ -25,6 +25,73 @@ pub fn validate(config: &Config, extensions: &crate::Extensions<'_>) -> Vec<(Str
         extensions.notifier_kinds,
         &mut problems,
     );
+    let stats = &config.stats;
+    if stats.keep_minutes.0 < std::time::Duration::from_secs(3600) {
+        problems.push((
+            "stats.keep_minutes".into(),
+            "keep minutes at least \"1h\" (the default is \"14d\")".into(),
+        ));
+    }
+    if stats.keep_hours.0 < stats.keep_minutes.0 {
+        problems.push((
+            "stats.keep_hours".into(),
+            "keep hours at least as long as minutes (the default is \"400d\")".into(),
+        ));
+    }
+    if !(1..=60).contains(&stats.save_every.0.as_secs()) {
+        problems.push((
+            "stats.save_every".into(),
+            "between \"1s\" and \"1m\" (what a crash may lose; the default is \"10s\")".into(),
+        ));
+    }
+    for (i, goal) in stats.goals.iter().enumerate() {
+        if !goal.starts_with('/') {
+            problems.push((
+                format!("stats.goals[{i}]"),
+                format!("{goal:?}: a path starting with /, e.g. \"/checkout/order-received/\""),
+            ));
+        }
+    }
+    let mut campaign_names = HashMap::new();
+    for (i, c) in config.campaigns.iter().enumerate() {
+        let key = |k: &str| format!("campaign[{i}].{k}");
+        if c.name.trim().is_empty() {
+            problems.push((key("name"), "a campaign needs a name".into()));
+        } else if let Some(first) = campaign_names.insert(c.name.as_str(), i) {
+            problems.push((
+                key("name"),
+                format!("{:?} is already the name of campaign[{first}]", c.name),
+            ));
+        }
+        if let Err(e) = c.window() {
+            let which = if e.starts_with("start") {
+                "start"
+            } else {
+                "end"
+            };
+            problems.push((key(which), e));
+        }
+        if c.utm_source.is_empty() && c.utm_medium.is_empty() && c.utm_campaign.is_empty() {
+            problems.push((
+                key("utm_campaign"),
+                "say which visits are the campaign's: utm_campaign, utm_source or utm_medium"
+                    .into(),
+            ));
+        }
+        if c.cost
+            .is_some_and(|v| !v.is_finite() || !(0.0..=1e10).contains(&v))
+        {
+            problems.push((key("cost"), "a cost between 0 and 10,000,000,000".into()));
+        }
+        if !(c.currency.is_empty()
+            || (c.currency.len() == 3 && c.currency.chars().all(|ch| ch.is_ascii_alphabetic())))
+        {
+            problems.push((
+                key("currency"),
+                format!("{:?}: three letters (ISO 4217), e.g. \"EUR\"", c.currency),
+            ));
+        }
+    }
     let mut token_names = HashMap::new();
     for (i, t) in config.admin.tokens.iter().enumerate() {
         let key = |k: &str| format!("admin.tokens[{i}].{k}");

@@ -248,6 +248,10 @@ impl AdminApp {
             ("POST", "/purge") => self.purge(q),
             (method @ ("GET" | "POST"), "/maintenance") => self.maintenance(method, q),
             ("GET", "/shield") => json_reply(StatusCode::OK, self.shield_status().await),
+            ("GET", "/stats") => {
+                let (code, value) = crate::admin_stats::handle(&self.state, q).await;
+                json_reply(code, value)
+            }
             (m, p) => {
                 let (code, value) = crate::admin_room::handle(&self.state, m, p, q).await?;
                 json_reply(code, value)

@@ -18,21 +18,19 @@ fn bad(message: String) -> (StatusCode, Value) {
     (StatusCode::BAD_REQUEST, json!({ "error": message }))
 }
 
-/// Unix seconds from `1796090000` or `2026-12-01T18:00:00Z`.
-fn parse_time(text: &str) -> Result<u64, String> {
+/// Unix seconds from `1796090000` or `2026-12-01T18:00:00Z`; errors name the `key`.
+pub(crate) fn parse_time(key: &str, text: &str) -> Result<u64, String> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(secs);
     }
     humantime::parse_rfc3339_weak(text)
         .map_err(|e| {
-            format!(
-                "opens_at {text:?}: {e}; give Unix seconds or a time such as 2026-12-01T18:00:00Z"
-            )
+            format!("{key} {text:?}: {e}; give Unix seconds or a time such as 2026-12-01T18:00:00Z")
         })
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
-                .map_err(|_| format!("opens_at {text:?} is before 1970"))
+                .map_err(|_| format!("{key} {text:?} is before 1970"))
         })
 }
 
@@ -93,7 +91,7 @@ async fn change(state: &EdgeState, q: &HashMap<String, String>) -> (StatusCode, 
         let at = if at == "none" {
             None
         } else {
-            match parse_time(at) {
+            match parse_time("opens_at", at) {
                 Ok(t) => Some(t),
                 Err(e) => return bad(e),
             }
@@ -123,10 +121,13 @@ mod tests {
 
     #[test]
     fn opening_times_are_unix_or_rfc3339() {
-        assert_eq!(parse_time("1796090000"), Ok(1_796_090_000));
-        assert_eq!(parse_time("2026-12-01T18:00:00Z"), Ok(1_796_148_000));
+        assert_eq!(parse_time("opens_at", "1796090000"), Ok(1_796_090_000));
+        assert_eq!(
+            parse_time("opens_at", "2026-12-01T18:00:00Z"),
+            Ok(1_796_148_000)
+        );
         assert!(
-            parse_time("tomorrow")
+            parse_time("opens_at", "tomorrow")
                 .unwrap_err()
                 .contains("2026-12-01T18:00:00Z")
         );

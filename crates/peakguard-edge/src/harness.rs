@@ -78,12 +78,13 @@ impl Harness {
             "[journal]",
             format!("[journal]\nfile = \"{d}/journal.jsonl\"\n"),
         );
+        let stats = unless("[stats]", format!("[stats]\ndir = \"{d}/stats\"\n"));
         let text = format!(
             "[server]\nlisten = [\"{addr}\"]\nthreads = 2\npid_file = \"{d}/edge.pid\"\n\
              upgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\n\
              graceful_shutdown_timeout = \"3s\"\n{server_extra}\n\
              [admin]\nlisten = \"{admin}\"\ntoken = \"{token}\"\n\
-             [cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}\
+             [cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}{stats}\
              [shield]\nstate_file = \"{d}/shield.json\"\nroom_key_file = \"{d}/room.key\"\n\
              {waf}{rest}\n"
         );

@@ -13,6 +13,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod admin_room;
+pub mod admin_stats;
 pub mod coding;
 pub mod connection_gate;
 pub mod harness;
@@ -61,6 +62,8 @@ pub enum EdgeError {
     },
     #[error("admin token: {0}")]
     Token(String),
+    #[error("statistics ([stats] dir): {0}")]
+    Stats(#[from] peakguard_stats::StatsError),
     #[error("the in-process test harness: {0}")]
     Harness(String),
     #[error("TLS listener {addr}: {reason}")]
@@ -192,12 +195,30 @@ pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeEr
         ));
     Ok(state::Live {
         sites,
+        campaigns: config.campaigns.iter().filter_map(campaign_of).collect(),
         trusted_proxies: config.server.trusted_proxies.clone(),
         clients: state::ClientLimits {
             max_header_bytes: config.server.max_request_header_size.0 as usize,
             max_headers: config.server.max_request_headers,
             timeout: config.server.client_timeout.0,
         },
+    })
+}
+
+/// A checked `[[campaign]]` as the statistics read it.
+fn campaign_of(
+    c: &peakguard_config::CampaignConfig,
+) -> Option<peakguard_stats::campaign::Campaign> {
+    let (from, to) = c.window().ok()?;
+    Some(peakguard_stats::campaign::Campaign {
+        name: c.name.clone(),
+        from,
+        to,
+        source: c.utm_source.to_lowercase(),
+        medium: c.utm_medium.to_lowercase(),
+        campaign: c.utm_campaign.to_lowercase(),
+        cost_cents: c.cost.map(|v| (v * 100.0).round() as u64),
+        currency: c.currency.to_ascii_uppercase(),
     })
 }
 
@@ -281,6 +302,24 @@ pub fn build_state(
         })?;
         *shield.incident_log.write() = Some(Arc::new(log));
     }
+    let stats = if config.stats.enabled {
+        let retention = peakguard_stats::Retention {
+            minutes: config.stats.keep_minutes.0,
+            hours: config.stats.keep_hours.0,
+        };
+        let store = peakguard_stats::Store::open(&config.stats.dir, retention)?;
+        Some(peakguard_stats::Stats::start(
+            store,
+            peakguard_stats::Settings {
+                retention,
+                save_every: config.stats.save_every.0,
+                threads: server_conf(config).threads,
+                goals: config.stats.goals.clone(),
+            },
+        )?)
+    } else {
+        None
+    };
     let state = Arc::new(state::EdgeState {
         cache,
         live: ArcSwap::from_pointee(live_from(config, &shield)?),
@@ -297,6 +336,7 @@ pub fn build_state(
         started: std::time::Instant::now(),
         extensions,
         journal: peakguard_journal::Journal::new(&config.journal.file),
+        stats,
     });
     state.restore_shield();
     Ok(state)
@@ -318,6 +358,10 @@ pub fn run(server: Server, state: &state::EdgeState, after: impl FnOnce()) -> ! 
 /// so this cannot run in a background service.
 pub fn finish(state: &state::EdgeState) {
     state.cache.storage.flush();
+    if let Some(stats) = &state.stats {
+        // Saves the minute and hour being counted, and lets the next process take over.
+        stats.stop();
+    }
     match state.save_shield() {
         Ok(n) => log::info!(
             "shield: saved {n} entries to {}",

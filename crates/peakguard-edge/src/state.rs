@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// The parts of the configuration that a reload may change.
 pub struct Live {
     pub sites: SiteTable,
+    /// `[[campaign]]`, read by `/stats?campaign=NAME`.
+    pub campaigns: Vec<peakguard_stats::campaign::Campaign>,
     pub trusted_proxies: Vec<IpNet>,
     pub clients: ClientLimits,
 }
@@ -51,6 +53,8 @@ pub struct EdgeState {
     pub extensions: Vec<Arc<dyn crate::admin::AdminExtension>>,
     /// Where the admin API's interventions are appended.
     pub journal: peakguard_journal::Journal,
+    /// Per-request statistics (`[stats]`; `None` when off).
+    pub stats: Option<peakguard_stats::Stats>,
 }
 
 impl EdgeState {

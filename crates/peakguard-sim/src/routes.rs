@@ -274,6 +274,23 @@ async fn route(origin: &SimOrigin, seen: &Seen) -> http::Result<Response<Body>> 
             .header("cache-control", "no-store")
             .body(full("added"));
     }
+    if let Some(rest) = path.strip_prefix("/checkout/order-received/") {
+        // WooCommerce's confirmation with the companion plugin's order field:
+        // `/checkout/order-received/ID/?total=59.90` (EUR).
+        let (id, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let id = id.trim_end_matches('/');
+        let total = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("total="))
+            .unwrap_or("0");
+        return b
+            .header("cache-control", "no-store")
+            .header(
+                "x-peakguard-order",
+                format!("id={id}; total={total}; currency=EUR"),
+            )
+            .body(full(format!("thank you for order {id}")));
+    }
     if path.starts_with("/cart/") || path.starts_with("/checkout/") {
         let cookie = seen.header("cookie").unwrap_or_default();
         return if cookie.contains("wp_woocommerce_session_abc=cart-1") {

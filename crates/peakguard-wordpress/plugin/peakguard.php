@@ -255,6 +255,43 @@ final class Peakguard_Tags
  * Purges the edge could not take wait in the `peakguard_pending` option (bounded: past
  * MAX_PENDING tags it becomes one "purge everything") and are retried.
  */
+/**
+ * The order a WooCommerce confirmation page shows, for the edge's statistics: revenue per
+ * campaign without any script. The edge reads X-Peakguard-Order and takes it off the
+ * response; nothing of the order but its id, total and currency is sent.
+ */
+final class Peakguard_Orders
+{
+    public static function register(): void
+    {
+        add_action('template_redirect', array(__CLASS__, 'send'), 0);
+    }
+
+    public static function send(): void
+    {
+        if (headers_sent() || !function_exists('is_wc_endpoint_url') || !is_wc_endpoint_url('order-received')) {
+            return;
+        }
+        $id = absint(get_query_var('order-received'));
+        $order = $id ? wc_get_order($id) : false;
+        $key = isset($_GET['key']) ? sanitize_text_field(wp_unslash($_GET['key'])) : '';
+        // Only on the buyer's own confirmation (WooCommerce checks the same key to show it).
+        if (!$order || $key === '' || !hash_equals((string) $order->get_order_key(), $key)) {
+            return;
+        }
+        $currency = strtoupper((string) $order->get_currency());
+        if (!preg_match('/^[A-Z]{3}$/', $currency)) {
+            return;
+        }
+        header(sprintf(
+            'X-Peakguard-Order: id=%d; total=%s; currency=%s',
+            (int) $order->get_id(),
+            number_format((float) $order->get_total(), 2, '.', ''),
+            $currency
+        ));
+    }
+}
+
 final class Peakguard_Purges
 {
     const MAX_PENDING = 500;
@@ -881,6 +918,7 @@ final class Peakguard_Health
 }
 
 Peakguard_Tags::register();
+Peakguard_Orders::register();
 Peakguard_Purges::register();
 Peakguard_Admin::register();
 Peakguard_Health::register();

@@ -59,6 +59,9 @@ pub struct FromOrigin {
     /// The origin's status, header fields and response body, collected (bounded) for a
     /// guard that asked to see it.
     pub(super) response_body: Option<(u16, http::HeaderMap, bytes::BytesMut)>,
+    /// The order the companion plugin reported on a confirmation page (its
+    /// `X-Peakguard-Order` field, taken off the response), for the statistics.
+    pub(super) order: Option<Box<str>>,
 }
 
 /// How the origin failed: each is seen by another of Pingora's hooks.

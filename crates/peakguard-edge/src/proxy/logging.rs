@@ -41,6 +41,11 @@ impl EdgeProxy {
             maintenance: ctx.answer.local.is_some_and(Local::is_maintenance),
             bytes,
         });
+        if let Some(stats) = &self.state.stats {
+            stats.record(super::stats_event::event(
+                session, ctx, outcome, status, total, bytes,
+            ));
+        }
         if let Some(log) = &self.state.access_log {
             let req = session.req_header();
             // A password-reset key or a token in the query is never written down.

@@ -18,6 +18,7 @@ mod local;
 mod logging;
 mod request;
 mod response;
+mod stats_event;
 mod upstream;
 
 pub use ctx::RequestCtx;

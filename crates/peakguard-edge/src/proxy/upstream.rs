@@ -211,6 +211,15 @@ impl EdgeProxy {
         for name in listed {
             resp.remove_header(name.as_str());
         }
+        // The plugin's order field is for the statistics alone: off the response (and so off
+        // any stored copy) before a guard, the cache or the client sees it.
+        if let Some(order) = resp.remove_header(peakguard_stats::ORDER_FIELD) {
+            ctx.origin.order = order
+                .to_str()
+                .ok()
+                .filter(|v| v.len() <= peakguard_stats::MAX_ORDER_FIELD)
+                .map(Into::into);
+        }
         if resp.status == http::StatusCode::NOT_MODIFIED {
             ctx.origin.not_modified_fields =
                 Some(peakguard_cache::revalidate::fields_kept(&resp.headers));

@@ -83,13 +83,19 @@ impl Edge {
         } else {
             format!("[journal]\nfile = \"{d}/journal.jsonl\"\n")
         };
+        // The statistics too, saved every second (what a kill may lose).
+        let stats = if rest.contains("[stats]") {
+            String::new()
+        } else {
+            format!("[stats]\ndir = \"{d}/stats\"\nsave_every = \"1s\"\n")
+        };
         let maintenance = if rest.contains("[maintenance]") {
             String::new()
         } else {
             format!("[maintenance]\nstate_file = \"{d}/maintenance.json\"\n")
         };
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\npid_file = \"{d}/pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\naccess_log = \"{d}/access.log\"\ngraceful_shutdown_timeout = \"3s\"\n{server_extra}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\ntoken = \"{TOKEN}\"\n[cache]\ndisk_path = \"{d}/cache\"\n{cache_extra}\n{maintenance}{journal}{stats}[shield]\nstate_file = \"{d}/shield-state.json\"\nroom_key_file = \"{d}/room.key\"\n{rest}\n"
         )
     }
 
