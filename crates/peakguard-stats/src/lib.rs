@@ -18,6 +18,7 @@ pub mod bucket;
 pub mod campaign;
 pub mod event;
 mod frame;
+mod keys;
 pub mod latency;
 mod order;
 pub mod recorder;

@@ -7,8 +7,8 @@
 
 use crate::bucket::Bucket;
 use crate::frame;
+use crate::keys::{Dictionary, Entry};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -91,6 +91,43 @@ pub struct Current {
     pub hours: Vec<(String, Bucket)>,
 }
 
+/// The bytes a record takes in a file that already has its keys (frame included).
+pub fn encoded_len(r: &Record) -> usize {
+    let mut dict = Dictionary::default();
+    dict.encode(r)
+        .and_then(|entries| entries.last().and_then(|e| postcard::to_stdvec(e).ok()))
+        .map_or(0, |v| v.len() + 8)
+}
+
+/// A file's dictionary, read from it; a record cut short by a crash is cut off first.
+fn load_dictionary(path: &Path) -> Result<Dictionary> {
+    let mut dict = Dictionary::default();
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dict),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let frames = frame::read_all(&mut f).map_err(io(path))?;
+    if frames.damaged {
+        log::warn!(
+            "{}: the last record was cut short (a crash?); removed",
+            path.display()
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(frames.good_len).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
+    }
+    for bytes in frames.records {
+        if let Ok(Entry::Key(id, name)) = postcard::from_bytes::<Entry>(&bytes) {
+            dict.learn(id, name);
+        }
+    }
+    Ok(dict)
+}
+
 /// How long each resolution is kept.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
@@ -101,9 +138,14 @@ pub struct Retention {
 pub struct Store {
     dir: PathBuf,
     retention: Retention,
-    /// Files already checked for a cut-off last record since this process opened them.
-    checked: parking_lot::Mutex<HashSet<PathBuf>>,
+    /// The dictionaries of the files appended to last (checked for a cut-off last record
+    /// when first opened by this process), at most [`OPEN_DICTIONARIES`].
+    dictionaries: parking_lot::Mutex<Vec<(PathBuf, Dictionary)>>,
 }
+
+/// Files whose dictionary is kept in memory (today's and yesterday's minutes, this month's
+/// and last month's hours); another is read again from its file when appended to.
+const OPEN_DICTIONARIES: usize = 4;
 
 const EXT: &str = "pgs";
 
@@ -137,7 +179,7 @@ impl Store {
         Ok(Store {
             dir: dir.to_owned(),
             retention,
-            checked: Default::default(),
+            dictionaries: Default::default(),
         })
     }
 
@@ -150,7 +192,7 @@ impl Store {
         Store {
             dir: self.dir.clone(),
             retention: self.retention,
-            checked: Default::default(),
+            dictionaries: Default::default(),
         }
     }
 
@@ -178,54 +220,59 @@ impl Store {
             .join(format!("{}.{EXT}", res.file_stem(start)))
     }
 
-    /// Appends finished periods and syncs them to disk.
+    /// Appends finished periods (and the keys they name that the file does not have yet)
+    /// and syncs them to disk.
     pub fn append(&self, res: Resolution, records: &[Record]) -> Result<()> {
-        let mut by_file: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut by_file: Vec<(PathBuf, Vec<&Record>)> = Vec::new();
         for r in records {
             let path = self.file(res, r.start);
-            let payload = postcard::to_stdvec(r)?;
-            let mut bytes = Vec::new();
-            frame::write(&mut bytes, &payload).map_err(io(&path))?;
             match by_file.iter_mut().find(|(p, _)| *p == path) {
-                Some((_, b)) => b.extend_from_slice(&bytes),
-                None => by_file.push((path, bytes)),
+                Some((_, rs)) => rs.push(r),
+                None => by_file.push((path, vec![r])),
             }
         }
-        for (path, bytes) in by_file {
-            self.repair_once(&path)?;
-            let mut f = OpenOptions::new()
+        let mut open = self.dictionaries.lock();
+        for (path, records) in by_file {
+            let at = match open.iter().position(|(p, _)| *p == path) {
+                Some(i) => i,
+                None => {
+                    let dict = load_dictionary(&path)?;
+                    if open.len() >= OPEN_DICTIONARIES {
+                        open.remove(0);
+                    }
+                    open.push((path.clone(), dict));
+                    open.len() - 1
+                }
+            };
+            let mut bytes = Vec::new();
+            for r in records {
+                let Some(entries) = open[at].1.encode(r) else {
+                    log::error!(
+                        "{}: too many different keys; a record is not written",
+                        path.display()
+                    );
+                    continue;
+                };
+                for e in entries {
+                    frame::write(&mut bytes, &postcard::to_stdvec(&e)?).map_err(io(&path))?;
+                }
+            }
+            let written = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(io(&path))?;
-            f.write_all(&bytes).map_err(io(&path))?;
-            f.sync_data().map_err(io(&path))?;
-        }
-        Ok(())
-    }
-
-    /// Cuts a record left incomplete by a crash off the end of `path`, once per process.
-    fn repair_once(&self, path: &Path) -> Result<()> {
-        if self.checked.lock().contains(path) {
-            return Ok(());
-        }
-        if let Ok(mut f) = File::open(path) {
-            let frames = frame::read_all(&mut f).map_err(io(path))?;
-            if frames.damaged {
-                log::warn!(
-                    "{}: the last record was cut short (a crash?); removed",
-                    path.display()
-                );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(io(path))?;
-                f.set_len(frames.good_len).map_err(io(path))?;
-                f.sync_all().map_err(io(path))?;
+                .and_then(|mut f| {
+                    f.write_all(&bytes)?;
+                    f.sync_data()
+                });
+            if let Err(e) = written {
+                // The dictionary may now name keys the file lacks: read it again next time
+                // (which also cuts off a partly written record).
+                open.remove(at);
+                return Err(io(&path)(e));
             }
         }
-        self.checked.lock().insert(path.to_owned());
         Ok(())
     }
 
@@ -245,13 +292,23 @@ impl Store {
             }
             let mut f = File::open(&path).map_err(io(&path))?;
             let frames = frame::read_all(&mut f).map_err(io(&path))?;
+            let mut dict = Dictionary::default();
             for bytes in frames.records {
-                let Ok(r) = postcard::from_bytes::<Record>(&bytes) else {
-                    log::warn!("{}: a record that does not decode; skipped", path.display());
-                    continue;
-                };
-                if r.start >= from && r.start < to && site.is_none_or(|s| s == r.site) {
-                    out.push(r);
+                match postcard::from_bytes::<Entry>(&bytes) {
+                    Ok(Entry::Key(id, name)) => dict.learn(id, name),
+                    Ok(Entry::Record(stored)) => match dict.decode(stored) {
+                        Some(r) => {
+                            if r.start >= from && r.start < to && site.is_none_or(|s| s == r.site) {
+                                out.push(r);
+                            }
+                        }
+                        None => {
+                            log::warn!("{}: a record names an unknown key; skipped", path.display())
+                        }
+                    },
+                    Err(_) => {
+                        log::warn!("{}: an entry that does not decode; skipped", path.display())
+                    }
                 }
             }
         }
@@ -287,7 +344,7 @@ impl Store {
             for (stem, path) in self.files(res)? {
                 if stem < cutoff {
                     fs::remove_file(&path).map_err(io(&path))?;
-                    self.checked.lock().remove(&path);
+                    self.dictionaries.lock().retain(|(p, _)| *p != path);
                     removed += 1;
                 }
             }

@@ -367,3 +367,41 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_file_names_each_key_once_and_a_restart_continues_its_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |start: i64, page: &str| {
+        let mut b = Bucket::default();
+        b.add(&event("shop", 200, page));
+        b.pages.add(page, 1, bucket::MINUTE_KEYS);
+        Record {
+            start,
+            site: "shop".into(),
+            bucket: b,
+        }
+    };
+    let long = format!("/a-rather-long-product-page-name-{}/", "x".repeat(100));
+    let s = store(dir.path());
+    s.append(Resolution::Minute, &[rec(T0, &long)]).unwrap();
+    let file = dir.path().join("stats/minutes/2026-12-07.pgs");
+    let first = std::fs::metadata(&file).unwrap().len();
+    for m in 1..100 {
+        s.append(Resolution::Minute, &[rec(T0 + m * 60, &long)])
+            .unwrap();
+    }
+    let grown = std::fs::metadata(&file).unwrap().len() - first;
+    assert!(
+        grown < 99 * long.len() as u64,
+        "the page's name is not written again each minute ({grown} bytes for 99 records)"
+    );
+    // Another process (a restart) goes on with the same file: old and new keys read back.
+    drop(s);
+    let s = store(dir.path());
+    s.append(Resolution::Minute, &[rec(T0 + 6000, "/new/")])
+        .unwrap();
+    let read = s.read(Resolution::Minute, T0, T0 + DAY, None).unwrap();
+    assert_eq!(read.len(), 101);
+    assert_eq!(read[0].bucket.pages.ranked()[0].0, long);
+    assert_eq!(read[100].bucket.pages.ranked()[0].0, "/new/");
+}

@@ -51,6 +51,15 @@ impl Top {
         v
     }
 
+    /// The kept keys and counts, as stored.
+    pub fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
+
+    pub fn from_entries(entries: Vec<(String, u64)>) -> Top {
+        Top { entries }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -145,7 +145,10 @@ fn requests_show_in_stats_and_survive_a_restart_and_a_kill() {
     assert_eq!(visit(&edge, "/page/launch", None), 200);
     let new = Edge::start_in(dir.to_path_buf(), p, a, "", true);
     edge.signal("QUIT");
-    assert!(edge.wait_exit(Duration::from_secs(20)), "the old process hands over");
+    assert!(
+        edge.wait_exit(Duration::from_secs(20)),
+        "the old process hands over"
+    );
     new.wait_ready();
     assert_eq!(visit(&new, "/page/launch", None), 200);
     wait_until("both processes' requests", Duration::from_secs(10), || {
