@@ -62,6 +62,8 @@ pub enum EdgeError {
     },
     #[error("admin token: {0}")]
     Token(String),
+    #[error("journal: cannot start its writer: {0}")]
+    Journal(std::io::Error),
     #[error("statistics ([stats] dir): {0}")]
     Stats(#[from] peakguard_stats::StatsError),
     #[error("the in-process test harness: {0}")]
@@ -280,6 +282,11 @@ pub fn build_state(
         state::EdgeState::load_maintenance(&maintenance_file),
         config.shield.store_entries,
     );
+    // What the guards do by themselves (a lockout) is journaled, never waited for.
+    let recorder =
+        peakguard_journal::Recorder::start(peakguard_journal::Journal::new(&config.journal.file))
+            .map_err(EdgeError::Journal)?;
+    *shield.journal.write() = Some(recorder);
     // The configuration fills in the defaults (peakguard_config::dirs).
     let shield_state_file = config.shield.state_file.clone();
     let room_key_file = config.shield.room_key_file.clone();

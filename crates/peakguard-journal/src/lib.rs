@@ -6,11 +6,14 @@
 //!
 //! Owns: the journal's file format, appending (one writer at a time across processes, by a
 //! lock on the file) and reading and verifying it. Must not touch: the network, the request
-//! path (callers append off the async runtime: appending writes and syncs a file).
+//! path (callers append off the async runtime: appending writes and syncs a file; what
+//! happens on the request path goes through a [`Recorder`], which never waits).
 #![forbid(unsafe_code)]
 
 mod entry;
 mod file;
+mod recorder;
 
 pub use entry::{Entry, Event, GENESIS};
 pub use file::{Journal, JournalError, Problem, read, verify};
+pub use recorder::Recorder;

@@ -29,6 +29,8 @@ pub enum MonitorError {
 }
 
 pub(crate) struct Inner {
+    /// Where alerts firing and resolved are journaled.
+    pub journal: Option<peakguard_journal::Recorder>,
     pub probes: Vec<ProbeConfig>,
     pub tracks: Vec<Mutex<Track>>,
     pub engine: Mutex<Engine>,
@@ -73,7 +75,13 @@ impl Monitor {
             return Ok(None);
         }
         let keep = config.monitor.history.clamp(1, 1000);
+        let journal = peakguard_journal::Recorder::start(peakguard_journal::Journal::new(
+            &config.journal.file,
+        ))
+        .map_err(|e| log::error!("monitor: alerts are not journaled: {e}"))
+        .ok();
         let inner = Arc::new(Inner {
+            journal,
             probes: config.probes.clone(),
             tracks: config
                 .probes
@@ -302,6 +310,11 @@ async fn tick_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
+        if let Some(journal) = &inner.journal {
+            for a in &out.changed {
+                journal.record(journal_event(a));
+            }
+        }
         let remind = last_reminder.elapsed() >= ALERTMANAGER_REMIND;
         if !out.changed.is_empty() || (remind && !firing.is_empty()) {
             last_reminder = Instant::now();
@@ -323,6 +336,30 @@ async fn tick_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
+    }
+}
+
+/// An alert that started firing or was resolved, as the journal keeps it.
+fn journal_event(a: &crate::alerts::Alert) -> peakguard_journal::Event {
+    let label = |k: &str| a.labels.get(k).cloned().unwrap_or_default();
+    let state = match a.state {
+        crate::alerts::AlertState::Resolved => "resolved",
+        _ => "firing",
+    };
+    peakguard_journal::Event {
+        who: "monitor".into(),
+        what: format!("alert {state}"),
+        site: a.labels.get("site").cloned(),
+        detail: format!(
+            "{} on probe {}{}",
+            a.name(),
+            label("probe"),
+            a.annotations
+                .get("summary")
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        ),
+        result: state.into(),
     }
 }
 

@@ -16,9 +16,13 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Starts the monitor; its journal goes beside its state file (the test's directory).
 fn start(toml: &str) -> Arc<Monitor> {
-    let config = peakguard_config::parse_with(toml, "test", &peakguard_monitor::extensions())
+    let mut config = peakguard_config::parse_with(toml, "test", &peakguard_monitor::extensions())
         .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(dir) = config.monitor.state_file.parent() {
+        config.journal.file = dir.join("journal.jsonl");
+    }
     Monitor::start(&config, "http://127.0.0.1:9".into())
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("probes configured")
@@ -282,6 +286,22 @@ fn a_failing_site_is_told_firing_then_resolved_and_a_failing_notifier_never_hold
         .filter_map(|e| e["state"].as_str())
         .collect();
     assert_eq!(states, ["firing", "resolved"]);
+    // Both are in the journal, as the monitor's doing.
+    let journal = state.path().join("journal.jsonl");
+    let mut seen = Vec::new();
+    wait_until("the alert in the journal", || {
+        seen = peakguard_journal::read(&journal)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.who, e.what, e.detail))
+            .collect();
+        seen.len() >= 2
+    });
+    assert_eq!(seen[0].0, "monitor");
+    assert_eq!(seen[0].1, "alert firing");
+    assert!(seen[0].2.starts_with("SiteDown on probe home"), "{seen:?}");
+    assert_eq!(seen[1].1, "alert resolved");
+    assert_eq!(peakguard_journal::verify(&journal).ok(), Some(2));
 }
 
 #[test]

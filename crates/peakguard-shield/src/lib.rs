@@ -85,6 +85,9 @@ pub struct Shield {
     pub accept_gate: Arc<connections::AcceptGate>,
     /// Where WAF incidents go (the edge's WAF log).
     pub incident_log: parking_lot::RwLock<Option<Arc<dyn waf::IncidentLog>>>,
+    /// Where what a guard does by itself is journaled (a lockout); set by the edge before
+    /// the chains are built.
+    pub journal: parking_lot::RwLock<Option<peakguard_journal::Recorder>>,
 }
 
 /// The parts of the configuration every site's chain shares.
@@ -122,6 +125,7 @@ impl Shield {
             })),
             accept_gate: Arc::default(),
             incident_log: parking_lot::RwLock::new(None),
+            journal: parking_lot::RwLock::new(None),
         }
     }
 

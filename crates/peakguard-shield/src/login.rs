@@ -23,10 +23,14 @@ pub struct LoginGuard {
     site: Arc<str>,
     store: Arc<dyn Store>,
     config: LoginConfig,
+    /// Where a lockout is journaled.
+    journal: Option<peakguard_journal::Recorder>,
 }
 
 /// Keys of one site's login state in the store.
 struct Keys {
+    site: Arc<str>,
+    client: String,
     failures: String,
     level: String,
     locked: String,
@@ -34,8 +38,10 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(site: &str, client: &str, user: Option<&str>) -> Self {
+    fn new(site: &Arc<str>, client: &str, user: Option<&str>) -> Self {
         Keys {
+            site: site.clone(),
+            client: client.to_owned(),
             failures: format!("login-failures:{site}:{client}"),
             level: format!("login-level:{site}:{client}"),
             locked: format!("login-locked:{site}:{client}"),
@@ -150,6 +156,7 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
                 &b.site.name,
                 &LoginConfig::of_site(b.site),
                 b.shield.store.clone(),
+                b.shield.journal.read().clone(),
             )
                 .map(|g| Arc::new(g) as Arc<dyn Guard>),
         )
@@ -159,11 +166,17 @@ pub const GUARD: crate::registry::GuardEntry = crate::registry::GuardEntry {
 
 impl LoginGuard {
     /// `None` when login protection is off.
-    pub fn from_config(site: &str, config: &LoginConfig, store: Arc<dyn Store>) -> Option<Self> {
+    pub fn from_config(
+        site: &str,
+        config: &LoginConfig,
+        store: Arc<dyn Store>,
+        journal: Option<peakguard_journal::Recorder>,
+    ) -> Option<Self> {
         config.enabled.then(|| LoginGuard {
             site: site.into(),
             store,
             config: config.clone(),
+            journal,
         })
     }
 
@@ -216,6 +229,7 @@ async fn count_failure(
     store: Arc<dyn Store>,
     keys: Keys,
     config: LoginConfig,
+    journal: Option<peakguard_journal::Recorder>,
 ) -> Result<Verdict, StoreError> {
     let window = config.window.0;
     if let Some(user) = &keys.user {
@@ -242,6 +256,18 @@ async fn count_failure(
         keys.locked,
         lockout.as_secs()
     );
+    if let Some(journal) = journal {
+        journal.record(peakguard_journal::Event {
+            who: "shield".into(),
+            what: "login lockout".into(),
+            site: Some(keys.site.to_string()),
+            detail: format!(
+                "{} locked out after {failures} failed logins (lockout {level} today)",
+                keys.client
+            ),
+            result: format!("locked {}s", lockout.as_secs()),
+        });
+    }
     Ok(Verdict::note(format!(
         "failed login {failures} of {}: locked out for {}s",
         config.max_failures,
@@ -328,7 +354,12 @@ impl Guard for LoginGuard {
             });
         }
         if resp.status == 200 {
-            return ask(count_failure(self.store.clone(), keys, self.config.clone()));
+            return ask(count_failure(
+                self.store.clone(),
+                keys,
+                self.config.clone(),
+                self.journal.clone(),
+            ));
         }
         Verdict::Pass
     }
@@ -351,6 +382,7 @@ impl Guard for LoginGuard {
             self.store.clone(),
             self.keys(req),
             self.config.clone(),
+            self.journal.clone(),
         ))
     }
 }

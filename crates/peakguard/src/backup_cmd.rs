@@ -86,10 +86,17 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
 pub fn run(command: BackupCommand) -> Result<ExitCode> {
     match command {
         BackupCommand::Backup { site, json } => {
-            let (_, site) = site_of(&site)?;
+            let (config, site) = site_of(&site)?;
             let lock = lock(&site)?;
             let repo = open(&site, false, true, json)?;
-            let out = repo.backup(&lock, &site.plan(Kind::Manual))?;
+            let out = repo.backup(&lock, &site.plan(Kind::Manual));
+            journal(
+                &config,
+                "backup",
+                &site.name,
+                out.as_ref().map(|o| site.describe(o)),
+            );
+            let out = out?;
             if json {
                 print_json(&out)?;
             } else {
@@ -348,7 +355,16 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                     .database
                     .as_ref()
                     .context("this site's backups have no database: nothing to finish")?;
-                let dropped = peakguard_backup::finish_rollback(db)?;
+                let dropped = peakguard_backup::finish_rollback(db);
+                journal(
+                    &config,
+                    "rollback --finish",
+                    &site.name,
+                    dropped
+                        .as_ref()
+                        .map(|d| format!("dropped {} table(s) kept from the rollback", d.len())),
+                );
+                let dropped = dropped?;
                 if json {
                     print_json(&serde_json::json!({ "dropped": dropped }))?;
                 } else if dropped.is_empty() {
@@ -384,7 +400,19 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
                     println!("{:>7.2}s  {:38} {}", s.seconds, s.name, s.note);
                 }
             };
-            let out = repo.rollback(&lock, &plan, &hooks, &mut print_step)?;
+            let out = repo.rollback(&lock, &plan, &hooks, &mut print_step);
+            journal(
+                &config,
+                "rollback",
+                &site.name,
+                out.as_ref().map(|o| {
+                    format!(
+                        "to snapshot {} in {:.2}s (undo: snapshot {})",
+                        o.target.id, o.seconds, o.safety.id
+                    )
+                }),
+            );
+            let out = out?;
             if json {
                 print_json(&out)?;
             } else {
@@ -395,6 +423,37 @@ pub fn run(command: BackupCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Journals what this command did by itself (a backup or a rollback run here, not through
+/// the admin API), succeeded or not. A journal that cannot be written is reported, and the
+/// command's own result stands.
+fn journal<E: std::fmt::Display>(
+    config: &peakguard_config::Config,
+    what: &str,
+    site: &str,
+    outcome: std::result::Result<String, &E>,
+) {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map_or_else(|_| "cli".to_owned(), |u| format!("cli ({u})"));
+    let (detail, result) = match outcome {
+        Ok(detail) => (detail, "ok".to_owned()),
+        Err(e) => (
+            String::new(),
+            e.to_string().lines().next().unwrap_or("failed").to_owned(),
+        ),
+    };
+    let event = peakguard_journal::Event {
+        who,
+        what: what.to_owned(),
+        site: Some(site.to_owned()),
+        detail,
+        result,
+    };
+    if let Err(e) = peakguard_journal::Journal::new(&config.journal.file).append(event) {
+        eprintln!("warning: not journaled: {e}");
     }
 }
 

@@ -142,7 +142,8 @@ fn setup(name: &str, extra: &str) -> (common::TestDir, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "[[site]]\nname = \"shop\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{}\"\nwp_config = \"{}\"\n{extra}",
+            "[journal]\nfile = \"{}\"\n[[site]]\nname = \"shop\"\n[site.backup]\nroot = \"{}\"\nstate_dir = \"{}\"\nwp_config = \"{}\"\n{extra}",
+            dir.join("journal.jsonl").display(),
             site.display(),
             dir.join("state").display(),
             wp_config().display()
@@ -253,6 +254,15 @@ fn failing_dump_leaves_no_snapshot() {
         text.contains("0 snapshot(s)") || text.contains("does not exist yet"),
         "a failed dump must not leave a snapshot: {text}"
     );
+    // The failed backup is in the journal, as the CLI's doing.
+    let journal = peakguard_journal::read(&dir.join("journal.jsonl")).expect("journal");
+    let last = journal.last().expect("an entry");
+    assert!(last.who.starts_with("cli"), "{last:?}");
+    assert_eq!(
+        (last.what.as_str(), last.site.as_deref()),
+        ("backup", Some("shop"))
+    );
+    assert!(last.result.contains("database dump failed"), "{last:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -425,6 +425,23 @@ fn failed_logins_lock_an_address_out_while_the_right_password_from_elsewhere_wor
         metrics.contains("peakguard_guard_verdicts_total{guard=\"login\",verdict=\"respond\"} 3"),
         "{metrics}"
     );
+    // The lockout is journaled, as the shield's own doing.
+    let journal = edge.dir.join("journal.jsonl");
+    let mut lockouts = Vec::new();
+    wait_until(
+        "the lockout in the journal",
+        Duration::from_secs(10),
+        || {
+            lockouts = peakguard_journal::read(&journal)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.who == "shield" && e.what == "login lockout")
+                .collect();
+            !lockouts.is_empty()
+        },
+    );
+    assert!(lockouts[0].detail.contains("203.0.113.50"), "{lockouts:?}");
+    assert_eq!(lockouts[0].result, "locked 60s");
 
     // XML-RPC: WordPress answers a wrong password with fault 403 in a 200; it counts too.
     let call = |ip: &str| {

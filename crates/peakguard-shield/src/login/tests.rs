@@ -12,7 +12,7 @@ fn guard(store: Arc<dyn Store>, username_failures: u64) -> LoginGuard {
         username_failures,
         ..LoginConfig::default()
     };
-    LoginGuard::from_config("shop", &config, store).expect("on")
+    LoginGuard::from_config("shop", &config, store, None).expect("on")
 }
 
 async fn answer(v: Verdict) -> Verdict {
