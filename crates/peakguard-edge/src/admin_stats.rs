@@ -2,7 +2,8 @@
 //!
 //! - `GET /stats?last=60m[&site=NAME]` → the last hour, minute by minute
 //! - `GET /stats?from=TIME&to=TIME[&site=NAME][&resolution=minute|hour]` → a range
-//!   (minutes up to two days, hours beyond, unless `resolution` says)
+//!   (minutes up to two days, hours beyond — `Resolution::for_span` — unless `resolution`
+//!   says)
 //! - `GET /stats?campaign=NAME[&site=NAME]` → a `[[campaign]]`'s window, with its visits,
 //!   conversions, revenue and cost per acquisition
 //!
@@ -21,7 +22,6 @@ use std::time::Duration;
 /// Longest range asked at once, and longest at minute resolution.
 const MAX_RANGE: Duration = Duration::from_secs(400 * 86_400);
 const MAX_MINUTES: Duration = Duration::from_secs(14 * 86_400);
-const MINUTES_UP_TO: Duration = Duration::from_secs(2 * 86_400);
 
 fn bad(message: String) -> (StatusCode, Value) {
     (StatusCode::BAD_REQUEST, json!({ "error": message }))
@@ -62,8 +62,7 @@ fn range(q: &HashMap<String, String>, now: i64) -> Result<(i64, i64, Resolution)
         Some("minute") => Resolution::Minute,
         Some("hour") => Resolution::Hour,
         Some(other) => return Err(format!("resolution {other:?}: minute or hour")),
-        None if span <= MINUTES_UP_TO => Resolution::Minute,
-        None => Resolution::Hour,
+        None => Resolution::for_span(to - from),
     };
     Ok((res.start_of(from), to, res))
 }
@@ -89,12 +88,7 @@ pub async fn handle(state: &Arc<EdgeState>, q: &HashMap<String, String>) -> (Sta
     };
     let window = match &campaign {
         Some(c) => {
-            let span = Duration::from_secs((c.to - c.from).max(0) as u64);
-            let res = if span <= MINUTES_UP_TO {
-                Resolution::Minute
-            } else {
-                Resolution::Hour
-            };
+            let res = Resolution::for_span(c.to - c.from);
             Ok((res.start_of(c.from), c.to, res))
         }
         None => range(q, peakguard_stats::now_unix()),

@@ -207,8 +207,9 @@ pub fn live_from(config: &Config, shield: &Shield) -> Result<state::Live, EdgeEr
     })
 }
 
-/// A checked `[[campaign]]` as the statistics read it.
-fn campaign_of(
+/// A checked `[[campaign]]` as the statistics read it (`None` when its window is wrong:
+/// the configuration's check says so).
+pub fn campaign_of(
     c: &peakguard_config::CampaignConfig,
 ) -> Option<peakguard_stats::campaign::Campaign> {
     let (from, to) = c.window().ok()?;

@@ -342,34 +342,7 @@ impl Aggregator {
                 .filter(|(r, rec)| *r == res && wanted(rec.start, &rec.site))
                 .map(|(_, rec)| rec.clone()),
         );
-        match res {
-            Resolution::Minute => {
-                for (s, b) in &self.minutes {
-                    if wanted(self.minute, s) {
-                        out.push(Record {
-                            start: self.minute,
-                            site: s.clone(),
-                            bucket: b.clone(),
-                        });
-                    }
-                }
-            }
-            Resolution::Hour => {
-                let mut live: HashMap<&str, Bucket> = HashMap::new();
-                for (s, b) in self.hours.iter().chain(&self.minutes) {
-                    live.entry(s.as_str()).or_default().merge(b, HOUR_KEYS);
-                }
-                for (s, b) in live {
-                    if wanted(self.hour, s) {
-                        out.push(Record {
-                            start: self.hour,
-                            site: s.to_owned(),
-                            bucket: b,
-                        });
-                    }
-                }
-            }
-        }
+        out.extend(self.current().records(res, from, to, site));
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.site.cmp(&b.site)));
         Ok(out)
     }

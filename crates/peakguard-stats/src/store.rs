@@ -49,6 +49,15 @@ impl Resolution {
         }
     }
 
+    /// The resolution a range of `span` seconds is shown at: minutes up to two days.
+    pub fn for_span(span: i64) -> Resolution {
+        if span <= 2 * 86_400 {
+            Resolution::Minute
+        } else {
+            Resolution::Hour
+        }
+    }
+
     /// The start of the period `unix` falls in.
     pub fn start_of(self, unix: i64) -> i64 {
         unix - unix.rem_euclid(self.seconds())
@@ -126,6 +135,39 @@ fn load_dictionary(path: &Path) -> Result<Dictionary> {
         }
     }
     Ok(dict)
+}
+
+impl Current {
+    /// The periods being counted as records of `res` starting in `[from, to)`, of one site
+    /// or all: the minute, or the hour with its current minute added.
+    pub fn records(self, res: Resolution, from: i64, to: i64, site: Option<&str>) -> Vec<Record> {
+        let (start, periods): (i64, Vec<(String, Bucket)>) = match res {
+            Resolution::Minute => (self.minute, self.minutes),
+            Resolution::Hour => {
+                let mut hours: std::collections::BTreeMap<String, Bucket> =
+                    self.hours.into_iter().collect();
+                for (s, b) in self.minutes {
+                    hours
+                        .entry(s)
+                        .or_default()
+                        .merge(&b, crate::bucket::HOUR_KEYS);
+                }
+                (self.hour, hours.into_iter().collect())
+            }
+        };
+        if start < from || start >= to {
+            return Vec::new();
+        }
+        periods
+            .into_iter()
+            .filter(|(s, _)| site.is_none_or(|w| w == s))
+            .map(|(site, bucket)| Record {
+                start,
+                site,
+                bucket,
+            })
+            .collect()
+    }
 }
 
 /// How long each resolution is kept.
@@ -313,6 +355,24 @@ impl Store {
             }
         }
         out.sort_by_key(|r| r.start);
+        Ok(out)
+    }
+
+    /// As [`Store::read`], plus the periods being counted as last saved (`current.pgs`):
+    /// for a reader in another process (`peakguard report`). An hour being counted includes
+    /// its current minute.
+    pub fn read_with_saved(
+        &self,
+        res: Resolution,
+        from: i64,
+        to: i64,
+        site: Option<&str>,
+    ) -> Result<Vec<Record>> {
+        let mut out = self.read(res, from, to, site)?;
+        if let Some(current) = self.load_current()? {
+            out.extend(current.records(res, from, to, site));
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.site.cmp(&b.site)));
         Ok(out)
     }
 

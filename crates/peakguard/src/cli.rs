@@ -102,6 +102,20 @@ pub enum Command {
     /// 2 it could not be read.
     #[command(verbatim_doc_comment)]
     Journal(JournalArgs),
+    /// The morning-after report: traffic and conversions by source, revenue and cost per
+    /// acquisition, top pages, the peak, cache hit ratio, latency, errors visitors saw,
+    /// waiting-room and guard refusals, alerts and every intervention from the journal —
+    /// for a campaign's window or a range. Read from the statistics on disk (the edge need
+    /// not run; what it counted in the last seconds may be missing).
+    ///
+    ///   peakguard report --campaign "Black Friday" --html bf.html
+    ///   peakguard report --last 24h --site shop
+    ///   peakguard report --from 2026-11-27T00:00:00Z --to 2026-11-28T00:00:00Z --json
+    ///
+    /// The HTML page is one self-contained file (charts inline, no script, no external
+    /// request), written 0600: it lists the journal, which may name addresses.
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
     /// Run the probes, alert rules and notifiers continuously, alone (on a machine without an
     /// edge; `peakguard serve` runs them itself when the configuration has `[[probe]]`).
     ///
@@ -187,6 +201,34 @@ pub struct JournalArgs {
     #[arg(long)]
     pub verify: bool,
     /// Print the entries as JSON lines, as stored.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Configuration file (default ./peakguard.toml).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// A `[[campaign]]`'s name: its window and its figures.
+    #[arg(long, conflicts_with_all = ["from", "last"])]
+    pub campaign: Option<String>,
+    /// From this time (`2026-11-27T00:00:00Z`).
+    #[arg(long, conflicts_with = "last")]
+    pub from: Option<String>,
+    /// To this time (default: now).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// The last `24h`, `7days`… (the default: the last 24 hours).
+    #[arg(long)]
+    pub last: Option<String>,
+    /// Only this site (default: every site together).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Write the report as one HTML page to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }

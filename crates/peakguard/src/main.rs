@@ -10,6 +10,7 @@ mod journal_cmd;
 mod monitor_cmd;
 mod probe_cmd;
 mod rehearse;
+mod report_cmd;
 mod shield_cmd;
 mod term_progress;
 mod waf_cmd;
@@ -277,6 +278,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Probe(args) => probe_cmd::run(args),
         Command::Journal(args) => journal_cmd::run(args),
+        Command::Report(args) => report_cmd::run(args),
         Command::Monitor(args) => monitor_cmd::run_monitor(args),
         Command::Alerts(args) => monitor_cmd::alerts(args),
         Command::Waf(args) => match args.action {

@@ -333,27 +333,7 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     let png = dir.join("report.png");
-    let chromium = |extra: &[&str]| {
-        let profile = tempfile_dir(&dir, "chromium-profile");
-        Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--enable-logging=stderr",
-                "--v=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(format!("file://{}", html.display()))
-            .output()
-            .expect("chromium (Debian package) is installed")
-    };
+    let chromium = |extra: &[&str]| common::chromium(&dir, &html, extra);
     let shot = chromium(&[
         &format!("--screenshot={}", png.display()),
         "--window-size=1000,1400",
@@ -376,13 +356,6 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
         "throughput and latency lines are drawn"
     );
     assert!(dom.contains("Traffic classes") && dom.contains("URL groups"));
-}
-
-fn tempfile_dir(base: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let d = base.join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn wp_env() -> (String, String) {

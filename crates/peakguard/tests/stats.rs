@@ -256,4 +256,79 @@ fn a_campaign_s_visitors_conversions_and_revenue_come_from_its_requests() {
     );
     let r = edge.admin_get("/stats?campaign=Nope");
     assert_eq!(r.status, 404);
+
+    // The morning-after report, read from the disk (saved every second here), agrees.
+    let config = edge.config.to_str().expect("utf8").to_owned();
+    let mut report = serde_json::Value::Null;
+    wait_until(
+        "the report to see every request",
+        Duration::from_secs(10),
+        || {
+            let out = edge.cli_plain(&[
+                "report",
+                "--config",
+                &config,
+                "--campaign",
+                "Black Friday",
+                "--json",
+            ]);
+            report = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            report["total"]["requests"] == 7
+        },
+    );
+    assert_eq!(report["campaign"], seen["campaign"], "{report}");
+    assert_eq!(report["total"]["visitors"], 4);
+    let page = edge.dir.join("bf.html");
+    let out = edge.cli_plain(&[
+        "report",
+        "--config",
+        &config,
+        "--campaign",
+        "Black Friday",
+        "--html",
+        page.to_str().expect("utf8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("the page");
+    assert!(
+        html.contains("Campaign: Black Friday") && html.contains("59.90 EUR"),
+        "{html}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&page).expect("page").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Rendered by a browser, offline: a screenshot, and the charts in its DOM.
+    let png = edge.dir.join("bf.png");
+    let shot = common::chromium(
+        &edge.dir,
+        &page,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1000,1600",
+            "--hide-scrollbars",
+        ],
+    );
+    let log = String::from_utf8_lossy(&shot.stderr);
+    assert!(shot.status.success(), "chromium failed: {log}");
+    assert!(
+        !log.contains("Uncaught") && !log.contains("CONSOLE"),
+        "{log}"
+    );
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "a real screenshot ({size} bytes)");
+    let dom = common::chromium(&edge.dir, &page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("<svg").count(), 4, "four charts");
+    assert!(dom.matches("<rect").count() >= 4, "bars are drawn");
+    assert!(dom.contains("Campaign: Black Friday"));
+    let out = edge.cli_plain(&["report", "--config", &config, "--campaign", "Nope"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Black Friday"),
+        "the error names the campaigns there are"
+    );
 }

@@ -331,3 +331,33 @@ pub fn admin_call(edge: &Edge, method: &str, path: &str, token: &str) -> Respons
         b"",
     )
 }
+
+/// Runs Debian's headless Chromium on a local `page` (a fresh profile under `dir`, no
+/// background networking) with `extra` arguments (`--screenshot=…`, `--dump-dom`).
+pub fn chromium(
+    dir: &std::path::Path,
+    page: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let profile = dir.join("chromium-profile");
+    let _ = std::fs::remove_dir_all(&profile);
+    std::fs::create_dir_all(&profile).expect("chromium profile");
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (Debian package) is installed")
+}
