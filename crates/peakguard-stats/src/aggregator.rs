@@ -333,16 +333,57 @@ impl Aggregator {
         to: i64,
         site: Option<&str>,
     ) -> Result<Vec<Record>> {
-        let mut out = self.store.read(res, from, to, site)?;
+        let live = self.live(res, from, to, site);
+        live.complete(res, from, to, site)
+    }
+
+    /// What only this aggregator knows of a range (the periods not yet on disk), to be
+    /// completed from the disk without holding the aggregator ([`Live::complete`]).
+    pub fn live(&self, res: Resolution, from: i64, to: i64, site: Option<&str>) -> Live {
         let wanted =
             |start: i64, s: &str| start >= from && start < to && site.is_none_or(|w| w == s);
-        out.extend(
-            self.pending
-                .iter()
-                .filter(|(r, rec)| *r == res && wanted(rec.start, &rec.site))
-                .map(|(_, rec)| rec.clone()),
-        );
-        out.extend(self.current().records(res, from, to, site));
+        let current = self.current();
+        // Periods from here on are in memory (and may reach the disk meanwhile).
+        let mut cutoff = match res {
+            Resolution::Minute => current.minute,
+            Resolution::Hour => current.hour,
+        };
+        let mut records: Vec<Record> = Vec::new();
+        for (r, rec) in &self.pending {
+            if *r == res {
+                cutoff = cutoff.min(rec.start);
+                if wanted(rec.start, &rec.site) {
+                    records.push(rec.clone());
+                }
+            }
+        }
+        records.extend(current.records(res, from, to, site));
+        Live {
+            store: self.store.clone_handle(),
+            records,
+            cutoff,
+        }
+    }
+}
+
+/// A range's periods not yet on disk, and where the disk's part of the range ends.
+pub struct Live {
+    store: Store,
+    records: Vec<Record>,
+    cutoff: i64,
+}
+
+impl Live {
+    /// Adds the disk's records (those before the periods in memory), oldest first.
+    pub fn complete(
+        self,
+        res: Resolution,
+        from: i64,
+        to: i64,
+        site: Option<&str>,
+    ) -> Result<Vec<Record>> {
+        let mut out = self.store.read(res, from, to.min(self.cutoff), site)?;
+        out.extend(self.records);
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.site.cmp(&b.site)));
         Ok(out)
     }

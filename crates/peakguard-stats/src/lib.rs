@@ -120,10 +120,15 @@ impl Stats {
         to: i64,
         site: Option<&str>,
     ) -> Result<Vec<Record>, StatsError> {
-        let mut a = self.aggregator.lock();
-        let now = now_unix();
-        self.recorder.drain(|e| a.add(now, e));
-        a.range(res, from, to, site)
+        // The counting thread waits only for the copy of what is in memory, not for the
+        // files to be read.
+        let live = {
+            let mut a = self.aggregator.lock();
+            let now = now_unix();
+            self.recorder.drain(|e| a.add(now, e));
+            a.live(res, from, to, site)
+        };
+        live.complete(res, from, to, site)
     }
 
     /// Counts what is queued, saves, and stops the thread. Idempotent.

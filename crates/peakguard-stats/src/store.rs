@@ -370,7 +370,16 @@ impl Store {
     ) -> Result<Vec<Record>> {
         let mut out = self.read(res, from, to, site)?;
         if let Some(current) = self.load_current()? {
-            out.extend(current.records(res, from, to, site));
+            // A save older than the last finished period (written at the minute's end, saved
+            // a few seconds later) would count that period twice: left out.
+            let newest_on_disk = out.iter().map(|r| r.start).max().unwrap_or(i64::MIN);
+            let start = match res {
+                Resolution::Minute => current.minute,
+                Resolution::Hour => current.hour,
+            };
+            if start > newest_on_disk {
+                out.extend(current.records(res, from, to, site));
+            }
         }
         out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.site.cmp(&b.site)));
         Ok(out)
